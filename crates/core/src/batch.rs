@@ -1,0 +1,588 @@
+//! Columnar batches of rows, the unit an insert carries from the proxy to a segment,
+//! and their validation against a schema. Nulls are kept dense: a null row holds the
+//! type's default value in `data` and `false` in `valid`.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::ids::FieldId;
+use crate::schema::{CollectionSchema, DataType};
+
+/// The values of one column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ColumnData {
+    Bool(Vec<bool>),
+    Int8(Vec<i8>),
+    Int16(Vec<i16>),
+    Int32(Vec<i32>),
+    Int64(Vec<i64>),
+    Float(Vec<f32>),
+    Double(Vec<f64>),
+    VarChar(Vec<String>),
+    /// JSON documents as UTF-8 text, one per row.
+    Json(Vec<String>),
+    /// Row-major vectors: `data.len() == rows * dim`.
+    FloatVector {
+        dim: u32,
+        data: Vec<f32>,
+    },
+}
+
+macro_rules! each_column {
+    ($self:expr, $v:ident => $e:expr, $dim:ident, $data:ident => $fv:expr) => {
+        match $self {
+            ColumnData::Bool($v) => $e,
+            ColumnData::Int8($v) => $e,
+            ColumnData::Int16($v) => $e,
+            ColumnData::Int32($v) => $e,
+            ColumnData::Int64($v) => $e,
+            ColumnData::Float($v) => $e,
+            ColumnData::Double($v) => $e,
+            ColumnData::VarChar($v) => $e,
+            ColumnData::Json($v) => $e,
+            ColumnData::FloatVector {
+                dim: $dim,
+                data: $data,
+            } => $fv,
+        }
+    };
+}
+
+impl ColumnData {
+    /// An empty column of the given type.
+    pub fn empty(dt: &DataType) -> Self {
+        match dt {
+            DataType::Bool => ColumnData::Bool(vec![]),
+            DataType::Int8 => ColumnData::Int8(vec![]),
+            DataType::Int16 => ColumnData::Int16(vec![]),
+            DataType::Int32 => ColumnData::Int32(vec![]),
+            DataType::Int64 => ColumnData::Int64(vec![]),
+            DataType::Float => ColumnData::Float(vec![]),
+            DataType::Double => ColumnData::Double(vec![]),
+            DataType::VarChar { .. } => ColumnData::VarChar(vec![]),
+            DataType::Json => ColumnData::Json(vec![]),
+            DataType::FloatVector { dim } => ColumnData::FloatVector {
+                dim: *dim,
+                data: vec![],
+            },
+        }
+    }
+
+    /// Number of rows (for vectors, `data.len() / dim`, rounded down).
+    pub fn len(&self) -> usize {
+        each_column!(self, v => v.len(), dim, data => if *dim == 0 { 0 } else { data.len() / *dim as usize })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ColumnData::Bool(_) => "Bool",
+            ColumnData::Int8(_) => "Int8",
+            ColumnData::Int16(_) => "Int16",
+            ColumnData::Int32(_) => "Int32",
+            ColumnData::Int64(_) => "Int64",
+            ColumnData::Float(_) => "Float",
+            ColumnData::Double(_) => "Double",
+            ColumnData::VarChar(_) => "VarChar",
+            ColumnData::Json(_) => "JSON",
+            ColumnData::FloatVector { .. } => "FloatVector",
+        }
+    }
+
+    /// Whether this column can hold values of `dt` (ignoring parameters such as dim).
+    pub fn matches_type(&self, dt: &DataType) -> bool {
+        matches!(
+            (self, dt),
+            (ColumnData::Bool(_), DataType::Bool)
+                | (ColumnData::Int8(_), DataType::Int8)
+                | (ColumnData::Int16(_), DataType::Int16)
+                | (ColumnData::Int32(_), DataType::Int32)
+                | (ColumnData::Int64(_), DataType::Int64)
+                | (ColumnData::Float(_), DataType::Float)
+                | (ColumnData::Double(_), DataType::Double)
+                | (ColumnData::VarChar(_), DataType::VarChar { .. })
+                | (ColumnData::Json(_), DataType::Json)
+                | (ColumnData::FloatVector { .. }, DataType::FloatVector { .. })
+        )
+    }
+
+    /// Appends all rows of `other` (same variant; panics otherwise, which callers
+    /// rule out by validating against the schema first).
+    pub fn extend_from(&mut self, other: &ColumnData) {
+        match (self, other) {
+            (ColumnData::Bool(a), ColumnData::Bool(b)) => a.extend_from_slice(b),
+            (ColumnData::Int8(a), ColumnData::Int8(b)) => a.extend_from_slice(b),
+            (ColumnData::Int16(a), ColumnData::Int16(b)) => a.extend_from_slice(b),
+            (ColumnData::Int32(a), ColumnData::Int32(b)) => a.extend_from_slice(b),
+            (ColumnData::Int64(a), ColumnData::Int64(b)) => a.extend_from_slice(b),
+            (ColumnData::Float(a), ColumnData::Float(b)) => a.extend_from_slice(b),
+            (ColumnData::Double(a), ColumnData::Double(b)) => a.extend_from_slice(b),
+            (ColumnData::VarChar(a), ColumnData::VarChar(b)) => a.extend_from_slice(b),
+            (ColumnData::Json(a), ColumnData::Json(b)) => a.extend_from_slice(b),
+            (ColumnData::FloatVector { data: a, .. }, ColumnData::FloatVector { data: b, .. }) => {
+                a.extend_from_slice(b)
+            }
+            (a, b) => panic!(
+                "column type mismatch: {} vs {}",
+                a.type_name(),
+                b.type_name()
+            ),
+        }
+    }
+
+    /// The rows at `indices`, in that order.
+    pub fn take(&self, indices: &[usize]) -> ColumnData {
+        fn pick<T: Clone>(v: &[T], idx: &[usize]) -> Vec<T> {
+            idx.iter().map(|&i| v[i].clone()).collect()
+        }
+        match self {
+            ColumnData::Bool(v) => ColumnData::Bool(pick(v, indices)),
+            ColumnData::Int8(v) => ColumnData::Int8(pick(v, indices)),
+            ColumnData::Int16(v) => ColumnData::Int16(pick(v, indices)),
+            ColumnData::Int32(v) => ColumnData::Int32(pick(v, indices)),
+            ColumnData::Int64(v) => ColumnData::Int64(pick(v, indices)),
+            ColumnData::Float(v) => ColumnData::Float(pick(v, indices)),
+            ColumnData::Double(v) => ColumnData::Double(pick(v, indices)),
+            ColumnData::VarChar(v) => ColumnData::VarChar(pick(v, indices)),
+            ColumnData::Json(v) => ColumnData::Json(pick(v, indices)),
+            ColumnData::FloatVector { dim, data } => {
+                let d = *dim as usize;
+                let mut out = Vec::with_capacity(indices.len() * d);
+                for &i in indices {
+                    out.extend_from_slice(&data[i * d..(i + 1) * d]);
+                }
+                ColumnData::FloatVector {
+                    dim: *dim,
+                    data: out,
+                }
+            }
+        }
+    }
+
+    /// Row `i` of a vector column.
+    pub fn vector(&self, i: usize) -> Option<&[f32]> {
+        match self {
+            ColumnData::FloatVector { dim, data } => {
+                let d = *dim as usize;
+                data.get(i * d..(i + 1) * d)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One column of a batch, tied to a schema field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldColumn {
+    pub field_id: FieldId,
+    pub data: ColumnData,
+    /// Per-row validity for nullable fields; `None` means every row is valid.
+    pub valid: Option<Vec<bool>>,
+}
+
+impl FieldColumn {
+    pub fn new(field_id: FieldId, data: ColumnData) -> Self {
+        FieldColumn {
+            field_id,
+            data,
+            valid: None,
+        }
+    }
+
+    pub fn is_valid(&self, row: usize) -> bool {
+        self.valid.as_ref().is_none_or(|v| v[row])
+    }
+}
+
+/// A primary key value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Pk {
+    Int(i64),
+    Str(String),
+}
+
+impl fmt::Display for Pk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pk::Int(v) => write!(f, "{v}"),
+            Pk::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+impl Pk {
+    /// Stable 64-bit hash (used for bloom filters and shard routing; must never change
+    /// across releases because it is persisted).
+    pub fn stable_hash(&self) -> u64 {
+        match self {
+            Pk::Int(v) => xxhash_rust::xxh3::xxh3_64(&v.to_le_bytes()),
+            Pk::Str(s) => xxhash_rust::xxh3::xxh3_64(s.as_bytes()),
+        }
+    }
+}
+
+/// A set of rows in columnar form, one column per schema field (`$meta` included when
+/// the collection has dynamic fields), in schema order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    pub num_rows: usize,
+    pub columns: Vec<FieldColumn>,
+}
+
+/// What is wrong with a batch. Every variant names the field.
+#[derive(Debug, Error, PartialEq)]
+pub enum BatchError {
+    #[error("field {0:?} is missing from the data")]
+    MissingField(String),
+    #[error("field {0:?} does not exist in the schema")]
+    UnknownField(String),
+    #[error("field {0:?} appears more than once")]
+    DuplicateColumn(String),
+    #[error("field {field:?} expects {expected} data, got {got}")]
+    WrongType {
+        field: String,
+        expected: &'static str,
+        got: &'static str,
+    },
+    #[error("field {field:?} expects vectors of dim {expected}, got dim {got}")]
+    WrongDim {
+        field: String,
+        expected: u32,
+        got: u32,
+    },
+    #[error("field {field:?} has {got} rows, expected {expected}")]
+    RowCountMismatch {
+        field: String,
+        expected: usize,
+        got: usize,
+    },
+    #[error("field {field:?} row {row}: value is {len} bytes long, max_length is {max}")]
+    TooLong {
+        field: String,
+        row: usize,
+        len: usize,
+        max: u32,
+    },
+    #[error("field {field:?} row {row}: null is not allowed")]
+    NullNotAllowed { field: String, row: usize },
+    #[error("field {field:?} row {row}: invalid JSON: {reason}")]
+    InvalidJson {
+        field: String,
+        row: usize,
+        reason: String,
+    },
+    #[error("field {field:?} row {row}: dynamic field data must be a JSON object")]
+    DynamicNotObject { field: String, row: usize },
+    #[error("field {field:?} row {row}: vector contains NaN or infinity")]
+    NonFiniteVector { field: String, row: usize },
+    #[error("duplicate primary key {pk} in field {field:?} (rows {first} and {second})")]
+    DuplicatePrimaryKey {
+        field: String,
+        pk: String,
+        first: usize,
+        second: usize,
+    },
+}
+
+impl Batch {
+    /// Checks the batch against `schema`: every field present exactly once (in schema
+    /// order), types, dims, lengths, nulls, JSON, and unique primary keys.
+    pub fn validate(&self, schema: &CollectionSchema) -> Result<(), BatchError> {
+        let mut seen = HashSet::new();
+        for col in &self.columns {
+            let Some(field) = schema.field_by_id(col.field_id) else {
+                return Err(BatchError::UnknownField(format!("#{}", col.field_id)));
+            };
+            if !seen.insert(col.field_id) {
+                return Err(BatchError::DuplicateColumn(field.name.clone()));
+            }
+        }
+        if self.columns.len() != schema.fields.len()
+            || self
+                .columns
+                .iter()
+                .zip(&schema.fields)
+                .any(|(c, f)| c.field_id != f.id)
+        {
+            for f in &schema.fields {
+                if !seen.contains(&f.id) {
+                    return Err(BatchError::MissingField(f.name.clone()));
+                }
+            }
+            // All present but out of order: callers build batches in schema order.
+            return Err(BatchError::MissingField(
+                "(columns out of schema order)".into(),
+            ));
+        }
+        for (col, field) in self.columns.iter().zip(&schema.fields) {
+            let name = &field.name;
+            if !col.data.matches_type(&field.data_type) {
+                return Err(BatchError::WrongType {
+                    field: name.clone(),
+                    expected: field.data_type.name(),
+                    got: col.data.type_name(),
+                });
+            }
+            if let (DataType::FloatVector { dim }, ColumnData::FloatVector { dim: got, data }) =
+                (&field.data_type, &col.data)
+            {
+                if dim != got || data.len() % (*dim as usize) != 0 {
+                    let got = if data.len() % (*dim as usize) != 0 && dim == got {
+                        (data.len() / self.num_rows.max(1)) as u32
+                    } else {
+                        *got
+                    };
+                    return Err(BatchError::WrongDim {
+                        field: name.clone(),
+                        expected: *dim,
+                        got,
+                    });
+                }
+            }
+            if col.data.len() != self.num_rows {
+                return Err(BatchError::RowCountMismatch {
+                    field: name.clone(),
+                    expected: self.num_rows,
+                    got: col.data.len(),
+                });
+            }
+            if let Some(valid) = &col.valid {
+                if valid.len() != self.num_rows {
+                    return Err(BatchError::RowCountMismatch {
+                        field: name.clone(),
+                        expected: self.num_rows,
+                        got: valid.len(),
+                    });
+                }
+                if !field.nullable {
+                    if let Some(row) = valid.iter().position(|v| !v) {
+                        return Err(BatchError::NullNotAllowed {
+                            field: name.clone(),
+                            row,
+                        });
+                    }
+                }
+            }
+            match &col.data {
+                ColumnData::VarChar(v) => {
+                    if let DataType::VarChar { max_length } = field.data_type {
+                        if let Some((row, s)) = v
+                            .iter()
+                            .enumerate()
+                            .find(|(_, s)| s.len() > max_length as usize)
+                        {
+                            return Err(BatchError::TooLong {
+                                field: name.clone(),
+                                row,
+                                len: s.len(),
+                                max: max_length,
+                            });
+                        }
+                    }
+                }
+                ColumnData::Json(v) => {
+                    for (row, s) in v.iter().enumerate() {
+                        if !col.is_valid(row) {
+                            continue;
+                        }
+                        match serde_json::from_str::<serde_json::Value>(s) {
+                            Err(e) => {
+                                return Err(BatchError::InvalidJson {
+                                    field: name.clone(),
+                                    row,
+                                    reason: e.to_string(),
+                                })
+                            }
+                            Ok(j) if field.is_dynamic && !j.is_object() => {
+                                return Err(BatchError::DynamicNotObject {
+                                    field: name.clone(),
+                                    row,
+                                })
+                            }
+                            Ok(_) => {}
+                        }
+                    }
+                }
+                ColumnData::FloatVector { dim, data } => {
+                    if let Some(i) = data.iter().position(|x| !x.is_finite()) {
+                        return Err(BatchError::NonFiniteVector {
+                            field: name.clone(),
+                            row: i / *dim as usize,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        let pk_field = schema.primary_field();
+        let pks = self.pks(schema);
+        let mut first_seen = std::collections::HashMap::with_capacity(pks.len());
+        for (row, pk) in pks.iter().enumerate() {
+            if let Some(first) = first_seen.insert(pk, row) {
+                return Err(BatchError::DuplicatePrimaryKey {
+                    field: pk_field.name.clone(),
+                    pk: pk.to_string(),
+                    first,
+                    second: row,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The primary keys, in row order. The batch must have been validated.
+    pub fn pks(&self, schema: &CollectionSchema) -> Vec<Pk> {
+        let pos = schema
+            .position(schema.primary_field().id)
+            .expect("primary key field");
+        pk_column(&self.columns[pos].data)
+    }
+
+    /// The rows at `indices`.
+    pub fn take(&self, indices: &[usize]) -> Batch {
+        Batch {
+            num_rows: indices.len(),
+            columns: self
+                .columns
+                .iter()
+                .map(|c| FieldColumn {
+                    field_id: c.field_id,
+                    data: c.data.take(indices),
+                    valid: c
+                        .valid
+                        .as_ref()
+                        .map(|v| indices.iter().map(|&i| v[i]).collect()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Primary keys held in a column (Int64 or VarChar).
+pub fn pk_column(data: &ColumnData) -> Vec<Pk> {
+    match data {
+        ColumnData::Int64(v) => v.iter().map(|&x| Pk::Int(x)).collect(),
+        ColumnData::VarChar(v) => v.iter().map(|s| Pk::Str(s.clone())).collect(),
+        other => panic!("{} cannot hold primary keys", other.type_name()),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::schema::FieldSchema;
+
+    pub fn schema() -> CollectionSchema {
+        CollectionSchema::new(
+            "t",
+            vec![
+                FieldSchema::new("id", DataType::Int64).primary(false),
+                FieldSchema::new("name", DataType::VarChar { max_length: 4 }).nullable(),
+                FieldSchema::new("v", DataType::FloatVector { dim: 2 }),
+            ],
+            true,
+        )
+        .unwrap()
+    }
+
+    pub fn batch(ids: &[i64]) -> Batch {
+        let n = ids.len();
+        Batch {
+            num_rows: n,
+            columns: vec![
+                FieldColumn::new(FieldId(100), ColumnData::Int64(ids.to_vec())),
+                FieldColumn::new(FieldId(101), ColumnData::VarChar(vec!["ab".into(); n])),
+                FieldColumn::new(
+                    FieldId(102),
+                    ColumnData::FloatVector {
+                        dim: 2,
+                        data: ids.iter().flat_map(|&i| [i as f32, 1.0]).collect(),
+                    },
+                ),
+                FieldColumn::new(FieldId(103), ColumnData::Json(vec!["{}".into(); n])),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_good_batch_validates() {
+        batch(&[1, 2, 3]).validate(&schema()).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_field_and_problem() {
+        let s = schema();
+        let mut b = batch(&[1, 2]);
+        b.columns[2].data = ColumnData::FloatVector {
+            dim: 3,
+            data: vec![0.0; 6],
+        };
+        assert_eq!(
+            b.validate(&s),
+            Err(BatchError::WrongDim {
+                field: "v".into(),
+                expected: 2,
+                got: 3
+            })
+        );
+
+        let mut b = batch(&[1, 2]);
+        b.columns[1].data = ColumnData::VarChar(vec!["ab".into(), "abcde".into()]);
+        let e = b.validate(&s).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "field \"name\" row 1: value is 5 bytes long, max_length is 4"
+        );
+
+        let mut b = batch(&[1, 2]);
+        b.columns.remove(1);
+        assert_eq!(b.validate(&s), Err(BatchError::MissingField("name".into())));
+
+        let mut b = batch(&[1, 2]);
+        b.columns[0].data = ColumnData::Float(vec![1.0, 2.0]);
+        assert!(matches!(b.validate(&s), Err(BatchError::WrongType { .. })));
+
+        let b = batch(&[7, 8, 7]);
+        assert_eq!(
+            b.validate(&s),
+            Err(BatchError::DuplicatePrimaryKey {
+                field: "id".into(),
+                pk: "7".into(),
+                first: 0,
+                second: 2
+            })
+        );
+
+        let mut b = batch(&[1]);
+        b.columns[3].data = ColumnData::Json(vec!["[1]".into()]);
+        assert!(matches!(
+            b.validate(&s),
+            Err(BatchError::DynamicNotObject { .. })
+        ));
+
+        let mut b = batch(&[1]);
+        b.columns[2].valid = Some(vec![false]);
+        assert!(matches!(
+            b.validate(&s),
+            Err(BatchError::NullNotAllowed { .. })
+        ));
+
+        let mut b = batch(&[1]);
+        b.columns[1].valid = Some(vec![false]);
+        b.validate(&s).unwrap();
+    }
+
+    #[test]
+    fn take_selects_rows() {
+        let b = batch(&[1, 2, 3]).take(&[2, 0]);
+        assert_eq!(b.num_rows, 2);
+        assert_eq!(b.columns[0].data, ColumnData::Int64(vec![3, 1]));
+        assert_eq!(b.columns[2].data.vector(0), Some(&[3.0f32, 1.0][..]));
+    }
+}

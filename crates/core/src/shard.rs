@@ -1,0 +1,467 @@
+//! A shard's durable data path: the state of one vchannel — growing segments, sealed
+//! segments and their deletes — kept in step with its WAL, flushed to object storage,
+//! and rebuilt after a crash.
+//!
+//! Write path: validate, take a timestamp, append to the WAL, and only then apply to
+//! memory and acknowledge. Flush: seal every growing segment, write its objects and
+//! every pending delete log, then commit a new manifest (segments, delete logs, WAL
+//! checkpoint) to the meta store in one put; only after that commit may the WAL drop
+//! records before the checkpoint. Recovery: load the manifest's segments, then replay
+//! the WAL from the checkpoint. An interrupted flush leaves only unreferenced objects.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::ObjectStore;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::batch::{Batch, BatchError, Pk};
+use crate::ids::{CollectionId, FieldId, PartitionId, SegmentId, VChannel};
+use crate::message::{self, MessageError, WalMessage};
+use crate::meta::{MetaError, MetaStore};
+use crate::schema::CollectionSchema;
+use crate::search::{reduce, search_segment, Hit, Metric, SearchRequest};
+use crate::segment::format::{self, FormatError, ObjectKind};
+use crate::segment::storage::{self, SegmentFiles, StorageError};
+use crate::segment::{GrowingSegment, SealedSegment, SegmentView};
+use crate::tso::{Timestamp, TsoAllocator, TsoError};
+use crate::wal::{Epoch, Offset, Wal, WalError};
+
+#[derive(Debug, Error)]
+pub enum ShardError {
+    #[error(transparent)]
+    Invalid(#[from] BatchError),
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    #[error(transparent)]
+    Tso(#[from] TsoError),
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("WAL record {offset}: {source}")]
+    Message {
+        offset: Offset,
+        #[source]
+        source: MessageError,
+    },
+    #[error("shard manifest at {key:?}: {source}")]
+    Manifest {
+        key: String,
+        #[source]
+        source: FormatError,
+    },
+}
+
+/// What a shard is.
+#[derive(Debug, Clone)]
+pub struct ShardConfig {
+    pub collection: CollectionId,
+    pub vchannel: VChannel,
+    pub schema: Arc<CollectionSchema>,
+    /// A growing segment stops taking rows at this size; the next insert opens another.
+    pub seal_rows: usize,
+}
+
+/// What a shard stands on.
+#[derive(Clone)]
+pub struct ShardDeps {
+    pub wal: Arc<dyn Wal>,
+    pub epoch: Epoch,
+    pub meta: Arc<dyn MetaStore>,
+    pub store: Arc<dyn ObjectStore>,
+    pub tso: Arc<TsoAllocator>,
+}
+
+/// The shard's durable description in the meta store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// WAL records before this offset are reflected in `segments`.
+    pub checkpoint: Offset,
+    pub segments: Vec<SegmentFiles>,
+    pub next_segment: i64,
+    pub next_log_id: u64,
+}
+
+/// A successful mutation: its timestamp and WAL position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MutationAck {
+    pub ts: Timestamp,
+    pub offset: Offset,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    growing: BTreeMap<SegmentId, GrowingSegment>,
+    /// The growing segment taking inserts, per partition.
+    active: BTreeMap<PartitionId, SegmentId>,
+    sealed: BTreeMap<SegmentId, SealedSegment>,
+    manifest: Manifest,
+    next_segment: i64,
+    /// The next WAL offset to apply.
+    applied: Offset,
+}
+
+impl State {
+    fn apply(&mut self, schema: &Arc<CollectionSchema>, msg: WalMessage) {
+        match msg {
+            WalMessage::Insert {
+                ts,
+                partition,
+                segment,
+                batch,
+            } => self.apply_insert(schema, ts, partition, segment, &batch),
+            WalMessage::Delete { ts, pks } => {
+                for pk in &pks {
+                    self.apply_delete(pk, ts);
+                }
+            }
+            WalMessage::Upsert {
+                ts,
+                partition,
+                segment,
+                batch,
+            } => {
+                for pk in batch.pks(schema) {
+                    self.apply_delete(&pk, ts);
+                }
+                self.apply_insert(schema, ts, partition, segment, &batch);
+            }
+        }
+    }
+
+    fn apply_insert(
+        &mut self,
+        schema: &Arc<CollectionSchema>,
+        ts: Timestamp,
+        partition: PartitionId,
+        segment: SegmentId,
+        batch: &Batch,
+    ) {
+        self.next_segment = self.next_segment.max(segment.0 + 1);
+        self.active.insert(partition, segment);
+        self.growing
+            .entry(segment)
+            .or_insert_with(|| GrowingSegment::new(segment, partition, schema.clone()))
+            .insert(batch, ts);
+    }
+
+    fn apply_delete(&mut self, pk: &Pk, ts: Timestamp) {
+        for g in self.growing.values_mut() {
+            g.delete(pk, ts);
+        }
+        for s in self.sealed.values_mut() {
+            s.delete(pk, ts);
+        }
+    }
+
+    /// The segment the next insert into `partition` goes to.
+    fn target_segment(&mut self, partition: PartitionId, seal_rows: usize) -> SegmentId {
+        if let Some(id) = self.active.get(&partition) {
+            if self
+                .growing
+                .get(id)
+                .is_some_and(|g| g.num_rows() < seal_rows)
+            {
+                return *id;
+            }
+        }
+        let id = SegmentId(self.next_segment);
+        self.next_segment += 1;
+        id
+    }
+
+    fn segments(&self) -> impl Iterator<Item = &dyn SegmentView> {
+        self.sealed
+            .values()
+            .map(|s| s as &dyn SegmentView)
+            .chain(self.growing.values().map(|g| g as &dyn SegmentView))
+    }
+}
+
+/// One vchannel's data.
+pub struct Shard {
+    cfg: ShardConfig,
+    deps: ShardDeps,
+    state: tokio::sync::RwLock<State>,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard")
+            .field("vchannel", &self.cfg.vchannel)
+            .finish()
+    }
+}
+
+fn manifest_key(cfg: &ShardConfig) -> String {
+    format!("shard/{}/{}/manifest", cfg.collection, cfg.vchannel)
+}
+
+impl Shard {
+    /// Opens the shard: claims its WAL under `deps.epoch`, loads the flushed
+    /// segments named by the manifest and replays the WAL tail after the checkpoint.
+    #[tracing::instrument(skip_all, fields(vchannel = %cfg.vchannel))]
+    pub async fn open(cfg: ShardConfig, deps: ShardDeps) -> Result<Self, ShardError> {
+        let key = manifest_key(&cfg);
+        let manifest =
+            match deps.meta.get(&key).await? {
+                Some(bytes) => format::decode::<Manifest>(ObjectKind::ShardManifest, &bytes)
+                    .map_err(|source| ShardError::Manifest {
+                        key: key.clone(),
+                        source,
+                    })?,
+                None => Manifest {
+                    next_segment: 1,
+                    ..Manifest::default()
+                },
+            };
+        let mut state = State {
+            next_segment: manifest.next_segment,
+            applied: manifest.checkpoint,
+            ..State::default()
+        };
+        for files in &manifest.segments {
+            let seg = storage::load_sealed(&deps.store, &cfg.schema, files).await?;
+            state.sealed.insert(files.id, seg);
+        }
+        state.manifest = manifest;
+        deps.wal.fence(deps.epoch).await?;
+        let mut replayed = 0usize;
+        loop {
+            let records = deps.wal.read_from(state.applied, 1024).await?;
+            if records.is_empty() {
+                break;
+            }
+            for r in records {
+                let msg = message::decode(&r.payload).map_err(|source| ShardError::Message {
+                    offset: r.offset,
+                    source,
+                })?;
+                state.apply(&cfg.schema, msg);
+                state.applied = r.offset + 1;
+                replayed += 1;
+            }
+        }
+        tracing::info!(
+            sealed = state.sealed.len(),
+            replayed,
+            checkpoint = state.manifest.checkpoint,
+            "shard recovered"
+        );
+        Ok(Shard {
+            cfg,
+            deps,
+            state: tokio::sync::RwLock::new(state),
+        })
+    }
+
+    pub fn config(&self) -> &ShardConfig {
+        &self.cfg
+    }
+
+    /// Writes `msg` (built once the timestamp is known) to the WAL, then applies it.
+    async fn mutate(
+        &self,
+        build: impl FnOnce(&mut State, Timestamp) -> WalMessage,
+    ) -> Result<MutationAck, ShardError> {
+        // One writer at a time: WAL order, timestamp order and apply order agree.
+        let mut st = self.state.write().await;
+        let ts = self.deps.tso.next().await?;
+        let msg = build(&mut st, ts);
+        let payload = Bytes::from(message::encode(&msg));
+        let offset = self.deps.wal.append(self.deps.epoch, payload).await?;
+        debug_assert_eq!(offset, st.applied, "WAL offsets and applied state diverged");
+        st.apply(&self.cfg.schema, msg);
+        st.applied = offset + 1;
+        Ok(MutationAck { ts, offset })
+    }
+
+    #[tracing::instrument(skip_all, fields(vchannel = %self.cfg.vchannel, rows = batch.num_rows))]
+    pub async fn insert(
+        &self,
+        partition: PartitionId,
+        batch: Batch,
+    ) -> Result<MutationAck, ShardError> {
+        batch.validate(&self.cfg.schema)?;
+        let seal_rows = self.cfg.seal_rows;
+        self.mutate(move |st, ts| WalMessage::Insert {
+            ts,
+            partition,
+            segment: st.target_segment(partition, seal_rows),
+            batch,
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(vchannel = %self.cfg.vchannel, rows = batch.num_rows))]
+    pub async fn upsert(
+        &self,
+        partition: PartitionId,
+        batch: Batch,
+    ) -> Result<MutationAck, ShardError> {
+        batch.validate(&self.cfg.schema)?;
+        let seal_rows = self.cfg.seal_rows;
+        self.mutate(move |st, ts| WalMessage::Upsert {
+            ts,
+            partition,
+            segment: st.target_segment(partition, seal_rows),
+            batch,
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(vchannel = %self.cfg.vchannel, keys = pks.len()))]
+    pub async fn delete(&self, pks: Vec<Pk>) -> Result<MutationAck, ShardError> {
+        self.mutate(move |_, ts| WalMessage::Delete { ts, pks })
+            .await
+    }
+
+    /// Seals every growing segment, writes it and every pending delete log to object
+    /// storage, commits the manifest, and lets the WAL drop what is checkpointed.
+    #[tracing::instrument(skip_all, fields(vchannel = %self.cfg.vchannel))]
+    pub async fn flush(&self) -> Result<Manifest, ShardError> {
+        let mut st = self.state.write().await;
+        let c = self.cfg.collection;
+        let mut manifest = st.manifest.clone();
+        manifest.checkpoint = st.applied;
+        manifest.next_segment = st.next_segment;
+
+        let mut new_sealed = Vec::new();
+        for g in st.growing.values().filter(|g| g.num_rows() > 0) {
+            let sealed = g.clone().seal();
+            let mut files = storage::write_sealed(&self.deps.store, c, &sealed).await?;
+            if !sealed.unflushed_deletes().is_empty() {
+                manifest.next_log_id += 1;
+                let log = storage::write_deltalog(
+                    &self.deps.store,
+                    c,
+                    sealed.partition,
+                    sealed.id,
+                    manifest.next_log_id,
+                    sealed.unflushed_deletes(),
+                )
+                .await?;
+                files.deltalogs.push(log);
+            }
+            manifest.segments.push(files);
+            new_sealed.push(sealed);
+        }
+        let mut flushed_deletes = Vec::new();
+        for s in st.sealed.values() {
+            let pending = s.unflushed_deletes();
+            if pending.is_empty() {
+                continue;
+            }
+            manifest.next_log_id += 1;
+            let log = storage::write_deltalog(
+                &self.deps.store,
+                c,
+                s.partition,
+                s.id,
+                manifest.next_log_id,
+                pending,
+            )
+            .await?;
+            let files = manifest
+                .segments
+                .iter_mut()
+                .find(|f| f.id == s.id)
+                .expect("every sealed segment is in the manifest");
+            files.deltalogs.push(log);
+            flushed_deletes.push((s.id, pending.len()));
+        }
+
+        // The commit point.
+        self.deps
+            .meta
+            .put(
+                &manifest_key(&self.cfg),
+                format::encode(ObjectKind::ShardManifest, &manifest),
+            )
+            .await?;
+
+        st.growing.clear();
+        st.active.clear();
+        for mut s in new_sealed {
+            let n = s.unflushed_deletes().len();
+            s.mark_deletes_flushed(n);
+            st.sealed.insert(s.id, s);
+        }
+        for (id, n) in flushed_deletes {
+            if let Some(s) = st.sealed.get_mut(&id) {
+                s.mark_deletes_flushed(n);
+            }
+        }
+        st.manifest = manifest.clone();
+        drop(st);
+        if let Err(e) = self.deps.wal.truncate_before(manifest.checkpoint).await {
+            // Harmless: replay starts at the checkpoint either way.
+            tracing::warn!(error = %e, "WAL truncation after flush failed");
+        }
+        Ok(manifest)
+    }
+
+    /// Every row visible at `read_ts`, sorted by primary key.
+    pub async fn query_all(&self, read_ts: Timestamp) -> Batch {
+        let st = self.state.read().await;
+        let mut rows: Vec<(&Pk, &dyn SegmentView, usize)> = Vec::new();
+        for seg in st.segments() {
+            for i in 0..seg.num_rows() {
+                if seg.is_visible(i, read_ts) {
+                    rows.push((seg.pk(i), seg, i));
+                }
+            }
+        }
+        rows.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out = Batch {
+            num_rows: 0,
+            columns: crate::segment::SegmentData::empty(&self.cfg.schema).columns,
+        };
+        for (_, seg, i) in rows {
+            let one = seg.data().take(&[i]);
+            for (c, n) in out.columns.iter_mut().zip(&one.columns) {
+                c.data.extend_from(&n.data);
+                if let (Some(v), Some(nv)) = (&mut c.valid, &n.valid) {
+                    v.extend_from_slice(nv);
+                }
+            }
+            out.num_rows += 1;
+        }
+        out
+    }
+
+    /// Exact top-`k` over every segment, as of `read_ts`.
+    pub async fn search(
+        &self,
+        field: FieldId,
+        queries: &[Vec<f32>],
+        k: usize,
+        metric: Metric,
+        read_ts: Timestamp,
+    ) -> Vec<Vec<Hit>> {
+        let prepared: Vec<Vec<f32>> = queries.iter().map(|q| metric.prepare_query(q)).collect();
+        let req = SearchRequest {
+            field,
+            queries: &prepared,
+            k,
+            metric,
+            read_ts,
+            filter: None,
+        };
+        let st = self.state.read().await;
+        let per_segment: Vec<Vec<Vec<Hit>>> =
+            st.segments().map(|s| search_segment(s, &req)).collect();
+        (0..queries.len())
+            .map(|q| reduce(per_segment.iter().map(|r| r[q].clone()).collect(), k))
+            .collect()
+    }
+
+    /// (growing, sealed) segment counts.
+    pub async fn segment_counts(&self) -> (usize, usize) {
+        let st = self.state.read().await;
+        (st.growing.len(), st.sealed.len())
+    }
+}

@@ -1,0 +1,10 @@
+//! quiver-sim: the simulation harness. It owns what a seed-driven run needs besides the
+//! real role code: the operation history a workload records ([`history`]), the checks
+//! that judge a history against the final state, trace hashing so a seed is a
+//! bit-for-bit replayable bug report ([`trace`]), and (under `--cfg madsim`) harnesses
+//! that put roles on simulated nodes with crashable disks ([`shard_node`]).
+
+pub mod history;
+#[cfg(madsim)]
+pub mod shard_node;
+pub mod trace;
