@@ -38,6 +38,11 @@ pub fn wal_message(data: &[u8]) {
     }
 }
 
+/// The filter-expression parser and evaluator.
+pub fn filter_expr(data: &[u8]) {
+    crate::expr::fuzz(data)
+}
+
 /// Local-WAL recovery over an arbitrary segment file: opens or refuses, never panics.
 pub fn wal_recovery(data: &[u8]) {
     let disk = SimDisk::new(0);
@@ -182,6 +187,7 @@ mod tests {
     }
 
     fn all(data: &[u8]) {
+        filter_expr(data);
         wal_record(data);
         wal_message(data);
         wal_recovery(data);

@@ -22,6 +22,7 @@ use crate::ids::{CollectionId, FieldId, PartitionId, SegmentId, VChannel};
 use crate::message::{self, MessageError, WalMessage};
 use crate::meta::{MetaError, MetaStore};
 use crate::schema::CollectionSchema;
+use crate::search::brute::RowFilter;
 use crate::search::{reduce, search_segment, Hit, Metric, SearchRequest};
 use crate::segment::format::{self, FormatError, ObjectKind};
 use crate::segment::storage::{self, SegmentFiles, StorageError};
@@ -63,6 +64,47 @@ pub struct ShardConfig {
     pub schema: Arc<CollectionSchema>,
     /// A growing segment stops taking rows at this size; the next insert opens another.
     pub seal_rows: usize,
+    /// Segment ids this shard hands out start here (shards of one collection use
+    /// disjoint ranges, so object paths never collide).
+    pub first_segment_id: i64,
+}
+
+/// What a read sees: a timestamp, optionally some partitions, optionally a row filter.
+#[derive(Clone, Copy)]
+pub struct ReadScope<'a> {
+    pub read_ts: Timestamp,
+    pub partitions: Option<&'a [PartitionId]>,
+    pub filter: Option<RowFilter<'a>>,
+}
+
+impl<'a> ReadScope<'a> {
+    pub fn at(read_ts: Timestamp) -> Self {
+        ReadScope {
+            read_ts,
+            partitions: None,
+            filter: None,
+        }
+    }
+
+    fn admits_segment(&self, seg: &dyn SegmentView) -> bool {
+        self.partitions
+            .is_none_or(|ps| ps.contains(&seg.partition()))
+    }
+
+    fn admits_row(&self, seg: &dyn SegmentView, row: usize) -> bool {
+        seg.is_visible(row, self.read_ts) && self.filter.is_none_or(|f| f(seg, row))
+    }
+}
+
+/// Sizes and activity of a shard.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardStats {
+    pub growing_rows: usize,
+    pub sealed_rows: usize,
+    pub growing_segments: usize,
+    pub sealed_segments: usize,
+    /// When the last mutation was applied (monotonic clock).
+    pub last_mutation: Option<crate::rt::Instant>,
 }
 
 /// What a shard stands on.
@@ -102,6 +144,7 @@ struct State {
     next_segment: i64,
     /// The next WAL offset to apply.
     applied: Offset,
+    last_mutation: Option<crate::rt::Instant>,
 }
 
 impl State {
@@ -276,6 +319,7 @@ impl Shard {
         debug_assert_eq!(offset, st.applied, "WAL offsets and applied state diverged");
         st.apply(&self.cfg.schema, msg);
         st.applied = offset + 1;
+        st.last_mutation = Some(crate::rt::now());
         Ok(MutationAck { ts, offset })
     }
 
@@ -406,22 +450,70 @@ impl Shard {
 
     /// Every row visible at `read_ts`, sorted by primary key.
     pub async fn query_all(&self, read_ts: Timestamp) -> Batch {
+        let refs: Vec<(SegmentId, u32)> = self
+            .query_rows(ReadScope::at(read_ts), None)
+            .await
+            .into_iter()
+            .map(|(_, s, r)| (s, r))
+            .collect();
+        self.fetch(&refs).await
+    }
+
+    /// The rows in scope, sorted by primary key (ties by segment and row), at most
+    /// `limit` of them.
+    pub async fn query_rows(
+        &self,
+        scope: ReadScope<'_>,
+        limit: Option<usize>,
+    ) -> Vec<(Pk, SegmentId, u32)> {
         let st = self.state.read().await;
-        let mut rows: Vec<(&Pk, &dyn SegmentView, usize)> = Vec::new();
-        for seg in st.segments() {
+        let mut rows = Vec::new();
+        for seg in st.segments().filter(|s| scope.admits_segment(*s)) {
             for i in 0..seg.num_rows() {
-                if seg.is_visible(i, read_ts) {
-                    rows.push((seg.pk(i), seg, i));
+                if scope.admits_row(seg, i) {
+                    rows.push((seg.pk(i).clone(), seg.id(), i as u32));
                 }
             }
         }
-        rows.sort_by(|a, b| a.0.cmp(b.0));
+        rows.sort();
+        if let Some(l) = limit {
+            rows.truncate(l);
+        }
+        rows
+    }
+
+    /// How many rows are in scope.
+    pub async fn count(&self, scope: ReadScope<'_>) -> usize {
+        let st = self.state.read().await;
+        st.segments()
+            .filter(|s| scope.admits_segment(*s))
+            .map(|seg| {
+                (0..seg.num_rows())
+                    .filter(|&i| scope.admits_row(seg, i))
+                    .count()
+            })
+            .sum()
+    }
+
+    /// The given rows (by segment and row number), in that order, all fields. Row
+    /// references stay valid across a flush: sealing keeps a segment's id and rows.
+    /// A reference to a segment that no longer exists is skipped.
+    pub async fn fetch(&self, refs: &[(SegmentId, u32)]) -> Batch {
+        let st = self.state.read().await;
         let mut out = Batch {
             num_rows: 0,
             columns: crate::segment::SegmentData::empty(&self.cfg.schema).columns,
         };
-        for (_, seg, i) in rows {
-            let one = seg.data().take(&[i]);
+        for &(sid, row) in refs {
+            let seg: &dyn SegmentView = match (st.sealed.get(&sid), st.growing.get(&sid)) {
+                (Some(s), _) => s,
+                (None, Some(g)) => g,
+                (None, None) => continue,
+            };
+            if row as usize >= seg.num_rows() {
+                continue;
+            }
+            let one = seg.data().take(&[row as usize]);
             for (c, n) in out.columns.iter_mut().zip(&one.columns) {
                 c.data.extend_from(&n.data);
                 if let (Some(v), Some(nv)) = (&mut c.valid, &n.valid) {
@@ -442,21 +534,49 @@ impl Shard {
         metric: Metric,
         read_ts: Timestamp,
     ) -> Vec<Vec<Hit>> {
+        self.search_scoped(field, queries, k, metric, ReadScope::at(read_ts))
+            .await
+    }
+
+    /// Exact top-`k` over the segments and rows in scope.
+    pub async fn search_scoped(
+        &self,
+        field: FieldId,
+        queries: &[Vec<f32>],
+        k: usize,
+        metric: Metric,
+        scope: ReadScope<'_>,
+    ) -> Vec<Vec<Hit>> {
         let prepared: Vec<Vec<f32>> = queries.iter().map(|q| metric.prepare_query(q)).collect();
         let req = SearchRequest {
             field,
             queries: &prepared,
             k,
             metric,
-            read_ts,
-            filter: None,
+            read_ts: scope.read_ts,
+            filter: scope.filter,
         };
         let st = self.state.read().await;
-        let per_segment: Vec<Vec<Vec<Hit>>> =
-            st.segments().map(|s| search_segment(s, &req)).collect();
+        let per_segment: Vec<Vec<Vec<Hit>>> = st
+            .segments()
+            .filter(|s| scope.admits_segment(*s))
+            .map(|s| search_segment(s, &req))
+            .collect();
         (0..queries.len())
             .map(|q| reduce(per_segment.iter().map(|r| r[q].clone()).collect(), k))
             .collect()
+    }
+
+    /// Sizes and activity, for flush policies and statistics.
+    pub async fn stats(&self) -> ShardStats {
+        let st = self.state.read().await;
+        ShardStats {
+            growing_rows: st.growing.values().map(|g| g.num_rows()).sum(),
+            sealed_rows: st.sealed.values().map(|s| s.num_rows()).sum(),
+            growing_segments: st.growing.len(),
+            sealed_segments: st.sealed.len(),
+            last_mutation: st.last_mutation,
+        }
     }
 
     /// (growing, sealed) segment counts.

@@ -157,6 +157,7 @@ impl World {
                         vchannel: VChannel::new(&PChannel::numbered("q", 0), CollectionId(1), 0),
                         schema: schema(),
                         seal_rows: 7,
+                        first_segment_id: 1,
                     };
                     let deps = ShardDeps {
                         wal: Arc::new(wal),

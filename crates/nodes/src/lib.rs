@@ -1,6 +1,11 @@
-//! quiver-nodes: the roles — coordinator, proxy, streaming node, query node, data
-//! node — each a struct started with explicit dependencies from `quiver-core`, the
-//! Milvus-compatible public API, the internal RPCs, and the `quiver` binary.
-//!
-//! The roles arrive with the standalone issue; this crate exists now so the workspace
-//! has its final shape and the clippy rules of the runtime seam already cover it.
+//! quiver-nodes: the roles — coordinator (catalog, TSO), proxy (the Milvus API),
+//! streaming node (shards: WAL, growing segments, flush, delegated reads) — each a
+//! struct started with explicit dependencies from `quiver-core`, and the `quiver`
+//! binary's standalone mode that runs them all in one process.
+
+pub mod coordinator;
+pub mod error;
+pub mod pb;
+pub mod proxy;
+pub mod standalone;
+pub mod streaming;

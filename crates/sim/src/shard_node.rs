@@ -119,6 +119,7 @@ impl ShardWorld {
                 vchannel: VChannel::new(&PChannel::numbered("sim", 0), CollectionId(1), 0),
                 schema: schema(),
                 seal_rows: 64,
+                first_segment_id: 1,
             },
             ShardDeps {
                 wal: Arc::new(wal),

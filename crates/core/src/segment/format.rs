@@ -4,7 +4,7 @@
 //! magic    4 bytes  "QVOB"
 //! version  u16 LE   format version (1)
 //! kind     u8       1 field binlog, 2 timestamp log, 3 pk stats, 4 delta log,
-//!                   5 shard manifest
+//!                   5 shard manifest, 6 catalog entry
 //! reserved u8       0
 //! length   u64 LE   payload length
 //! payload  postcard-encoded body of the kind
@@ -32,6 +32,8 @@ pub enum ObjectKind {
     DeltaLog = 4,
     /// A shard's manifest in the meta store (same envelope, same guarantees).
     ShardManifest = 5,
+    /// A catalog entry (collection metadata) in the meta store.
+    CatalogEntry = 6,
 }
 
 impl ObjectKind {
@@ -42,6 +44,7 @@ impl ObjectKind {
             3 => ObjectKind::PkStats,
             4 => ObjectKind::DeltaLog,
             5 => ObjectKind::ShardManifest,
+            6 => ObjectKind::CatalogEntry,
             _ => return None,
         })
     }

@@ -1,0 +1,172 @@
+//! The `quiver` binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use quiver_core::wal::FsyncPolicy;
+use quiver_nodes::standalone::{Standalone, StandaloneConfig};
+use serde::Deserialize;
+
+/// Quiver: a Milvus-compatible vector database.
+///
+/// Settings come from flags, then environment variables, then a TOML file
+/// (`--config`), then built-in defaults — in that order of precedence.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run every role in one process with embedded storage (no other services needed).
+    Standalone(StandaloneArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct StandaloneArgs {
+    /// TOML file with any of the settings below (keys: data_dir, host, port,
+    /// auth_token, wal_fsync, seal_rows, idle_flush_secs).
+    #[arg(long, env = "QUIVER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the meta store, WALs and segment objects live [default: ./quiver-data].
+    #[arg(long, env = "QUIVER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 0.0.0.0].
+    #[arg(long, env = "QUIVER_HOST")]
+    host: Option<String>,
+    /// Port of the Milvus gRPC API [default: 19530].
+    #[arg(long, env = "QUIVER_PORT")]
+    port: Option<u16>,
+    /// Require clients to send this token (e.g. "root:Milvus"); off when unset.
+    #[arg(long, env = "QUIVER_AUTH_TOKEN")]
+    auth_token: Option<String>,
+    /// WAL durability: "always" (fsync before every acknowledgement; nothing
+    /// acknowledged is lost on power loss), "interval:<ms>" or "never"
+    /// [default: always].
+    #[arg(long, env = "QUIVER_WAL_FSYNC")]
+    wal_fsync: Option<String>,
+    /// Rows after which a growing segment is sealed and flushed [default: 100000].
+    #[arg(long, env = "QUIVER_SEAL_ROWS")]
+    seal_rows: Option<usize>,
+    /// Seconds without writes after which growing data is flushed [default: 10].
+    #[arg(long, env = "QUIVER_IDLE_FLUSH_SECS")]
+    idle_flush_secs: Option<u64>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    host: Option<String>,
+    port: Option<u16>,
+    auth_token: Option<String>,
+    wal_fsync: Option<String>,
+    seal_rows: Option<usize>,
+    idle_flush_secs: Option<u64>,
+}
+
+fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
+    match s {
+        "always" => Ok(FsyncPolicy::Always),
+        "never" => Ok(FsyncPolicy::Never),
+        other => match other
+            .strip_prefix("interval:")
+            .and_then(|ms| ms.parse::<u64>().ok())
+        {
+            Some(ms) => Ok(FsyncPolicy::Interval(Duration::from_millis(ms))),
+            None => Err(format!(
+                "wal_fsync must be always, never or interval:<ms>, not {other:?}"
+            )),
+        },
+    }
+}
+
+fn resolve(args: StandaloneArgs) -> Result<StandaloneConfig, String> {
+    let file: FileConfig = match &args.config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let host = args.host.or(file.host).unwrap_or_else(|| "0.0.0.0".into());
+    let port = args.port.or(file.port).unwrap_or(19530);
+    let listen: SocketAddr = format!("{host}:{port}")
+        .parse()
+        .map_err(|e| format!("listen address {host}:{port}: {e}"))?;
+    Ok(StandaloneConfig {
+        data_dir: args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("quiver-data")),
+        listen,
+        auth_token: args
+            .auth_token
+            .or(file.auth_token)
+            .filter(|t| !t.is_empty()),
+        fsync: parse_fsync(
+            &args
+                .wal_fsync
+                .or(file.wal_fsync)
+                .unwrap_or_else(|| "always".into()),
+        )?,
+        seal_rows: args.seal_rows.or(file.seal_rows).unwrap_or(100_000).max(1),
+        idle_flush: Duration::from_secs(
+            args.idle_flush_secs.or(file.idle_flush_secs).unwrap_or(10),
+        ),
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(all(unix, not(madsim)))]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(all(unix, not(madsim))))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown requested");
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let Command::Standalone(args) = Cli::parse().command;
+    let cfg = match resolve(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("quiver: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    tracing::info!(data_dir = %cfg.data_dir.display(), listen = %cfg.listen, "starting Quiver standalone");
+    let node = match Standalone::start(&cfg).await {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("quiver: cannot start: {}", e.reason);
+            return std::process::ExitCode::from(1);
+        }
+    };
+    match node.serve(cfg.listen, shutdown_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("quiver: {}", e.reason);
+            std::process::ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! Search and query: fan out to every shard's delegator, reduce, fetch output fields.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use prost::Message;
+use quiver_core::batch::{Batch, FieldColumn, Pk};
+use quiver_core::expr::Predicate;
+use quiver_core::ids::{PartitionId, SegmentId};
+use quiver_core::schema::{CollectionSchema, FieldSchema};
+use quiver_core::search::{reduce, Hit, Metric};
+use quiver_core::segment::SegmentView;
+use quiver_core::shard::{ReadScope, Shard};
+use quiver_core::tso::Timestamp;
+
+use super::convert;
+use super::params::{kv_map, parse_usize, MAX_TOPK};
+use super::Proxy;
+use crate::coordinator::CollectionInfo;
+use crate::error::{code, ApiError, ApiResult};
+use crate::pb::common::PlaceholderGroup;
+use crate::pb::milvus::{
+    search_request::SearchInput, QueryRequest, QueryResults, SearchRequest, SearchResults,
+};
+use crate::pb::schema::{self as ps, field_data::Field as FdField};
+
+/// Rows in a wire column (to infer `num_rows` when a client leaves it 0).
+pub fn field_rows(fd: &ps::FieldData) -> usize {
+    use ps::scalar_field::Data as Sd;
+    use ps::vector_field::Data as Vd;
+    match &fd.field {
+        Some(FdField::Scalars(s)) => match &s.data {
+            Some(Sd::BoolData(v)) => v.data.len(),
+            Some(Sd::IntData(v)) => v.data.len(),
+            Some(Sd::LongData(v)) => v.data.len(),
+            Some(Sd::FloatData(v)) => v.data.len(),
+            Some(Sd::DoubleData(v)) => v.data.len(),
+            Some(Sd::StringData(v)) => v.data.len(),
+            Some(Sd::JsonData(v)) => v.data.len(),
+            _ => 0,
+        },
+        Some(FdField::Vectors(v)) => match &v.data {
+            Some(Vd::FloatVector(f)) if v.dim > 0 => f.data.len() / v.dim as usize,
+            _ => 0,
+        },
+        _ => 0,
+    }
+    .max(fd.valid_data.len())
+}
+
+/// What a read returns: the fields (in schema order), the names to echo, count mode.
+struct Output<'a> {
+    fields: Vec<&'a FieldSchema>,
+    echo: Vec<String>,
+    count: bool,
+}
+
+fn resolve_output<'a>(
+    schema: &'a CollectionSchema,
+    requested: &[String],
+    with_pk: bool,
+) -> ApiResult<Output<'a>> {
+    let mut want: Vec<&FieldSchema> = Vec::new();
+    let mut count = false;
+    let add = |f: &'a FieldSchema, want: &mut Vec<&'a FieldSchema>| {
+        if !want.iter().any(|w| w.id == f.id) {
+            want.push(f);
+        }
+    };
+    for name in requested {
+        let name = name.trim();
+        if name.is_empty() {
+            continue;
+        }
+        if name == "*" {
+            for f in &schema.fields {
+                add(f, &mut want);
+            }
+        } else if name.eq_ignore_ascii_case("count(*)") {
+            count = true;
+        } else if let Some(f) = schema.field(name) {
+            add(f, &mut want);
+        } else if let Some(meta) = schema.dynamic_field() {
+            // A dynamic key: the client picks it out of `$meta`.
+            add(meta, &mut want);
+        } else {
+            return Err(ApiError::new(
+                code::FIELD_NOT_FOUND,
+                format!("field {name} not exist"),
+            ));
+        }
+    }
+    if count && !want.is_empty() {
+        return Err(ApiError::invalid(
+            "count(*) cannot be combined with other output fields",
+        ));
+    }
+    if with_pk && !count {
+        add(schema.primary_field(), &mut want);
+    }
+    want.sort_by_key(|f| f.id);
+    Ok(Output {
+        fields: want,
+        echo: requested.to_vec(),
+        count,
+    })
+}
+
+fn columns_of(
+    schema: &CollectionSchema,
+    batch: &Batch,
+    fields: &[&FieldSchema],
+) -> Vec<ps::FieldData> {
+    fields
+        .iter()
+        .map(|f| {
+            let pos = schema.position(f.id).expect("schema field");
+            convert::field_data(f, &batch.columns[pos])
+        })
+        .collect()
+}
+
+fn append_row(out: &mut Batch, src: &Batch, i: usize) {
+    for (c, s) in out.columns.iter_mut().zip(&src.columns) {
+        c.data.extend_from(&s.data.take(&[i]));
+        if let (Some(v), Some(sv)) = (&mut c.valid, &s.valid) {
+            v.push(sv[i]);
+        }
+    }
+    out.num_rows += 1;
+}
+
+fn empty_batch(schema: &CollectionSchema) -> Batch {
+    Batch {
+        num_rows: 0,
+        columns: schema
+            .fields
+            .iter()
+            .map(|f| FieldColumn {
+                field_id: f.id,
+                data: quiver_core::batch::ColumnData::empty(&f.data_type),
+                valid: f.nullable.then(Vec::new),
+            })
+            .collect(),
+    }
+}
+
+/// Fetches rows `(shard, segment, row)` in the given order.
+async fn fetch_rows(
+    schema: &CollectionSchema,
+    shards: &[Arc<Shard>],
+    refs: &[(usize, SegmentId, u32)],
+) -> Batch {
+    let mut per_shard: BTreeMap<usize, Vec<(SegmentId, u32)>> = BTreeMap::new();
+    for &(s, seg, row) in refs {
+        per_shard.entry(s).or_default().push((seg, row));
+    }
+    // Per shard: the fetched rows and where each reference landed in them.
+    type Fetched = (Batch, BTreeMap<(SegmentId, u32), usize>);
+    let mut fetched: BTreeMap<usize, Fetched> = BTreeMap::new();
+    for (s, rs) in per_shard {
+        let b = shards[s].fetch(&rs).await;
+        let idx = rs.iter().enumerate().map(|(i, r)| (*r, i)).collect();
+        fetched.insert(s, (b, idx));
+    }
+    let mut out = empty_batch(schema);
+    for &(s, seg, row) in refs {
+        if let Some((b, idx)) = fetched.get(&s) {
+            if let Some(&i) = idx.get(&(seg, row)) {
+                if i < b.num_rows {
+                    append_row(&mut out, b, i);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Keys of every row the predicate selects (for delete by filter).
+pub async fn matching_pks(
+    shard: &Shard,
+    pred: &Predicate,
+    parts: &[PartitionId],
+    now: Timestamp,
+) -> Vec<Pk> {
+    let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
+    let scope = ReadScope {
+        read_ts: now,
+        partitions: Some(parts),
+        filter: if pred.matches_all() { None } else { Some(&f) },
+    };
+    let mut pks: Vec<Pk> = shard
+        .query_rows(scope, None)
+        .await
+        .into_iter()
+        .map(|(pk, _, _)| pk)
+        .collect();
+    pks.dedup();
+    pks
+}
+
+pub async fn query(
+    info: &CollectionInfo,
+    shards: &[Arc<Shard>],
+    r: QueryRequest,
+    now: Timestamp,
+) -> ApiResult<QueryResults> {
+    let schema = &info.schema;
+    let params = kv_map(&r.query_params);
+    let limit = parse_usize(&params, "limit")?;
+    let offset = parse_usize(&params, "offset")?.unwrap_or(0);
+    if let Some(l) = limit {
+        if l + offset > MAX_TOPK * 1024 {
+            return Err(ApiError::invalid(format!(
+                "limit+offset {} is too large",
+                l + offset
+            )));
+        }
+    }
+    let requested = if r.output_fields.is_empty() {
+        vec![schema.primary_field().name.clone()]
+    } else {
+        r.output_fields.clone()
+    };
+    let out = resolve_output(schema, &requested, true)?;
+    let pred = Proxy::compile(schema, &r.expr, r.expr_template_values)?;
+    if pred.matches_all() && limit.is_none() && !out.count {
+        return Err(ApiError::invalid(
+            "empty expression should be used with limit",
+        ));
+    }
+    let parts = Proxy::read_partitions(info, &r.partition_names)?;
+    let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
+    let scope = ReadScope {
+        read_ts: now,
+        partitions: Some(&parts),
+        filter: if pred.matches_all() { None } else { Some(&f) },
+    };
+    let base = crate::pb::milvus::QueryResults {
+        collection_name: info.name().to_string(),
+        primary_field_name: schema.primary_field().name.clone(),
+        output_fields: out.echo.clone(),
+        session_ts: now.0,
+        ..Default::default()
+    };
+    if out.count {
+        let mut n = 0usize;
+        for s in shards {
+            n += s.count(scope).await;
+        }
+        return super::ok(QueryResults {
+            fields_data: vec![ps::FieldData {
+                r#type: 5,
+                field_name: "count(*)".into(),
+                field: Some(FdField::Scalars(ps::ScalarField {
+                    data: Some(ps::scalar_field::Data::LongData(ps::LongArray {
+                        data: vec![n as i64],
+                    })),
+                })),
+                ..Default::default()
+            }],
+            output_fields: vec!["count(*)".into()],
+            ..base
+        });
+    }
+    let cap = limit.map(|l| l + offset);
+    let mut rows: Vec<(Pk, usize, SegmentId, u32)> = Vec::new();
+    for (i, s) in shards.iter().enumerate() {
+        rows.extend(
+            s.query_rows(scope, cap)
+                .await
+                .into_iter()
+                .map(|(pk, seg, row)| (pk, i, seg, row)),
+        );
+    }
+    rows.sort();
+    let rows: Vec<(usize, SegmentId, u32)> = rows
+        .into_iter()
+        .skip(offset)
+        .take(limit.unwrap_or(usize::MAX))
+        .map(|(_, s, seg, row)| (s, seg, row))
+        .collect();
+    let batch = fetch_rows(schema, shards, &rows).await;
+    super::ok(QueryResults {
+        fields_data: columns_of(schema, &batch, &out.fields),
+        ..base
+    })
+}
+
+fn decode_queries(r: &SearchRequest, dim: usize) -> ApiResult<Vec<Vec<f32>>> {
+    let bytes = match &r.search_input {
+        Some(SearchInput::PlaceholderGroup(b)) => b,
+        Some(SearchInput::Ids(_)) => {
+            return Err(ApiError::invalid(
+                "search by primary keys is not supported by Quiver yet",
+            ))
+        }
+        None => {
+            return Err(ApiError::new(
+                code::MISSING_PARAMETER,
+                "search request has no query vectors",
+            ))
+        }
+    };
+    let group = PlaceholderGroup::decode(bytes.as_slice())
+        .map_err(|e| ApiError::invalid(format!("undecodable placeholder group: {e}")))?;
+    let ph = group
+        .placeholders
+        .first()
+        .ok_or_else(|| ApiError::invalid("placeholder group is empty"))?;
+    if ph.r#type != 101 {
+        return Err(ApiError::invalid(format!(
+            "query vectors of placeholder type {} are not supported (float vectors only)",
+            ph.r#type
+        )));
+    }
+    if ph.values.is_empty() {
+        return Err(ApiError::invalid("no query vectors"));
+    }
+    ph.values
+        .iter()
+        .map(|v| {
+            if v.len() != dim * 4 {
+                return Err(ApiError::invalid(format!(
+                    "vector dimension mismatch, expected vector size(byte) {}, actual {} (dim {dim}, got dim {})",
+                    dim * 4,
+                    v.len(),
+                    v.len() / 4
+                )));
+            }
+            let q: Vec<f32> = v.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            if q.iter().any(|x| !x.is_finite()) {
+                return Err(ApiError::invalid("query vector contains NaN or infinity"));
+            }
+            Ok(q)
+        })
+        .collect()
+}
+
+pub async fn search(
+    info: &CollectionInfo,
+    shards: &[Arc<Shard>],
+    r: SearchRequest,
+    now: Timestamp,
+) -> ApiResult<SearchResults> {
+    let schema = &info.schema;
+    let sp = kv_map(&r.search_params);
+    let topk = parse_usize(&sp, "topk")?.ok_or_else(|| {
+        ApiError::new(
+            code::MISSING_PARAMETER,
+            "topk is missing from search params",
+        )
+    })?;
+    let offset = parse_usize(&sp, "offset")?.unwrap_or(0);
+    if topk == 0 || topk > MAX_TOPK {
+        return Err(ApiError::invalid(format!(
+            "topk [{topk}] is invalid, it should be in range [1, {MAX_TOPK}]"
+        )));
+    }
+    if topk + offset > MAX_TOPK {
+        return Err(ApiError::invalid(format!(
+            "topk+offset [{}] is invalid, it should be in range [1, {MAX_TOPK}]",
+            topk + offset
+        )));
+    }
+    let inner: serde_json::Map<String, serde_json::Value> = match sp.get("params") {
+        Some(p) if !p.trim().is_empty() => match serde_json::from_str(p) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "search params {p:?} are not a JSON object"
+                )))
+            }
+        },
+        _ => serde_json::Map::new(),
+    };
+    if inner.contains_key("radius") || inner.contains_key("range_filter") {
+        return Err(ApiError::invalid(
+            "range search (radius/range_filter) is not supported by Quiver yet",
+        ));
+    }
+    let field = match sp.get("anns_field").filter(|s| !s.is_empty()) {
+        Some(name) => schema
+            .field(name)
+            .filter(|f| f.data_type.is_vector())
+            .ok_or_else(|| {
+                ApiError::new(
+                    code::FIELD_NOT_FOUND,
+                    format!("failed to get field schema: vector field {name} not found"),
+                )
+            })?,
+        None => {
+            let mut vs = schema.vector_fields();
+            let first = vs
+                .next()
+                .ok_or_else(|| ApiError::invalid("collection has no vector field"))?;
+            if vs.next().is_some() {
+                return Err(ApiError::invalid(
+                    "multiple anns_fields exist, please specify a anns_field in search_params",
+                ));
+            }
+            first
+        }
+    };
+    let index = info.index_on(&field.name);
+    let asked = sp
+        .get("metric_type")
+        .cloned()
+        .or_else(|| {
+            inner
+                .get("metric_type")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .filter(|m| !m.is_empty());
+    let metric = match (asked, index) {
+        (Some(m), idx) => {
+            let m2 = Metric::parse(&m).ok_or_else(|| {
+                ApiError::invalid(format!("metric type {m} is not supported (L2, IP, COSINE)"))
+            })?;
+            if let Some(i) = idx {
+                if i.metric != m2 {
+                    return Err(ApiError::invalid(format!(
+                        "metric type not match: invalid parameter[expected={}][actual={}]",
+                        i.metric.as_str(),
+                        m2.as_str()
+                    )));
+                }
+            }
+            m2
+        }
+        (None, Some(i)) => i.metric,
+        (None, None) => Metric::L2,
+    };
+    let dim = match field.data_type {
+        quiver_core::schema::DataType::FloatVector { dim } => dim as usize,
+        _ => unreachable!("vector field"),
+    };
+    let queries = decode_queries(&r, dim)?;
+    let requested: Vec<String> = r.output_fields.clone();
+    let out = resolve_output(schema, &requested, false)?;
+    if out.count {
+        return Err(ApiError::invalid("count(*) is not a search output field"));
+    }
+    let pred = Proxy::compile(schema, &r.dsl, r.expr_template_values)?;
+    let parts = Proxy::read_partitions(info, &r.partition_names)?;
+    let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
+    let scope = ReadScope {
+        read_ts: now,
+        partitions: Some(&parts),
+        filter: if pred.matches_all() { None } else { Some(&f) },
+    };
+    let k = topk + offset;
+    let mut per_shard: Vec<Vec<Vec<Hit>>> = Vec::with_capacity(shards.len());
+    for s in shards {
+        per_shard.push(s.search_scoped(field.id, &queries, k, metric, scope).await);
+    }
+    let round: i64 = sp
+        .get("round_decimal")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1);
+    let mut topks = Vec::new();
+    let mut scores = Vec::new();
+    let mut pks = Vec::new();
+    let mut refs = Vec::new();
+    for q in 0..queries.len() {
+        let hits = reduce(per_shard.iter().map(|r| r[q].clone()).collect(), k);
+        let hits: Vec<Hit> = hits.into_iter().skip(offset).collect();
+        topks.push(hits.len() as i64);
+        for h in hits {
+            let mut s = h.score;
+            if (0..=6).contains(&round) {
+                let m = 10f32.powi(round as i32);
+                s = (s * m).round() / m;
+            }
+            scores.push(s);
+            pks.push(h.pk.clone());
+            // Segment ids encode their shard (see StreamingNode::shards).
+            refs.push(((h.segment.0 >> 40) as usize, h.segment, h.row));
+        }
+    }
+    let fields_data = if out.fields.is_empty() {
+        Vec::new()
+    } else {
+        let batch = fetch_rows(schema, shards, &refs).await;
+        columns_of(schema, &batch, &out.fields)
+    };
+    super::ok(SearchResults {
+        collection_name: info.name().to_string(),
+        session_ts: now.0,
+        results: Some(ps::SearchResultData {
+            num_queries: queries.len() as i64,
+            top_k: topk as i64,
+            fields_data,
+            scores,
+            ids: Some(convert::ids(&pks, schema)),
+            topks,
+            output_fields: out.echo,
+            primary_field_name: schema.primary_field().name.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
