@@ -18,4 +18,8 @@ fn main() {
             &["proto"],
         )
         .expect("compile protos");
+    // Internal services between roles: clients too (no name collides there).
+    tonic_build::configure()
+        .compile_protos(&["proto/internal.proto"], &["proto"])
+        .expect("compile internal protos");
 }

@@ -27,7 +27,7 @@ use crate::search::{reduce, search_segment, Hit, Metric, SearchRequest};
 use crate::segment::format::{self, FormatError, ObjectKind};
 use crate::segment::storage::{self, SegmentFiles, StorageError};
 use crate::segment::{GrowingSegment, SealedSegment, SegmentView};
-use crate::tso::{Timestamp, TsoAllocator, TsoError};
+use crate::tso::{Timestamp, TimestampOracle, TsoError};
 use crate::wal::{Epoch, Offset, Wal, WalError};
 
 #[derive(Debug, Error)]
@@ -114,7 +114,7 @@ pub struct ShardDeps {
     pub epoch: Epoch,
     pub meta: Arc<dyn MetaStore>,
     pub store: Arc<dyn ObjectStore>,
-    pub tso: Arc<TsoAllocator>,
+    pub tso: Arc<dyn TimestampOracle>,
 }
 
 /// The shard's durable description in the meta store.
@@ -128,7 +128,7 @@ pub struct Manifest {
 }
 
 /// A successful mutation: its timestamp and WAL position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MutationAck {
     pub ts: Timestamp,
     pub offset: Offset,
@@ -257,7 +257,7 @@ impl Shard {
                         source,
                     })?,
                 None => Manifest {
-                    next_segment: 1,
+                    next_segment: cfg.first_segment_id.max(1),
                     ..Manifest::default()
                 },
             };
@@ -418,6 +418,11 @@ impl Shard {
             flushed_deletes.push((s.id, pending.len()));
         }
 
+        tracing::info!(
+            checkpoint = manifest.checkpoint,
+            segments = ?manifest.segments.iter().map(|f| (f.id.0, f.num_rows)).collect::<Vec<_>>(),
+            "committing flush"
+        );
         // The commit point.
         self.deps
             .meta

@@ -57,6 +57,27 @@ pub enum TsoError {
     Fenced(String),
     #[error("cannot allocate {0} timestamps at once (max {max})", max = LOGICAL_MASK)]
     TooMany(u32),
+    #[error("timestamp oracle unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where timestamps come from: the allocator itself in the coordinator's process, or
+/// a client of the coordinator elsewhere.
+#[async_trait::async_trait]
+pub trait TimestampOracle: Send + Sync {
+    /// Allocates `count` consecutive timestamps; returns the last.
+    async fn alloc(&self, count: u32) -> Result<Timestamp, TsoError>;
+
+    async fn next(&self) -> Result<Timestamp, TsoError> {
+        self.alloc(1).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TimestampOracle for TsoAllocator {
+    async fn alloc(&self, count: u32) -> Result<Timestamp, TsoError> {
+        TsoAllocator::alloc(self, count).await
+    }
 }
 
 /// The wall clock the allocator reads; replaceable in tests.

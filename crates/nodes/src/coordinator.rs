@@ -81,6 +81,164 @@ impl CollectionInfo {
     }
 }
 
+/// A change to one collection's catalog entry. The coordinator owns the rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum CatalogChange {
+    SetLoaded(bool),
+    AddIndex(IndexInfo),
+    /// Empty strings match any index / field.
+    DropIndex {
+        index_name: String,
+        field_name: String,
+    },
+    AddPartition(PartitionInfo),
+    DropPartition(String),
+}
+
+impl CatalogChange {
+    fn apply(self, i: &mut CollectionInfo) -> ApiResult<()> {
+        match self {
+            CatalogChange::SetLoaded(l) => i.loaded = l,
+            CatalogChange::AddIndex(idx) => {
+                if let Some(existing) = i.indexes.iter().find(|x| x.field_name == idx.field_name) {
+                    if existing.params == idx.params && existing.name == idx.name {
+                        return Ok(());
+                    }
+                    return Err(ApiError::new(
+                        code::INDEX_DUPLICATE,
+                        "CreateIndex failed: at most one distinct index is allowed per field",
+                    ));
+                }
+                if i.indexes.iter().any(|x| x.name == idx.name) {
+                    return Err(ApiError::new(
+                        code::INDEX_DUPLICATE,
+                        format!("index name {} is already used", idx.name),
+                    ));
+                }
+                i.indexes.push(idx);
+            }
+            CatalogChange::DropIndex {
+                index_name,
+                field_name,
+            } => {
+                let pos = i
+                    .indexes
+                    .iter()
+                    .position(|x| {
+                        (index_name.is_empty() || x.name == index_name)
+                            && (field_name.is_empty() || x.field_name == field_name)
+                    })
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            code::INDEX_NOT_FOUND,
+                            format!("index not found[index={index_name}]"),
+                        )
+                    })?;
+                if i.loaded {
+                    return Err(ApiError::invalid(
+                        "index cannot be dropped, collection is loaded, please release it first",
+                    ));
+                }
+                i.indexes.remove(pos);
+            }
+            CatalogChange::AddPartition(p) => {
+                if i.partitions.iter().any(|x| x.name == p.name) {
+                    return Err(ApiError::new(
+                        code::NOT_READY,
+                        format!("partition already exists: {}", p.name),
+                    ));
+                }
+                if i.partitions.len() >= 1024 {
+                    return Err(ApiError::invalid(
+                        "a collection has at most 1024 partitions",
+                    ));
+                }
+                i.partitions.push(p);
+            }
+            CatalogChange::DropPartition(name) => {
+                if name == DEFAULT_PARTITION {
+                    return Err(ApiError::invalid("the default partition cannot be dropped"));
+                }
+                if i.loaded && i.partitions.iter().any(|p| p.name == name) {
+                    return Err(ApiError::invalid(
+                        "partition cannot be dropped, partition is loaded, please release it first",
+                    ));
+                }
+                // Its rows become invisible at once: reads cover live partitions only.
+                i.partitions.retain(|p| p.name != name);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What other roles need from the coordinator; served locally or over RPC.
+#[async_trait::async_trait]
+pub trait CoordinatorApi: Send + Sync {
+    async fn get(&self, db: &str, name: &str) -> ApiResult<CollectionInfo>;
+    async fn list(&self, db: &str) -> ApiResult<Vec<CollectionInfo>>;
+    async fn create(
+        &self,
+        db: &str,
+        schema: CollectionSchema,
+        shards: u32,
+        consistency_level: i32,
+        properties: Vec<(String, String)>,
+    ) -> ApiResult<CollectionInfo>;
+    async fn drop_collection(&self, db: &str, name: &str) -> ApiResult<Option<CollectionInfo>>;
+    async fn change(
+        &self,
+        db: &str,
+        name: &str,
+        change: CatalogChange,
+    ) -> ApiResult<CollectionInfo>;
+    /// Allocates `count` timestamps; returns the last.
+    async fn alloc(&self, count: u32) -> ApiResult<Timestamp>;
+
+    async fn now(&self) -> ApiResult<Timestamp> {
+        self.alloc(1).await
+    }
+}
+
+#[async_trait::async_trait]
+impl CoordinatorApi for Coordinator {
+    async fn get(&self, db: &str, name: &str) -> ApiResult<CollectionInfo> {
+        Coordinator::get(self, db, name).await
+    }
+    async fn list(&self, db: &str) -> ApiResult<Vec<CollectionInfo>> {
+        Ok(Coordinator::list(self, db).await)
+    }
+    async fn create(
+        &self,
+        db: &str,
+        schema: CollectionSchema,
+        shards: u32,
+        consistency_level: i32,
+        properties: Vec<(String, String)>,
+    ) -> ApiResult<CollectionInfo> {
+        self.create_collection(db, schema, shards, consistency_level, properties)
+            .await
+    }
+    async fn drop_collection(&self, db: &str, name: &str) -> ApiResult<Option<CollectionInfo>> {
+        Coordinator::drop_collection(self, db, name).await
+    }
+    async fn change(
+        &self,
+        db: &str,
+        name: &str,
+        change: CatalogChange,
+    ) -> ApiResult<CollectionInfo> {
+        self.update(db, name, |i| {
+            change.apply(i)?;
+            Ok(i.clone())
+        })
+        .await
+    }
+    async fn alloc(&self, count: u32) -> ApiResult<Timestamp> {
+        Ok(self.tso.alloc(count).await?)
+    }
+}
+
 fn key(db: &str, name: &str) -> String {
     format!("{CATALOG_PREFIX}{db}/{name}")
 }

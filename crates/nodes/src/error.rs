@@ -19,6 +19,11 @@ pub mod code {
     pub const MISSING_PARAMETER: i32 = 1101;
     pub const FIELD_NOT_FOUND: i32 = 1700;
     pub const UNEXPECTED: i32 = 65535;
+    /// Internal only: the streaming node has not opened this collection (it restarted);
+    /// the caller opens it and retries. Never reaches clients.
+    pub const NOT_OPEN: i32 = 99;
+    /// Internal only: a role could not be reached.
+    pub const UNAVAILABLE: i32 = 98;
 }
 
 /// A request failed; `code` is the Milvus status code.

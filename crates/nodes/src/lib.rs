@@ -7,5 +7,6 @@ pub mod coordinator;
 pub mod error;
 pub mod pb;
 pub mod proxy;
+pub mod rpc;
 pub mod standalone;
 pub mod streaming;

@@ -10,3 +10,6 @@ pub mod schema {
 pub mod milvus {
     tonic::include_proto!("milvus.proto.milvus");
 }
+pub mod internal {
+    tonic::include_proto!("quiver.internal");
+}

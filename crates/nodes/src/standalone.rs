@@ -13,10 +13,11 @@ use quiver_core::rt::disk::{Disk, StdDisk};
 use quiver_core::tso::TsoAllocator;
 use quiver_core::wal::{FsyncPolicy, LocalWalOptions};
 
-use crate::coordinator::Coordinator;
+use crate::coordinator::{Coordinator, CoordinatorApi};
 use crate::error::ApiError;
 use crate::pb::milvus::milvus_service_server::MilvusServiceServer;
 use crate::proxy::Proxy;
+use crate::rpc::StreamingApi;
 use crate::streaming::{StreamingConfig, StreamingNode};
 
 /// Everything standalone mode needs to know.
@@ -28,6 +29,63 @@ pub struct StandaloneConfig {
     pub fsync: FsyncPolicy,
     pub seal_rows: usize,
     pub idle_flush: Duration,
+}
+
+/// Serves the coordinator and the streaming node on loopback ports the OS picks, and
+/// returns clients for the proxy: the roles talk over their internal RPCs even when
+/// they share a process, exactly as in a cluster.
+#[cfg(not(madsim))]
+async fn internal_links(
+    coord: &Arc<Coordinator>,
+    streaming: &Arc<StreamingNode>,
+) -> Result<(Arc<dyn CoordinatorApi>, Arc<dyn StreamingApi>), ApiError> {
+    use crate::rpc::{CoordinatorService, RemoteCoordinator, RemoteStreaming, StreamingService};
+    use quiver_core::rt;
+    use tokio_stream::wrappers::TcpListenerStream;
+    async fn listen() -> Result<(TcpListenerStream, SocketAddr), ApiError> {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| ApiError::internal(format!("binding an internal port: {e}")))?;
+        let addr = l.local_addr().map_err(ApiError::internal)?;
+        Ok((TcpListenerStream::new(l), addr))
+    }
+    let (coord_in, coord_addr) = listen().await?;
+    let svc = CoordinatorService(coord.clone()).into_server();
+    rt::spawn(async move {
+        if let Err(e) = tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(coord_in)
+            .await
+        {
+            tracing::error!(error = %e, "internal coordinator service stopped");
+        }
+    });
+    let (stream_in, stream_addr) = listen().await?;
+    let svc = StreamingService(streaming.clone()).into_server();
+    rt::spawn(async move {
+        if let Err(e) = tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(stream_in)
+            .await
+        {
+            tracing::error!(error = %e, "internal streaming service stopped");
+        }
+    });
+    tracing::info!(%coord_addr, %stream_addr, "internal services listening");
+    Ok((
+        Arc::new(RemoteCoordinator::new(&format!("http://{coord_addr}"))?),
+        Arc::new(RemoteStreaming::new(&format!("http://{stream_addr}"))?),
+    ))
+}
+
+/// Under the simulator, clusters are built by `quiver-sim` with roles on their own
+/// simulated nodes; standalone wires the roles directly.
+#[cfg(madsim)]
+async fn internal_links(
+    coord: &Arc<Coordinator>,
+    streaming: &Arc<StreamingNode>,
+) -> Result<(Arc<dyn CoordinatorApi>, Arc<dyn StreamingApi>), ApiError> {
+    Ok((coord.clone(), streaming.clone()))
 }
 
 /// A running standalone instance (all roles started, not yet serving).
@@ -84,7 +142,8 @@ impl Standalone {
             );
         }
         streaming.spawn_flush_loop();
-        let proxy = Proxy::new(coord.clone(), streaming.clone(), cfg.auth_token.as_deref());
+        let (c, s) = internal_links(&coord, &streaming).await?;
+        let proxy = Proxy::new(c, s, cfg.auth_token.as_deref());
         Ok(Standalone {
             proxy,
             streaming,

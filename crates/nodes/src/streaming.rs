@@ -13,11 +13,25 @@ use quiver_core::ids::CollectionId;
 use quiver_core::meta::MetaStore;
 use quiver_core::rt::{self, disk::Disk};
 use quiver_core::shard::{Shard, ShardConfig, ShardDeps};
-use quiver_core::tso::TsoAllocator;
+use quiver_core::tso::TimestampOracle;
 use quiver_core::wal::{Epoch, LocalWal, LocalWalOptions};
 
+use quiver_core::segment::SegmentView;
+use quiver_core::shard::ReadScope;
+
 use crate::coordinator::CollectionInfo;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{code, ApiError, ApiResult};
+use crate::rpc::wire::{StreamRequest, StreamResponse, WireHit, WireScope};
+
+/// Compiles a wire scope's filter against the collection's schema.
+fn compile_scope(
+    info: &CollectionInfo,
+    scope: &WireScope,
+) -> ApiResult<quiver_core::expr::Predicate> {
+    let params = crate::proxy::params_from_json(&scope.params_json)?;
+    quiver_core::expr::compile(&scope.filter, &info.schema, &params)
+        .map_err(|e| ApiError::invalid(format!("failed to create query plan: {e}")))
+}
 
 #[derive(Debug, Clone)]
 pub struct StreamingConfig {
@@ -34,9 +48,16 @@ pub struct StreamingNode {
     disk: Arc<dyn Disk>,
     meta: Arc<dyn MetaStore>,
     store: Arc<dyn ObjectStore>,
-    tso: Arc<TsoAllocator>,
+    tso: Arc<dyn TimestampOracle>,
     epoch: Epoch,
-    shards: tokio::sync::RwLock<BTreeMap<CollectionId, Vec<Arc<Shard>>>>,
+    shards: tokio::sync::RwLock<BTreeMap<CollectionId, Opened>>,
+}
+
+/// An open collection: its catalog entry (for schemas and filters) and its shards.
+#[derive(Clone)]
+struct Opened {
+    info: CollectionInfo,
+    shards: Vec<Arc<Shard>>,
 }
 
 const EPOCH_KEY: &str = "streaming/epoch";
@@ -48,7 +69,7 @@ impl StreamingNode {
         disk: Arc<dyn Disk>,
         meta: Arc<dyn MetaStore>,
         store: Arc<dyn ObjectStore>,
-        tso: Arc<TsoAllocator>,
+        tso: Arc<dyn TimestampOracle>,
     ) -> ApiResult<Arc<Self>> {
         let epoch = loop {
             let cur = meta.get(EPOCH_KEY).await?;
@@ -85,12 +106,12 @@ impl StreamingNode {
 
     /// The collection's shards, opening (and recovering) them on first use.
     pub async fn shards(&self, info: &CollectionInfo) -> ApiResult<Vec<Arc<Shard>>> {
-        if let Some(s) = self.shards.read().await.get(&info.id) {
-            return Ok(s.clone());
+        if let Some(o) = self.shards.read().await.get(&info.id) {
+            return Ok(o.shards.clone());
         }
         let mut all = self.shards.write().await;
-        if let Some(s) = all.get(&info.id) {
-            return Ok(s.clone());
+        if let Some(o) = all.get(&info.id) {
+            return Ok(o.shards.clone());
         }
         let schema = Arc::new(info.schema.clone());
         let mut opened = Vec::new();
@@ -120,7 +141,13 @@ impl StreamingNode {
             .await?;
             opened.push(Arc::new(shard));
         }
-        all.insert(info.id, opened.clone());
+        all.insert(
+            info.id,
+            Opened {
+                info: info.clone(),
+                shards: opened.clone(),
+            },
+        );
         Ok(opened)
     }
 
@@ -151,8 +178,7 @@ impl StreamingNode {
             .read()
             .await
             .values()
-            .flatten()
-            .cloned()
+            .flat_map(|o| o.shards.iter().cloned())
             .collect();
         for shard in all {
             let st = shard.stats().await;
@@ -163,6 +189,146 @@ impl StreamingNode {
                 if let Err(e) = shard.flush().await {
                     tracing::warn!(vchannel = %shard.config().vchannel, error = %e, "background flush failed; will retry");
                 }
+            }
+        }
+    }
+
+    async fn opened(
+        &self,
+        collection: CollectionId,
+        shard: u32,
+    ) -> ApiResult<(CollectionInfo, Arc<Shard>)> {
+        let all = self.shards.read().await;
+        let o = all.get(&collection).ok_or_else(|| {
+            ApiError::new(
+                code::NOT_OPEN,
+                format!("collection {collection} is not open on this streaming node"),
+            )
+        })?;
+        let s = o.shards.get(shard as usize).ok_or_else(|| {
+            ApiError::invalid(format!("collection {collection} has no shard {shard}"))
+        })?;
+        Ok((o.info.clone(), s.clone()))
+    }
+
+    /// Serves one internal request.
+    #[tracing::instrument(skip_all, fields(op = req.name()))]
+    pub async fn handle(&self, req: StreamRequest) -> ApiResult<StreamResponse> {
+        match req {
+            StreamRequest::Open { info } => {
+                self.shards(&info).await?;
+                Ok(StreamResponse::Done)
+            }
+            StreamRequest::Drop { info } => {
+                self.drop_collection(&info).await?;
+                Ok(StreamResponse::Done)
+            }
+            StreamRequest::Insert {
+                collection,
+                shard,
+                partition,
+                batch,
+                upsert,
+            } => {
+                let (_, s) = self.opened(collection, shard).await?;
+                let ack = if upsert {
+                    s.upsert(partition, batch).await?
+                } else {
+                    s.insert(partition, batch).await?
+                };
+                Ok(StreamResponse::Ack(ack))
+            }
+            StreamRequest::Delete {
+                collection,
+                shard,
+                pks,
+            } => {
+                let (_, s) = self.opened(collection, shard).await?;
+                Ok(StreamResponse::Ack(s.delete(pks).await?))
+            }
+            StreamRequest::Flush { collection, shard } => {
+                let (_, s) = self.opened(collection, shard).await?;
+                let m = s.flush().await?;
+                Ok(StreamResponse::Flushed {
+                    segments: m.segments.iter().map(|f| f.id).collect(),
+                })
+            }
+            StreamRequest::Search {
+                collection,
+                shard,
+                field,
+                queries,
+                k,
+                metric,
+                scope,
+            } => {
+                let (info, s) = self.opened(collection, shard).await?;
+                let pred = compile_scope(&info, &scope)?;
+                let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
+                let rs = ReadScope {
+                    read_ts: scope.read_ts,
+                    partitions: Some(&scope.partitions),
+                    filter: if pred.matches_all() { None } else { Some(&f) },
+                };
+                let hits = s
+                    .search_scoped(field, &queries, k as usize, metric, rs)
+                    .await;
+                Ok(StreamResponse::Hits(
+                    hits.into_iter()
+                        .map(|q| {
+                            q.into_iter()
+                                .map(|h| WireHit {
+                                    pk: h.pk,
+                                    score: h.score,
+                                    distance: h.distance,
+                                    segment: h.segment,
+                                    row: h.row,
+                                })
+                                .collect()
+                        })
+                        .collect(),
+                ))
+            }
+            StreamRequest::QueryRows {
+                collection,
+                shard,
+                scope,
+                limit,
+            } => {
+                let (info, s) = self.opened(collection, shard).await?;
+                let pred = compile_scope(&info, &scope)?;
+                let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
+                let rs = ReadScope {
+                    read_ts: scope.read_ts,
+                    partitions: Some(&scope.partitions),
+                    filter: if pred.matches_all() { None } else { Some(&f) },
+                };
+                Ok(StreamResponse::Rows(
+                    s.query_rows(rs, limit.map(|l| l as usize)).await,
+                ))
+            }
+            StreamRequest::Count {
+                collection,
+                shard,
+                scope,
+            } => {
+                let (info, s) = self.opened(collection, shard).await?;
+                let pred = compile_scope(&info, &scope)?;
+                let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
+                let rs = ReadScope {
+                    read_ts: scope.read_ts,
+                    partitions: Some(&scope.partitions),
+                    filter: if pred.matches_all() { None } else { Some(&f) },
+                };
+                Ok(StreamResponse::Count(s.count(rs).await as u64))
+            }
+            StreamRequest::Fetch {
+                collection,
+                shard,
+                refs,
+            } => {
+                let (_, s) = self.opened(collection, shard).await?;
+                Ok(StreamResponse::Fetched(s.fetch(&refs).await))
             }
         }
     }

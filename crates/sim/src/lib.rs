@@ -2,8 +2,12 @@
 //! real role code: the operation history a workload records ([`history`]), the checks
 //! that judge a history against the final state, trace hashing so a seed is a
 //! bit-for-bit replayable bug report ([`trace`]), and (under `--cfg madsim`) harnesses
-//! that put roles on simulated nodes with crashable disks ([`shard_node`]).
+//! that put roles on simulated nodes with crashable disks ([`shard_node`], [`cluster`]),
+//! and builders of the Milvus API requests a workload sends ([`client`]).
 
+pub mod client;
+#[cfg(madsim)]
+pub mod cluster;
 pub mod history;
 #[cfg(madsim)]
 pub mod shard_node;

@@ -7,6 +7,7 @@
 mod convert;
 mod params;
 mod reads;
+mod shards;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,27 +17,31 @@ use quiver_core::expr::{self, Predicate};
 use quiver_core::ids::PartitionId;
 use quiver_core::schema::{validate_name, CollectionSchema};
 use quiver_core::search::Metric;
-use quiver_core::shard::Shard;
+
 use quiver_core::tso::Timestamp;
 use tonic::{Request, Response};
 
 use crate::coordinator::{
-    CollectionInfo, Coordinator, IndexInfo, PartitionInfo, DEFAULT_DB, DEFAULT_PARTITION,
+    CatalogChange, CollectionInfo, CoordinatorApi, IndexInfo, PartitionInfo, DEFAULT_DB,
+    DEFAULT_PARTITION,
 };
 use crate::error::{code, ok_status, ApiError, ApiResult};
 use crate::pb::common::{KeyValuePair, Status};
 use crate::pb::milvus::milvus_service_server::MilvusService;
 use crate::pb::milvus::*;
-use crate::streaming::StreamingNode;
+use crate::rpc::wire::WireScope;
+use crate::rpc::StreamingApi;
+use shards::Shards;
 
 pub use convert::{schema_from_proto, schema_to_proto};
+pub use params::params_from_json;
 
 /// Largest Insert/Upsert/Search request accepted (Milvus's default proxy limit).
 pub const MAX_REQUEST_BYTES: usize = 64 << 20;
 
 pub struct Proxy {
-    coord: Arc<Coordinator>,
-    streaming: Arc<StreamingNode>,
+    coord: Arc<dyn CoordinatorApi>,
+    streaming: Arc<dyn StreamingApi>,
     /// `base64(user:password)` or `base64(token)` the client must send, if auth is on.
     expected_auth: Option<String>,
 }
@@ -128,8 +133,8 @@ pub fn shard_of(pk: &Pk, shards: usize) -> usize {
 
 impl Proxy {
     pub fn new(
-        coord: Arc<Coordinator>,
-        streaming: Arc<StreamingNode>,
+        coord: Arc<dyn CoordinatorApi>,
+        streaming: Arc<dyn StreamingApi>,
         auth_token: Option<&str>,
     ) -> Self {
         use base64::Engine;
@@ -158,7 +163,7 @@ impl Proxy {
         }
     }
 
-    async fn loaded(&self, db: &str, name: &str) -> ApiResult<(CollectionInfo, Vec<Arc<Shard>>)> {
+    async fn loaded(&self, db: &str, name: &str) -> ApiResult<CollectionInfo> {
         let info = self.coord.get(db, name).await?;
         if !info.loaded {
             return Err(ApiError::new(
@@ -166,8 +171,26 @@ impl Proxy {
                 format!("collection not loaded[collection={name}]"),
             ));
         }
-        let shards = self.streaming.shards(&info).await?;
-        Ok((info, shards))
+        Ok(info)
+    }
+
+    fn shards<'a>(&'a self, info: &'a CollectionInfo) -> Shards<'a> {
+        Shards::new(self.streaming.as_ref(), info)
+    }
+
+    /// A read scope for the wire: the filter as text plus its template values.
+    fn scope(
+        read_ts: Timestamp,
+        partitions: Vec<PartitionId>,
+        filter: &str,
+        templates: &BTreeMap<String, quiver_core::expr::Value>,
+    ) -> WireScope {
+        WireScope {
+            read_ts,
+            partitions,
+            filter: filter.to_string(),
+            params_json: params::params_to_json(templates),
+        }
     }
 
     /// The partitions a read covers: the named ones, or all live ones.
@@ -181,14 +204,17 @@ impl Proxy {
             .collect()
     }
 
+    /// Compiles a filter here too, so a malformed one is refused before any shard is
+    /// asked; returns the predicate and the template values for the wire.
     fn compile(
         schema: &CollectionSchema,
         src: &str,
         templates: HashMap<String, crate::pb::schema::TemplateValue>,
-    ) -> ApiResult<Predicate> {
+    ) -> ApiResult<(Predicate, BTreeMap<String, quiver_core::expr::Value>)> {
         let params = params::template_params(templates)?;
-        expr::compile(src, schema, &params)
-            .map_err(|e| ApiError::invalid(format!("failed to create query plan: {e}")))
+        let pred = expr::compile(src, schema, &params)
+            .map_err(|e| ApiError::invalid(format!("failed to create query plan: {e}")))?;
+        Ok((pred, params))
     }
 
     async fn write_rows(
@@ -218,7 +244,7 @@ impl Proxy {
         }
         // Auto-id keys come from the TSO: unique, increasing, never reused.
         let auto_ids: Vec<i64> = if info.schema.primary_field().auto_id && !upsert {
-            let last = self.coord.tso().alloc(num_rows as u32).await?;
+            let last = self.coord.alloc(num_rows as u32).await?;
             (0..num_rows as u64)
                 .map(|i| (last.0 - (num_rows as u64 - 1) + i) as i64)
                 .collect()
@@ -234,22 +260,19 @@ impl Proxy {
             upsert,
         )?;
         let pks = batch.pks(&info.schema);
-        let shards = self.streaming.shards(&info).await?;
+        let shards = self.shards(&info);
         let mut per_shard: Vec<Vec<usize>> = vec![Vec::new(); shards.len()];
         for (i, pk) in pks.iter().enumerate() {
             per_shard[shard_of(pk, shards.len())].push(i);
         }
         let mut ts = Timestamp::ZERO;
-        for (shard, rows) in shards.iter().zip(per_shard) {
+        for (shard, rows) in per_shard.into_iter().enumerate() {
             if rows.is_empty() {
                 continue;
             }
-            let part = batch.take(&rows);
-            let ack = if upsert {
-                shard.upsert(partition, part).await?
-            } else {
-                shard.insert(partition, part).await?
-            };
+            let ack = shards
+                .write(shard, partition, &batch.take(&rows), upsert)
+                .await?;
             ts = ts.max(ack.ts);
         }
         let n = num_rows as i64;
@@ -355,32 +378,18 @@ impl Proxy {
         let id = self.coord.now().await?.0 as i64;
         let field_name = field.name.clone();
         self.coord
-            .update(db, &r.collection_name, |info| {
-                if let Some(existing) = info.indexes.iter().find(|i| i.field_name == field_name) {
-                    if existing.params == all_params && existing.name == index_name {
-                        return Ok(());
-                    }
-                    return Err(ApiError::new(
-                        code::INDEX_DUPLICATE,
-                        "CreateIndex failed: at most one distinct index is allowed per field",
-                    ));
-                }
-                if info.indexes.iter().any(|i| i.name == index_name) {
-                    return Err(ApiError::new(
-                        code::INDEX_DUPLICATE,
-                        format!("index name {index_name} is already used"),
-                    ));
-                }
-                info.indexes.push(IndexInfo {
+            .change(
+                db,
+                &r.collection_name,
+                CatalogChange::AddIndex(IndexInfo {
                     id,
                     name: index_name,
                     field_name,
                     index_type,
                     metric,
                     params: all_params,
-                });
-                Ok(())
-            })
+                }),
+            )
             .await?;
         Ok(ok_status())
     }
@@ -391,16 +400,11 @@ impl Proxy {
         r: DescribeIndexRequest,
     ) -> ApiResult<DescribeIndexResponse> {
         let info = self.coord.get(db, &r.collection_name).await?;
-        let total = if info.loaded || !info.indexes.is_empty() {
-            let shards = self.streaming.shards(&info).await?;
-            let now = self.coord.now().await?;
-            let mut n = 0;
-            for s in &shards {
-                n += s.count(quiver_core::shard::ReadScope::at(now)).await;
-            }
-            n as i64
-        } else {
+        let total = if info.indexes.is_empty() {
             0
+        } else {
+            let parts = Self::read_partitions(&info, &[])?;
+            self.row_count(&info, &parts).await? as i64
         };
         let descs: Vec<IndexDescription> = info
             .indexes
@@ -464,8 +468,8 @@ impl Proxy {
                 "delete needs a filter expression",
             ));
         }
-        let pred = Self::compile(&info.schema, &r.expr, r.expr_template_values)?;
-        let shards = self.streaming.shards(&info).await?;
+        let (pred, templates) = Self::compile(&info.schema, &r.expr, r.expr_template_values)?;
+        let shards = self.shards(&info);
         let pks: Vec<Pk> = match pred.primary_keys() {
             Some(pks) => pks,
             None => {
@@ -475,10 +479,17 @@ impl Proxy {
                     vec![r.partition_name.clone()]
                 };
                 let parts = Self::read_partitions(&info, &names)?;
-                let now = self.coord.now().await?;
+                let scope = Self::scope(self.coord.now().await?, parts, &r.expr, &templates);
                 let mut out = Vec::new();
-                for s in &shards {
-                    out.extend(reads::matching_pks(s, &pred, &parts, now).await);
+                for i in 0..shards.len() {
+                    let mut pks: Vec<Pk> = shards
+                        .query_rows(i, &scope, None)
+                        .await?
+                        .into_iter()
+                        .map(|(pk, _, _)| pk)
+                        .collect();
+                    pks.dedup();
+                    out.extend(pks);
                 }
                 out
             }
@@ -488,9 +499,9 @@ impl Proxy {
             per_shard[shard_of(pk, shards.len())].push(pk.clone());
         }
         let mut ts = Timestamp::ZERO;
-        for (shard, keys) in shards.iter().zip(per_shard) {
+        for (shard, keys) in per_shard.into_iter().enumerate() {
             if !keys.is_empty() {
-                ts = ts.max(shard.delete(keys).await?.ts);
+                ts = ts.max(shards.delete(shard, &keys).await?.ts);
             }
         }
         ok(MutationResult {
@@ -546,12 +557,9 @@ impl Proxy {
             }
         }
         // Opening the shards recovers them; only then is the collection served.
-        self.streaming.shards(&info).await?;
+        self.shards(&info).open().await?;
         self.coord
-            .update(db, name, |i| {
-                i.loaded = true;
-                Ok(())
-            })
+            .change(db, name, CatalogChange::SetLoaded(true))
             .await?;
         Ok(ok_status())
     }
@@ -561,16 +569,16 @@ impl Proxy {
         info: &CollectionInfo,
         partitions: &[PartitionId],
     ) -> ApiResult<usize> {
-        let shards = self.streaming.shards(info).await?;
-        let now = self.coord.now().await?;
-        let scope = quiver_core::shard::ReadScope {
-            read_ts: now,
-            partitions: Some(partitions),
-            filter: None,
-        };
+        let shards = self.shards(info);
+        let scope = Self::scope(
+            self.coord.now().await?,
+            partitions.to_vec(),
+            "",
+            &BTreeMap::new(),
+        );
         let mut n = 0;
-        for s in &shards {
-            n += s.count(scope).await;
+        for i in 0..shards.len() {
+            n += shards.count(i, &scope).await?;
         }
         Ok(n)
     }
@@ -612,9 +620,9 @@ impl MilvusService for Proxy {
                     .collect();
                 let info = self
                     .coord
-                    .create_collection(&db, schema, shards, r.consistency_level, props)
+                    .create(&db, schema, shards, r.consistency_level, props)
                     .await?;
-                self.streaming.shards(&info).await?;
+                self.shards(&info).open().await?;
                 Ok(ok_status())
             }
             .await,
@@ -633,7 +641,9 @@ impl MilvusService for Proxy {
             async {
                 let db = db?;
                 if let Some(info) = self.coord.drop_collection(&db, &r.collection_name).await? {
-                    self.streaming.drop_collection(&info).await?;
+                    self.streaming
+                        .call(crate::rpc::wire::StreamRequest::Drop { info })
+                        .await?;
                 }
                 Ok(ok_status())
             }
@@ -682,10 +692,7 @@ impl MilvusService for Proxy {
         reply(
             async {
                 self.coord
-                    .update(&db?, &r.collection_name, |i| {
-                        i.loaded = false;
-                        Ok(())
-                    })
+                    .change(&db?, &r.collection_name, CatalogChange::SetLoaded(false))
                     .await?;
                 Ok(ok_status())
             }
@@ -735,7 +742,7 @@ impl MilvusService for Proxy {
         let db = db_of(&request, &request.get_ref().db_name);
         reply(
             async {
-                let all = self.coord.list(&db?).await;
+                let all = self.coord.list(&db?).await?;
                 ok(ShowCollectionsResponse {
                     collection_names: all.iter().map(|c| c.name().to_string()).collect(),
                     collection_ids: all.iter().map(|c| c.id.0).collect(),
@@ -769,26 +776,13 @@ impl MilvusService for Proxy {
                 let db = db?;
                 validate_name(&r.partition_name).map_err(|e| ApiError::invalid(e.to_string()))?;
                 let ts = self.coord.now().await?;
+                let p = PartitionInfo {
+                    id: PartitionId(ts.0 as i64),
+                    name: r.partition_name.clone(),
+                    created_ts: ts.0,
+                };
                 self.coord
-                    .update(&db, &r.collection_name, |i| {
-                        if i.partitions.iter().any(|p| p.name == r.partition_name) {
-                            return Err(ApiError::new(
-                                code::NOT_READY,
-                                format!("partition already exists: {}", r.partition_name),
-                            ));
-                        }
-                        if i.partitions.len() >= 1024 {
-                            return Err(ApiError::invalid(
-                                "a collection has at most 1024 partitions",
-                            ));
-                        }
-                        i.partitions.push(PartitionInfo {
-                            id: PartitionId(ts.0 as i64),
-                            name: r.partition_name.clone(),
-                            created_ts: ts.0,
-                        });
-                        Ok(())
-                    })
+                    .change(&db, &r.collection_name, CatalogChange::AddPartition(p))
                     .await?;
                 Ok(ok_status())
             }
@@ -803,22 +797,19 @@ impl MilvusService for Proxy {
         self.check_auth(&request)?;
         let db = db_of(&request, &request.get_ref().db_name);
         let r = request.into_inner();
-        reply(async {
-            self.coord
-                .update(&db?, &r.collection_name, |i| {
-                    if r.partition_name == DEFAULT_PARTITION {
-                        return Err(ApiError::invalid("the default partition cannot be dropped"));
-                    }
-                    if i.loaded && i.partitions.iter().any(|p| p.name == r.partition_name) {
-                        return Err(ApiError::invalid("partition cannot be dropped, partition is loaded, please release it first"));
-                    }
-                    // Its rows become invisible at once: reads cover live partitions only.
-                    i.partitions.retain(|p| p.name != r.partition_name);
-                    Ok(())
-                })
-                .await?;
-            Ok(ok_status())
-        }.await)
+        reply(
+            async {
+                self.coord
+                    .change(
+                        &db?,
+                        &r.collection_name,
+                        CatalogChange::DropPartition(r.partition_name.clone()),
+                    )
+                    .await?;
+                Ok(ok_status())
+            }
+            .await,
+        )
     }
 
     async fn has_partition(
@@ -877,10 +868,7 @@ impl MilvusService for Proxy {
                     info.partition(p)?;
                 }
                 self.coord
-                    .update(&db, &r.collection_name, |i| {
-                        i.loaded = false;
-                        Ok(())
-                    })
+                    .change(&db, &r.collection_name, CatalogChange::SetLoaded(false))
                     .await?;
                 Ok(ok_status())
             }
@@ -1024,23 +1012,17 @@ impl MilvusService for Proxy {
         self.check_auth(&request)?;
         let db = db_of(&request, &request.get_ref().db_name);
         let r = request.into_inner();
-        reply(async {
-            self.coord
-                .update(&db?, &r.collection_name, |i| {
-                    let pos = i
-                        .indexes
-                        .iter()
-                        .position(|x| (r.index_name.is_empty() || x.name == r.index_name) && (r.field_name.is_empty() || x.field_name == r.field_name))
-                        .ok_or_else(|| ApiError::new(code::INDEX_NOT_FOUND, format!("index not found[index={}]", r.index_name)))?;
-                    if i.loaded {
-                        return Err(ApiError::invalid("index cannot be dropped, collection is loaded, please release it first"));
-                    }
-                    i.indexes.remove(pos);
-                    Ok(())
-                })
-                .await?;
-            Ok(ok_status())
-        }.await)
+        reply(
+            async {
+                let change = CatalogChange::DropIndex {
+                    index_name: r.index_name.clone(),
+                    field_name: r.field_name.clone(),
+                };
+                self.coord.change(&db?, &r.collection_name, change).await?;
+                Ok(ok_status())
+            }
+            .await,
+        )
     }
 
     #[tracing::instrument(skip_all, fields(collection = %request.get_ref().collection_name, rows = request.get_ref().num_rows))]
@@ -1099,9 +1081,9 @@ impl MilvusService for Proxy {
         reply(
             async {
                 let db = db?;
-                let (info, shards) = self.loaded(&db, &r.collection_name).await?;
+                let info = self.loaded(&db, &r.collection_name).await?;
                 let now = self.coord.now().await?;
-                reads::search(&info, &shards, r, now).await
+                reads::search(&self.shards(&info), r, now).await
             }
             .await,
         )
@@ -1124,10 +1106,10 @@ impl MilvusService for Proxy {
                 };
                 for name in &r.collection_names {
                     let info = self.coord.get(&db, name).await?;
+                    let shards = self.shards(&info);
                     let mut segs = Vec::new();
-                    for s in self.streaming.shards(&info).await? {
-                        let m = s.flush().await?;
-                        segs.extend(m.segments.iter().map(|f| f.id.0));
+                    for i in 0..shards.len() {
+                        segs.extend(shards.flush(i).await?.into_iter().map(|s| s.0));
                     }
                     let ts = self.coord.now().await?;
                     resp.coll_flush_ts.insert(name.clone(), ts.0);
@@ -1155,9 +1137,9 @@ impl MilvusService for Proxy {
         reply(
             async {
                 let db = db?;
-                let (info, shards) = self.loaded(&db, &r.collection_name).await?;
+                let info = self.loaded(&db, &r.collection_name).await?;
                 let now = self.coord.now().await?;
-                reads::query(&info, &shards, r, now).await
+                reads::query(&self.shards(&info), r, now).await
             }
             .await,
         )

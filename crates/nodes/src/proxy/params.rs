@@ -79,3 +79,58 @@ pub fn template_params(
     }
     Ok(out)
 }
+
+fn value_to_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Int(i) => serde_json::Value::from(*i),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        Value::Str(s) => serde_json::Value::String(s.clone()),
+        Value::Array(a) => serde_json::Value::Array(a.iter().map(value_to_json).collect()),
+        Value::Json(j) => j.clone(),
+    }
+}
+
+/// Template values as JSON text, for the internal wire (ints stay ints, floats floats).
+pub fn params_to_json(params: &BTreeMap<String, Value>) -> String {
+    let m: serde_json::Map<String, serde_json::Value> = params
+        .iter()
+        .map(|(k, v)| (k.clone(), value_to_json(v)))
+        .collect();
+    serde_json::Value::Object(m).to_string()
+}
+
+/// The inverse of [`params_to_json`]; empty text means no parameters.
+pub fn params_from_json(text: &str) -> ApiResult<BTreeMap<String, Value>> {
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(m)) => Ok(m
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from_json(v)))
+            .collect()),
+        _ => Err(ApiError::invalid(
+            "template parameters are not a JSON object",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_values_survive_the_wire() {
+        let mut p = BTreeMap::new();
+        p.insert("a".to_string(), Value::Int(3));
+        p.insert("b".to_string(), Value::Float(2.0));
+        p.insert(
+            "c".to_string(),
+            Value::Array(vec![Value::Str("x".into()), Value::Bool(true)]),
+        );
+        assert_eq!(params_from_json(&params_to_json(&p)).unwrap(), p);
+    }
+}

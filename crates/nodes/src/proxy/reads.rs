@@ -1,22 +1,18 @@
 //! Search and query: fan out to every shard's delegator, reduce, fetch output fields.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use prost::Message;
 use quiver_core::batch::{Batch, FieldColumn, Pk};
-use quiver_core::expr::Predicate;
-use quiver_core::ids::{PartitionId, SegmentId};
+use quiver_core::ids::SegmentId;
 use quiver_core::schema::{CollectionSchema, FieldSchema};
 use quiver_core::search::{reduce, Hit, Metric};
-use quiver_core::segment::SegmentView;
-use quiver_core::shard::{ReadScope, Shard};
 use quiver_core::tso::Timestamp;
 
 use super::convert;
 use super::params::{kv_map, parse_usize, MAX_TOPK};
+use super::shards::Shards;
 use super::Proxy;
-use crate::coordinator::CollectionInfo;
 use crate::error::{code, ApiError, ApiResult};
 use crate::pb::common::PlaceholderGroup;
 use crate::pb::milvus::{
@@ -148,9 +144,9 @@ fn empty_batch(schema: &CollectionSchema) -> Batch {
 /// Fetches rows `(shard, segment, row)` in the given order.
 async fn fetch_rows(
     schema: &CollectionSchema,
-    shards: &[Arc<Shard>],
+    shards: &Shards<'_>,
     refs: &[(usize, SegmentId, u32)],
-) -> Batch {
+) -> ApiResult<Batch> {
     let mut per_shard: BTreeMap<usize, Vec<(SegmentId, u32)>> = BTreeMap::new();
     for &(s, seg, row) in refs {
         per_shard.entry(s).or_default().push((seg, row));
@@ -159,7 +155,7 @@ async fn fetch_rows(
     type Fetched = (Batch, BTreeMap<(SegmentId, u32), usize>);
     let mut fetched: BTreeMap<usize, Fetched> = BTreeMap::new();
     for (s, rs) in per_shard {
-        let b = shards[s].fetch(&rs).await;
+        let b = shards.fetch(s, &rs).await?;
         let idx = rs.iter().enumerate().map(|(i, r)| (*r, i)).collect();
         fetched.insert(s, (b, idx));
     }
@@ -173,38 +169,15 @@ async fn fetch_rows(
             }
         }
     }
-    out
-}
-
-/// Keys of every row the predicate selects (for delete by filter).
-pub async fn matching_pks(
-    shard: &Shard,
-    pred: &Predicate,
-    parts: &[PartitionId],
-    now: Timestamp,
-) -> Vec<Pk> {
-    let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
-    let scope = ReadScope {
-        read_ts: now,
-        partitions: Some(parts),
-        filter: if pred.matches_all() { None } else { Some(&f) },
-    };
-    let mut pks: Vec<Pk> = shard
-        .query_rows(scope, None)
-        .await
-        .into_iter()
-        .map(|(pk, _, _)| pk)
-        .collect();
-    pks.dedup();
-    pks
+    Ok(out)
 }
 
 pub async fn query(
-    info: &CollectionInfo,
-    shards: &[Arc<Shard>],
+    shards: &Shards<'_>,
     r: QueryRequest,
     now: Timestamp,
 ) -> ApiResult<QueryResults> {
+    let info = shards.info;
     let schema = &info.schema;
     let params = kv_map(&r.query_params);
     let limit = parse_usize(&params, "limit")?;
@@ -223,19 +196,14 @@ pub async fn query(
         r.output_fields.clone()
     };
     let out = resolve_output(schema, &requested, true)?;
-    let pred = Proxy::compile(schema, &r.expr, r.expr_template_values)?;
+    let (pred, templates) = Proxy::compile(schema, &r.expr, r.expr_template_values)?;
     if pred.matches_all() && limit.is_none() && !out.count {
         return Err(ApiError::invalid(
             "empty expression should be used with limit",
         ));
     }
     let parts = Proxy::read_partitions(info, &r.partition_names)?;
-    let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
-    let scope = ReadScope {
-        read_ts: now,
-        partitions: Some(&parts),
-        filter: if pred.matches_all() { None } else { Some(&f) },
-    };
+    let scope = Proxy::scope(now, parts, &r.expr, &templates);
     let base = crate::pb::milvus::QueryResults {
         collection_name: info.name().to_string(),
         primary_field_name: schema.primary_field().name.clone(),
@@ -245,8 +213,8 @@ pub async fn query(
     };
     if out.count {
         let mut n = 0usize;
-        for s in shards {
-            n += s.count(scope).await;
+        for i in 0..shards.len() {
+            n += shards.count(i, &scope).await?;
         }
         return super::ok(QueryResults {
             fields_data: vec![ps::FieldData {
@@ -265,10 +233,11 @@ pub async fn query(
     }
     let cap = limit.map(|l| l + offset);
     let mut rows: Vec<(Pk, usize, SegmentId, u32)> = Vec::new();
-    for (i, s) in shards.iter().enumerate() {
+    for i in 0..shards.len() {
         rows.extend(
-            s.query_rows(scope, cap)
-                .await
+            shards
+                .query_rows(i, &scope, cap)
+                .await?
                 .into_iter()
                 .map(|(pk, seg, row)| (pk, i, seg, row)),
         );
@@ -280,7 +249,7 @@ pub async fn query(
         .take(limit.unwrap_or(usize::MAX))
         .map(|(_, s, seg, row)| (s, seg, row))
         .collect();
-    let batch = fetch_rows(schema, shards, &rows).await;
+    let batch = fetch_rows(schema, shards, &rows).await?;
     super::ok(QueryResults {
         fields_data: columns_of(schema, &batch, &out.fields),
         ..base
@@ -338,11 +307,11 @@ fn decode_queries(r: &SearchRequest, dim: usize) -> ApiResult<Vec<Vec<f32>>> {
 }
 
 pub async fn search(
-    info: &CollectionInfo,
-    shards: &[Arc<Shard>],
+    shards: &Shards<'_>,
     r: SearchRequest,
     now: Timestamp,
 ) -> ApiResult<SearchResults> {
+    let info = shards.info;
     let schema = &info.schema;
     let sp = kv_map(&r.search_params);
     let topk = parse_usize(&sp, "topk")?.ok_or_else(|| {
@@ -442,18 +411,17 @@ pub async fn search(
     if out.count {
         return Err(ApiError::invalid("count(*) is not a search output field"));
     }
-    let pred = Proxy::compile(schema, &r.dsl, r.expr_template_values)?;
+    let (_, templates) = Proxy::compile(schema, &r.dsl, r.expr_template_values)?;
     let parts = Proxy::read_partitions(info, &r.partition_names)?;
-    let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
-    let scope = ReadScope {
-        read_ts: now,
-        partitions: Some(&parts),
-        filter: if pred.matches_all() { None } else { Some(&f) },
-    };
+    let scope = Proxy::scope(now, parts, &r.dsl, &templates);
     let k = topk + offset;
     let mut per_shard: Vec<Vec<Vec<Hit>>> = Vec::with_capacity(shards.len());
-    for s in shards {
-        per_shard.push(s.search_scoped(field.id, &queries, k, metric, scope).await);
+    for i in 0..shards.len() {
+        per_shard.push(
+            shards
+                .search(i, field.id, &queries, k, metric, &scope)
+                .await?,
+        );
     }
     let round: i64 = sp
         .get("round_decimal")
@@ -482,7 +450,7 @@ pub async fn search(
     let fields_data = if out.fields.is_empty() {
         Vec::new()
     } else {
-        let batch = fetch_rows(schema, shards, &refs).await;
+        let batch = fetch_rows(schema, shards, &refs).await?;
         columns_of(schema, &batch, &out.fields)
     };
     super::ok(SearchResults {

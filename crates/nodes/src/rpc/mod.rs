@@ -1,0 +1,284 @@
+//! Internal RPCs between roles: tonic services carrying versioned envelopes
+//! ([`wire`]), a server for each role and a client implementing the same trait the
+//! local role does, so a proxy talks to a coordinator or streaming node the same way
+//! whether it is in-process or across the network.
+
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quiver_core::schema::CollectionSchema;
+use quiver_core::tso::Timestamp;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response};
+
+use crate::coordinator::{CatalogChange, CollectionInfo, Coordinator, CoordinatorApi};
+use crate::error::{code, ApiError, ApiResult};
+use crate::pb::internal::coordinator_client::CoordinatorClient;
+use crate::pb::internal::coordinator_server::{Coordinator as CoordinatorRpc, CoordinatorServer};
+use crate::pb::internal::streaming_client::StreamingClient;
+use crate::pb::internal::streaming_server::{Streaming as StreamingRpc, StreamingServer};
+use crate::pb::internal::Envelope;
+use crate::streaming::StreamingNode;
+use wire::{CoordRequest, CoordResponse, StreamRequest, StreamResponse, WireResult};
+
+/// The generated server types differ between real tonic and madsim's (which adds an
+/// interceptor parameter); these aliases name either.
+#[cfg(not(madsim))]
+pub type CoordinatorServerOf<T> = CoordinatorServer<T>;
+#[cfg(madsim)]
+pub type CoordinatorServerOf<T> = CoordinatorServer<T, tonic::codegen::IdentityInterceptor>;
+#[cfg(not(madsim))]
+pub type StreamingServerOf<T> = StreamingServer<T>;
+#[cfg(madsim)]
+pub type StreamingServerOf<T> = StreamingServer<T, tonic::codegen::IdentityInterceptor>;
+
+/// How long an internal call may take before the caller gives up.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------
+// Coordinator
+// ---------------------------------------------------------------------------------------
+
+/// Serves a [`Coordinator`] over RPC.
+pub struct CoordinatorService(pub Arc<Coordinator>);
+
+impl CoordinatorService {
+    pub fn into_server(self) -> CoordinatorServerOf<Self> {
+        CoordinatorServer::new(self)
+    }
+
+    async fn dispatch(&self, r: CoordRequest) -> ApiResult<CoordResponse> {
+        let c = &self.0;
+        Ok(match r {
+            CoordRequest::Get { db, name } => {
+                CoordResponse::Collection(CoordinatorApi::get(c.as_ref(), &db, &name).await?)
+            }
+            CoordRequest::List { db } => {
+                CoordResponse::Collections(CoordinatorApi::list(c.as_ref(), &db).await?)
+            }
+            CoordRequest::Create {
+                db,
+                schema,
+                shards,
+                consistency_level,
+                properties,
+            } => CoordResponse::Collection(
+                c.create(&db, schema, shards, consistency_level, properties)
+                    .await?,
+            ),
+            CoordRequest::Drop { db, name } => CoordResponse::Dropped(
+                CoordinatorApi::drop_collection(c.as_ref(), &db, &name).await?,
+            ),
+            CoordRequest::Change { db, name, change } => {
+                CoordResponse::Collection(c.change(&db, &name, change).await?)
+            }
+            CoordRequest::Alloc { count } => CoordResponse::Timestamp(c.alloc(count).await?),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl CoordinatorRpc for CoordinatorService {
+    async fn call(&self, req: Request<Envelope>) -> Result<Response<Envelope>, tonic::Status> {
+        let res: WireResult<CoordResponse> = match wire::open::<CoordRequest>(req.get_ref()) {
+            Ok(r) => self.dispatch(r).await.map_err(Into::into),
+            Err(e) => Err(e.into()),
+        };
+        Ok(Response::new(wire::seal(&res)))
+    }
+}
+
+fn unreachable_role(role: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(code::UNAVAILABLE, format!("{role} unreachable: {e}"))
+}
+
+fn channel(addr: &str) -> ApiResult<Channel> {
+    Ok(Endpoint::from_shared(addr.to_string())
+        .map_err(|e| ApiError::internal(format!("bad address {addr}: {e}")))?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(CALL_TIMEOUT)
+        .connect_lazy())
+}
+
+/// A coordinator across the network.
+#[derive(Clone)]
+pub struct RemoteCoordinator {
+    client: CoordinatorClient<Channel>,
+}
+
+impl RemoteCoordinator {
+    /// `addr` like `http://10.0.0.1:7000`; connects on first use.
+    pub fn new(addr: &str) -> ApiResult<Self> {
+        Ok(RemoteCoordinator {
+            client: CoordinatorClient::new(channel(addr)?),
+        })
+    }
+
+    async fn call(&self, r: CoordRequest) -> ApiResult<CoordResponse> {
+        let mut c = self.client.clone();
+        let resp = c
+            .call(wire::seal(&r))
+            .await
+            .map_err(|s| unreachable_role("coordinator", s))?;
+        let res: WireResult<CoordResponse> = wire::open(resp.get_ref())?;
+        res.map_err(Into::into)
+    }
+}
+
+fn expect_collection(r: CoordResponse) -> ApiResult<CollectionInfo> {
+    match r {
+        CoordResponse::Collection(c) => Ok(c),
+        _ => Err(wire::unexpected("a collection request")),
+    }
+}
+
+#[async_trait::async_trait]
+impl CoordinatorApi for RemoteCoordinator {
+    async fn get(&self, db: &str, name: &str) -> ApiResult<CollectionInfo> {
+        expect_collection(
+            self.call(CoordRequest::Get {
+                db: db.into(),
+                name: name.into(),
+            })
+            .await?,
+        )
+    }
+    async fn list(&self, db: &str) -> ApiResult<Vec<CollectionInfo>> {
+        match self.call(CoordRequest::List { db: db.into() }).await? {
+            CoordResponse::Collections(v) => Ok(v),
+            _ => Err(wire::unexpected("list")),
+        }
+    }
+    async fn create(
+        &self,
+        db: &str,
+        schema: CollectionSchema,
+        shards: u32,
+        consistency_level: i32,
+        properties: Vec<(String, String)>,
+    ) -> ApiResult<CollectionInfo> {
+        expect_collection(
+            self.call(CoordRequest::Create {
+                db: db.into(),
+                schema,
+                shards,
+                consistency_level,
+                properties,
+            })
+            .await?,
+        )
+    }
+    async fn drop_collection(&self, db: &str, name: &str) -> ApiResult<Option<CollectionInfo>> {
+        match self
+            .call(CoordRequest::Drop {
+                db: db.into(),
+                name: name.into(),
+            })
+            .await?
+        {
+            CoordResponse::Dropped(v) => Ok(v),
+            _ => Err(wire::unexpected("drop")),
+        }
+    }
+    async fn change(
+        &self,
+        db: &str,
+        name: &str,
+        change: CatalogChange,
+    ) -> ApiResult<CollectionInfo> {
+        expect_collection(
+            self.call(CoordRequest::Change {
+                db: db.into(),
+                name: name.into(),
+                change,
+            })
+            .await?,
+        )
+    }
+    async fn alloc(&self, count: u32) -> ApiResult<Timestamp> {
+        match self.call(CoordRequest::Alloc { count }).await? {
+            CoordResponse::Timestamp(t) => Ok(t),
+            _ => Err(wire::unexpected("alloc")),
+        }
+    }
+}
+
+/// A streaming node elsewhere takes its timestamps from the coordinator.
+#[async_trait::async_trait]
+impl quiver_core::tso::TimestampOracle for RemoteCoordinator {
+    async fn alloc(&self, count: u32) -> Result<Timestamp, quiver_core::tso::TsoError> {
+        CoordinatorApi::alloc(self, count)
+            .await
+            .map_err(|e| quiver_core::tso::TsoError::Unavailable(e.reason))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Streaming node
+// ---------------------------------------------------------------------------------------
+
+/// What the proxy needs from streaming nodes; served locally or over RPC.
+#[async_trait::async_trait]
+pub trait StreamingApi: Send + Sync {
+    async fn call(&self, req: StreamRequest) -> ApiResult<StreamResponse>;
+}
+
+#[async_trait::async_trait]
+impl StreamingApi for StreamingNode {
+    async fn call(&self, req: StreamRequest) -> ApiResult<StreamResponse> {
+        self.handle(req).await
+    }
+}
+
+/// Serves a [`StreamingNode`] over RPC.
+pub struct StreamingService(pub Arc<StreamingNode>);
+
+impl StreamingService {
+    pub fn into_server(self) -> StreamingServerOf<Self> {
+        StreamingServer::new(self)
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20)
+    }
+}
+
+#[tonic::async_trait]
+impl StreamingRpc for StreamingService {
+    async fn call(&self, req: Request<Envelope>) -> Result<Response<Envelope>, tonic::Status> {
+        let res: WireResult<StreamResponse> = match wire::open::<StreamRequest>(req.get_ref()) {
+            Ok(r) => self.0.handle(r).await.map_err(Into::into),
+            Err(e) => Err(e.into()),
+        };
+        Ok(Response::new(wire::seal(&res)))
+    }
+}
+
+/// A streaming node across the network.
+#[derive(Clone)]
+pub struct RemoteStreaming {
+    client: StreamingClient<Channel>,
+}
+
+impl RemoteStreaming {
+    pub fn new(addr: &str) -> ApiResult<Self> {
+        Ok(RemoteStreaming {
+            client: StreamingClient::new(channel(addr)?)
+                .max_decoding_message_size(256 << 20)
+                .max_encoding_message_size(256 << 20),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl StreamingApi for RemoteStreaming {
+    async fn call(&self, req: StreamRequest) -> ApiResult<StreamResponse> {
+        let mut c = self.client.clone();
+        let resp = c
+            .call(wire::seal(&req))
+            .await
+            .map_err(|s| unreachable_role("streaming node", s))?;
+        let res: WireResult<StreamResponse> = wire::open(resp.get_ref())?;
+        res.map_err(Into::into)
+    }
+}

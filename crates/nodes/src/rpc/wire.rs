@@ -1,0 +1,238 @@
+//! The bodies of the internal RPCs (see `proto/internal.proto`): versioned postcard
+//! enums inside a checksummed envelope.
+
+use quiver_core::batch::{Batch, Pk};
+use quiver_core::ids::{CollectionId, FieldId, PartitionId, SegmentId};
+use quiver_core::schema::CollectionSchema;
+use quiver_core::search::Metric;
+use quiver_core::shard::MutationAck;
+use quiver_core::tso::Timestamp;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::coordinator::{CatalogChange, CollectionInfo};
+use crate::error::{code, ApiError, ApiResult};
+use crate::pb::internal::Envelope;
+
+pub const WIRE_VERSION: u32 = 1;
+
+pub fn seal<T: Serialize>(v: &T) -> Envelope {
+    let body = postcard::to_allocvec(v).expect("in-memory serialization cannot fail");
+    Envelope {
+        version: WIRE_VERSION,
+        crc: crc32fast::hash(&body),
+        body,
+    }
+}
+
+pub fn open<T: DeserializeOwned>(e: &Envelope) -> ApiResult<T> {
+    if e.version != WIRE_VERSION {
+        return Err(ApiError::new(
+            code::UNEXPECTED,
+            format!(
+                "internal RPC version {} not understood (this build speaks {WIRE_VERSION})",
+                e.version
+            ),
+        ));
+    }
+    if crc32fast::hash(&e.body) != e.crc {
+        return Err(ApiError::new(
+            code::UNEXPECTED,
+            "internal RPC checksum mismatch",
+        ));
+    }
+    postcard::from_bytes(&e.body)
+        .map_err(|err| ApiError::new(code::UNEXPECTED, format!("undecodable internal RPC: {err}")))
+}
+
+/// An error crossing the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireError {
+    pub code: i32,
+    pub reason: String,
+}
+
+impl From<ApiError> for WireError {
+    fn from(e: ApiError) -> Self {
+        WireError {
+            code: e.code,
+            reason: e.reason,
+        }
+    }
+}
+
+impl From<WireError> for ApiError {
+    fn from(e: WireError) -> Self {
+        ApiError::new(e.code, e.reason)
+    }
+}
+
+pub type WireResult<T> = Result<T, WireError>;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum CoordRequest {
+    Get {
+        db: String,
+        name: String,
+    },
+    List {
+        db: String,
+    },
+    Create {
+        db: String,
+        schema: CollectionSchema,
+        shards: u32,
+        consistency_level: i32,
+        properties: Vec<(String, String)>,
+    },
+    Drop {
+        db: String,
+        name: String,
+    },
+    Change {
+        db: String,
+        name: String,
+        change: CatalogChange,
+    },
+    Alloc {
+        count: u32,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum CoordResponse {
+    Collection(CollectionInfo),
+    Collections(Vec<CollectionInfo>),
+    Dropped(Option<CollectionInfo>),
+    Timestamp(Timestamp),
+}
+
+/// A read's scope on the wire: the filter travels as source text and is compiled
+/// against the schema where the data is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireScope {
+    pub read_ts: Timestamp,
+    pub partitions: Vec<PartitionId>,
+    pub filter: String,
+    /// Template values as JSON text (`{name: value}`).
+    pub params_json: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireHit {
+    pub pk: Pk,
+    pub score: f32,
+    pub distance: f32,
+    pub segment: SegmentId,
+    pub row: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum StreamRequest {
+    /// Open (recovering if needed) the collection's shards.
+    Open {
+        info: CollectionInfo,
+    },
+    Drop {
+        info: CollectionInfo,
+    },
+    Insert {
+        collection: CollectionId,
+        shard: u32,
+        partition: PartitionId,
+        batch: Batch,
+        upsert: bool,
+    },
+    Delete {
+        collection: CollectionId,
+        shard: u32,
+        pks: Vec<Pk>,
+    },
+    Flush {
+        collection: CollectionId,
+        shard: u32,
+    },
+    Search {
+        collection: CollectionId,
+        shard: u32,
+        field: FieldId,
+        queries: Vec<Vec<f32>>,
+        k: u32,
+        metric: Metric,
+        scope: WireScope,
+    },
+    QueryRows {
+        collection: CollectionId,
+        shard: u32,
+        scope: WireScope,
+        limit: Option<u64>,
+    },
+    Count {
+        collection: CollectionId,
+        shard: u32,
+        scope: WireScope,
+    },
+    Fetch {
+        collection: CollectionId,
+        shard: u32,
+        refs: Vec<(SegmentId, u32)>,
+    },
+}
+
+impl StreamRequest {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StreamRequest::Open { .. } => "open",
+            StreamRequest::Drop { .. } => "drop",
+            StreamRequest::Insert { upsert: false, .. } => "insert",
+            StreamRequest::Insert { upsert: true, .. } => "upsert",
+            StreamRequest::Delete { .. } => "delete",
+            StreamRequest::Flush { .. } => "flush",
+            StreamRequest::Search { .. } => "search",
+            StreamRequest::QueryRows { .. } => "query",
+            StreamRequest::Count { .. } => "count",
+            StreamRequest::Fetch { .. } => "fetch",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum StreamResponse {
+    Done,
+    Ack(MutationAck),
+    Flushed { segments: Vec<SegmentId> },
+    Hits(Vec<Vec<WireHit>>),
+    Rows(Vec<(Pk, SegmentId, u32)>),
+    Count(u64),
+    Fetched(Batch),
+}
+
+/// Unexpected response kinds are bugs between roles of different versions.
+pub fn unexpected(what: &str) -> ApiError {
+    ApiError::new(
+        code::UNEXPECTED,
+        format!("unexpected internal response to {what}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_roundtrip_and_refuse_damage() {
+        let e = seal(&CoordRequest::Alloc { count: 3 });
+        assert!(matches!(
+            open::<CoordRequest>(&e),
+            Ok(CoordRequest::Alloc { count: 3 })
+        ));
+        let mut bad = e.clone();
+        bad.body[0] ^= 1;
+        assert!(open::<CoordRequest>(&bad).is_err());
+        let mut newer = e;
+        newer.version = 2;
+        assert!(open::<CoordRequest>(&newer)
+            .unwrap_err()
+            .reason
+            .contains("version 2"));
+    }
+}
