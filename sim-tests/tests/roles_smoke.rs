@@ -140,11 +140,71 @@ async fn roles_smoke() {
     let (n, tops, retries) = phase2.await.unwrap();
     trace.record(&("phase2", n, &tops, retries));
     trace.record(&("elapsed", madsim::time::TimeHandle::current().elapsed()));
-    println!("{} retries={retries}", trace.line(SCENARIO, seed));
     assert_eq!(
         n,
         Some(1000),
         "seed {seed}: every acknowledged row must survive the restart"
     );
     assert_eq!(tops, vec![42, 777], "seed {seed}: search after the restart");
+
+    // Phase 3: flush so segments are handed to the query node, delete some keys (the
+    // deletes are forwarded there), then kill the query node: reads fall back to the
+    // delegator, which takes the segments back, and the deletes stay applied.
+    let p = proxy.clone();
+    let deleted: Vec<i64> = (0..1000).step_by(7).collect();
+    let d2 = deleted.clone();
+    cluster
+        .proxy_node
+        .spawn(async move {
+            let r = p
+                .flush(Request::new(client::flush(C)))
+                .await
+                .unwrap()
+                .into_inner();
+            ok(r.status.as_ref()).unwrap();
+            rt::sleep(Duration::from_secs(2)).await;
+            let r = p
+                .delete(Request::new(client::delete_ids(C, &d2)))
+                .await
+                .unwrap()
+                .into_inner();
+            ok(r.status.as_ref()).unwrap();
+        })
+        .await
+        .unwrap();
+    cluster.kill_query_node();
+    let p = proxy.clone();
+    let (n, top) = cluster
+        .proxy_node
+        .spawn(async move {
+            let r = p
+                .query(Request::new(client::count(C)))
+                .await
+                .unwrap()
+                .into_inner();
+            ok(r.status.as_ref()).unwrap();
+            let n = client::count_of(&r.fields_data);
+            let r = p
+                .search(Request::new(client::search(
+                    C,
+                    &[client::vector(7, DIM)],
+                    1,
+                )))
+                .await
+                .unwrap()
+                .into_inner();
+            ok(r.status.as_ref()).unwrap();
+            (n, client::int_ids(&r.results.unwrap().ids))
+        })
+        .await
+        .unwrap();
+    cluster.restart_query_node();
+    trace.record(&("phase3", n, &top));
+    println!("{}", trace.line(SCENARIO, seed));
+    assert_eq!(
+        n,
+        Some(1000 - deleted.len() as i64),
+        "seed {seed}: deletes must survive the query node's death"
+    );
+    assert_ne!(top, vec![7], "seed {seed}: a deleted key came back");
 }

@@ -26,7 +26,7 @@ use crate::search::brute::RowFilter;
 use crate::search::{reduce, search_segment, Hit, Metric, SearchRequest};
 use crate::segment::format::{self, FormatError, ObjectKind};
 use crate::segment::storage::{self, SegmentFiles, StorageError};
-use crate::segment::{GrowingSegment, SealedSegment, SegmentView};
+use crate::segment::{DeleteRecord, GrowingSegment, PkStats, SealedSegment, SegmentView};
 use crate::tso::{Timestamp, TimestampOracle, TsoError};
 use crate::wal::{Epoch, Offset, Wal, WalError};
 
@@ -107,6 +107,12 @@ pub struct ShardStats {
     pub last_mutation: Option<crate::rt::Instant>,
 }
 
+/// Sends deletes to the node that serves a handed-off sealed segment.
+#[async_trait::async_trait]
+pub trait DeleteForwarder: Send + Sync {
+    async fn forward(&self, deletes: &[(SegmentId, DeleteRecord)]) -> Result<(), String>;
+}
+
 /// What a shard stands on.
 #[derive(Clone)]
 pub struct ShardDeps {
@@ -115,6 +121,19 @@ pub struct ShardDeps {
     pub meta: Arc<dyn MetaStore>,
     pub store: Arc<dyn ObjectStore>,
     pub tso: Arc<dyn TimestampOracle>,
+    /// Where deletes for handed-off segments go; `None` when segments never leave.
+    pub forwarder: Option<Arc<dyn DeleteForwarder>>,
+}
+
+/// A sealed segment that another node serves. The shard keeps what it needs to route
+/// deletes to it (its key statistics) and the deletes not yet in a delete log.
+#[derive(Debug, Clone)]
+struct RemoteStub {
+    stats: PkStats,
+    unflushed_deletes: Vec<DeleteRecord>,
+    /// A delete could not be forwarded and the segment could not be taken back: reads
+    /// must not use the remote copy until [`Shard::reclaim`] succeeds.
+    stale: bool,
 }
 
 /// The shard's durable description in the meta store.
@@ -140,6 +159,10 @@ struct State {
     /// The growing segment taking inserts, per partition.
     active: BTreeMap<PartitionId, SegmentId>,
     sealed: BTreeMap<SegmentId, SealedSegment>,
+    /// Sealed segments handed off to a query node.
+    remote: BTreeMap<SegmentId, RemoteStub>,
+    /// Deletes that hit remote segments during the current mutation.
+    outbox: Vec<(SegmentId, DeleteRecord)>,
     manifest: Manifest,
     next_segment: i64,
     /// The next WAL offset to apply.
@@ -197,6 +220,14 @@ impl State {
         }
         for s in self.sealed.values_mut() {
             s.delete(pk, ts);
+        }
+        let (remote, outbox) = (&mut self.remote, &mut self.outbox);
+        for (id, stub) in remote.iter_mut() {
+            if stub.stats.may_contain(pk) {
+                let rec = DeleteRecord { pk: pk.clone(), ts };
+                stub.unflushed_deletes.push(rec.clone());
+                outbox.push((*id, rec));
+            }
         }
     }
 
@@ -320,6 +351,11 @@ impl Shard {
         st.apply(&self.cfg.schema, msg);
         st.applied = offset + 1;
         st.last_mutation = Some(crate::rt::now());
+        let outbox = std::mem::take(&mut st.outbox);
+        if !outbox.is_empty() {
+            // Acknowledge only once every segment that serves reads has the delete.
+            self.forward_or_reclaim(&mut st, outbox).await?;
+        }
         Ok(MutationAck { ts, offset })
     }
 
@@ -418,6 +454,30 @@ impl Shard {
             flushed_deletes.push((s.id, pending.len()));
         }
 
+        let mut flushed_remote = Vec::new();
+        for (id, stub) in &st.remote {
+            if stub.unflushed_deletes.is_empty() {
+                continue;
+            }
+            let files = manifest
+                .segments
+                .iter_mut()
+                .find(|f| f.id == *id)
+                .expect("every remote segment is in the manifest");
+            manifest.next_log_id += 1;
+            let log = storage::write_deltalog(
+                &self.deps.store,
+                c,
+                files.partition,
+                *id,
+                manifest.next_log_id,
+                &stub.unflushed_deletes,
+            )
+            .await?;
+            files.deltalogs.push(log);
+            flushed_remote.push((*id, stub.unflushed_deletes.len()));
+        }
+
         tracing::info!(
             checkpoint = manifest.checkpoint,
             segments = ?manifest.segments.iter().map(|f| (f.id.0, f.num_rows)).collect::<Vec<_>>(),
@@ -438,6 +498,11 @@ impl Shard {
             let n = s.unflushed_deletes().len();
             s.mark_deletes_flushed(n);
             st.sealed.insert(s.id, s);
+        }
+        for (id, n) in flushed_remote {
+            if let Some(stub) = st.remote.get_mut(&id) {
+                stub.unflushed_deletes.drain(..n);
+            }
         }
         for (id, n) in flushed_deletes {
             if let Some(s) = st.sealed.get_mut(&id) {
@@ -570,6 +635,191 @@ impl Shard {
         (0..queries.len())
             .map(|q| reduce(per_segment.iter().map(|r| r[q].clone()).collect(), k))
             .collect()
+    }
+
+    /// Forwards deletes to the node serving their segments; if that fails, takes the
+    /// segments back (loads them here) so no read can miss the delete.
+    async fn forward_or_reclaim(
+        &self,
+        st: &mut State,
+        outbox: Vec<(SegmentId, DeleteRecord)>,
+    ) -> Result<(), ShardError> {
+        let forwarded = match &self.deps.forwarder {
+            Some(f) => f.forward(&outbox).await,
+            None => Err("no forwarder".to_string()),
+        };
+        if let Err(e) = forwarded {
+            let ids: Vec<SegmentId> = outbox.iter().map(|(id, _)| *id).collect();
+            tracing::warn!(error = %e, segments = ?ids, "delete forwarding failed; taking the segments back");
+            self.reclaim_locked(st, &ids).await?;
+        }
+        Ok(())
+    }
+
+    async fn reclaim_locked(&self, st: &mut State, ids: &[SegmentId]) -> Result<(), ShardError> {
+        for id in ids {
+            let Some(stub) = st.remote.get_mut(id) else {
+                continue;
+            };
+            let files = st
+                .manifest
+                .segments
+                .iter()
+                .find(|f| f.id == *id)
+                .expect("every remote segment is in the manifest")
+                .clone();
+            match storage::load_sealed(&self.deps.store, &self.cfg.schema, &files).await {
+                Ok(mut seg) => {
+                    // The stub's deletes are exactly those not in a delete log yet.
+                    for d in &stub.unflushed_deletes {
+                        seg.delete(&d.pk, d.ts);
+                    }
+                    st.remote.remove(id);
+                    st.sealed.insert(*id, seg);
+                }
+                Err(e) => {
+                    stub.stale = true;
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes handed-off segments back into this shard (after their server failed).
+    pub async fn reclaim(&self, ids: &[SegmentId]) -> Result<(), ShardError> {
+        let mut st = self.state.write().await;
+        self.reclaim_locked(&mut st, ids).await
+    }
+
+    /// Hands every local sealed segment to another node: `load` must make the node
+    /// serve them (each with its files and the deletes not yet in a delete log). Only
+    /// when it succeeds are the local copies released. Writes wait meanwhile, so no
+    /// delete can slip between the load and the release.
+    pub async fn hand_off<F, Fut>(&self, load: F) -> Result<Vec<SegmentId>, String>
+    where
+        F: FnOnce(Vec<(SegmentFiles, Vec<DeleteRecord>)>) -> Fut + Send,
+        Fut: std::future::Future<Output = Result<(), String>> + Send,
+    {
+        let mut st = self.state.write().await;
+        let batch: Vec<(SegmentFiles, Vec<DeleteRecord>)> = st
+            .sealed
+            .values()
+            .filter_map(|s| {
+                let files = st.manifest.segments.iter().find(|f| f.id == s.id)?;
+                Some((files.clone(), s.unflushed_deletes().to_vec()))
+            })
+            .collect();
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<SegmentId> = batch.iter().map(|(f, _)| f.id).collect();
+        load(batch).await?;
+        for id in &ids {
+            if let Some(seg) = st.sealed.remove(id) {
+                st.remote.insert(
+                    *id,
+                    RemoteStub {
+                        stats: seg.stats().clone(),
+                        unflushed_deletes: seg.unflushed_deletes().to_vec(),
+                        stale: false,
+                    },
+                );
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Handed-off segments in the given partitions, with whether each is stale.
+    pub async fn remote_segments(
+        &self,
+        partitions: Option<&[PartitionId]>,
+    ) -> Vec<(SegmentId, bool)> {
+        let st = self.state.read().await;
+        Self::remote_of(&st, partitions)
+    }
+
+    fn remote_of(st: &State, partitions: Option<&[PartitionId]>) -> Vec<(SegmentId, bool)> {
+        st.remote
+            .iter()
+            .filter(|(id, _)| {
+                partitions.is_none_or(|ps| {
+                    st.manifest
+                        .segments
+                        .iter()
+                        .any(|f| f.id == **id && ps.contains(&f.partition))
+                })
+            })
+            .map(|(id, stub)| (*id, stub.stale))
+            .collect()
+    }
+
+    /// [`Shard::search_scoped`] over the local segments, plus the handed-off segments
+    /// in scope, taken under one lock so no segment is counted twice or missed.
+    pub async fn search_split(
+        &self,
+        field: FieldId,
+        queries: &[Vec<f32>],
+        k: usize,
+        metric: Metric,
+        scope: ReadScope<'_>,
+    ) -> (Vec<Vec<Hit>>, Vec<(SegmentId, bool)>) {
+        let prepared: Vec<Vec<f32>> = queries.iter().map(|q| metric.prepare_query(q)).collect();
+        let req = SearchRequest {
+            field,
+            queries: &prepared,
+            k,
+            metric,
+            read_ts: scope.read_ts,
+            filter: scope.filter,
+        };
+        let st = self.state.read().await;
+        let per_segment: Vec<Vec<Vec<Hit>>> = st
+            .segments()
+            .filter(|s| scope.admits_segment(*s))
+            .map(|s| search_segment(s, &req))
+            .collect();
+        let hits = (0..queries.len())
+            .map(|q| reduce(per_segment.iter().map(|r| r[q].clone()).collect(), k))
+            .collect();
+        (hits, Self::remote_of(&st, scope.partitions))
+    }
+
+    /// [`Shard::query_rows`] plus the handed-off segments in scope, under one lock.
+    pub async fn query_rows_split(
+        &self,
+        scope: ReadScope<'_>,
+        limit: Option<usize>,
+    ) -> (Vec<(Pk, SegmentId, u32)>, Vec<(SegmentId, bool)>) {
+        let st = self.state.read().await;
+        let mut rows = Vec::new();
+        for seg in st.segments().filter(|s| scope.admits_segment(*s)) {
+            for i in 0..seg.num_rows() {
+                if scope.admits_row(seg, i) {
+                    rows.push((seg.pk(i).clone(), seg.id(), i as u32));
+                }
+            }
+        }
+        rows.sort();
+        if let Some(l) = limit {
+            rows.truncate(l);
+        }
+        (rows, Self::remote_of(&st, scope.partitions))
+    }
+
+    /// [`Shard::count`] plus the handed-off segments in scope, under one lock.
+    pub async fn count_split(&self, scope: ReadScope<'_>) -> (usize, Vec<(SegmentId, bool)>) {
+        let st = self.state.read().await;
+        let n = st
+            .segments()
+            .filter(|s| scope.admits_segment(*s))
+            .map(|seg| {
+                (0..seg.num_rows())
+                    .filter(|&i| scope.admits_row(seg, i))
+                    .count()
+            })
+            .sum();
+        (n, Self::remote_of(&st, scope.partitions))
     }
 
     /// Sizes and activity, for flush policies and statistics.

@@ -165,6 +165,7 @@ impl World {
                         meta: self.meta.clone(),
                         store: self.store.clone(),
                         tso: self.tso.clone(),
+                        forwarder: None,
                     };
                     Shard::open(cfg, deps).await.map_err(|e| e.to_string())
                 }

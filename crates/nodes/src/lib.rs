@@ -7,6 +7,7 @@ pub mod coordinator;
 pub mod error;
 pub mod pb;
 pub mod proxy;
+pub mod querynode;
 pub mod rpc;
 pub mod standalone;
 pub mod streaming;

@@ -1,5 +1,7 @@
 //! Standalone mode: every role in one process with embedded defaults — the meta store
 //! in `<data>/meta.redb`, WALs under `<data>/wal`, object storage in `<data>/objects`.
+//! The coordinator, streaming node and query node are served on loopback ports and
+//! reached through their RPC clients, as in a cluster.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,7 +19,8 @@ use crate::coordinator::{Coordinator, CoordinatorApi};
 use crate::error::ApiError;
 use crate::pb::milvus::milvus_service_server::MilvusServiceServer;
 use crate::proxy::Proxy;
-use crate::rpc::StreamingApi;
+use crate::querynode::QueryNode;
+use crate::rpc::{QueryNodeApi, StreamingApi};
 use crate::streaming::{StreamingConfig, StreamingNode};
 
 /// Everything standalone mode needs to know.
@@ -31,61 +34,78 @@ pub struct StandaloneConfig {
     pub idle_flush: Duration,
 }
 
-/// Serves the coordinator and the streaming node on loopback ports the OS picks, and
-/// returns clients for the proxy: the roles talk over their internal RPCs even when
-/// they share a process, exactly as in a cluster.
+/// Serves an internal service on a loopback port the OS picks; returns its address.
 #[cfg(not(madsim))]
-async fn internal_links(
-    coord: &Arc<Coordinator>,
-    streaming: &Arc<StreamingNode>,
-) -> Result<(Arc<dyn CoordinatorApi>, Arc<dyn StreamingApi>), ApiError> {
-    use crate::rpc::{CoordinatorService, RemoteCoordinator, RemoteStreaming, StreamingService};
-    use quiver_core::rt;
-    use tokio_stream::wrappers::TcpListenerStream;
-    async fn listen() -> Result<(TcpListenerStream, SocketAddr), ApiError> {
+macro_rules! serve_loopback {
+    ($svc:expr, $what:literal) => {{
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| ApiError::internal(format!("binding an internal port: {e}")))?;
         let addr = l.local_addr().map_err(ApiError::internal)?;
-        Ok((TcpListenerStream::new(l), addr))
-    }
-    let (coord_in, coord_addr) = listen().await?;
-    let svc = CoordinatorService(coord.clone()).into_server();
-    rt::spawn(async move {
-        if let Err(e) = tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming(coord_in)
-            .await
-        {
-            tracing::error!(error = %e, "internal coordinator service stopped");
-        }
-    });
-    let (stream_in, stream_addr) = listen().await?;
-    let svc = StreamingService(streaming.clone()).into_server();
-    rt::spawn(async move {
-        if let Err(e) = tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming(stream_in)
-            .await
-        {
-            tracing::error!(error = %e, "internal streaming service stopped");
-        }
-    });
-    tracing::info!(%coord_addr, %stream_addr, "internal services listening");
-    Ok((
-        Arc::new(RemoteCoordinator::new(&format!("http://{coord_addr}"))?),
-        Arc::new(RemoteStreaming::new(&format!("http://{stream_addr}"))?),
-    ))
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
+        let svc = $svc;
+        quiver_core::rt::spawn(async move {
+            if let Err(e) = tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming(incoming)
+                .await
+            {
+                tracing::error!(error = %e, concat!("internal ", $what, " service stopped"));
+            }
+        });
+        format!("http://{addr}")
+    }};
 }
 
-/// Under the simulator, clusters are built by `quiver-sim` with roles on their own
-/// simulated nodes; standalone wires the roles directly.
+/// The links between roles. In production every role is served on a loopback port
+/// and reached through its RPC client — the roles talk exactly as in a cluster.
+/// Under the simulator (where clusters are built by `quiver-sim` with roles on their
+/// own nodes) standalone wires the roles directly.
+struct Links {
+    coord: Arc<dyn CoordinatorApi>,
+    streaming: Arc<dyn StreamingApi>,
+}
+
+#[cfg(not(madsim))]
+async fn query_node_link(qn: Arc<QueryNode>) -> Result<Arc<dyn QueryNodeApi>, ApiError> {
+    let addr = serve_loopback!(crate::rpc::QueryNodeService(qn).into_server(), "query node");
+    Ok(Arc::new(crate::rpc::RemoteQueryNode::new(&addr)?))
+}
+
 #[cfg(madsim)]
-async fn internal_links(
+async fn query_node_link(qn: Arc<QueryNode>) -> Result<Arc<dyn QueryNodeApi>, ApiError> {
+    Ok(qn)
+}
+
+#[cfg(not(madsim))]
+async fn links(
     coord: &Arc<Coordinator>,
     streaming: &Arc<StreamingNode>,
-) -> Result<(Arc<dyn CoordinatorApi>, Arc<dyn StreamingApi>), ApiError> {
-    Ok((coord.clone(), streaming.clone()))
+) -> Result<Links, ApiError> {
+    let c = serve_loopback!(
+        crate::rpc::CoordinatorService(coord.clone()).into_server(),
+        "coordinator"
+    );
+    let s = serve_loopback!(
+        crate::rpc::StreamingService(streaming.clone()).into_server(),
+        "streaming"
+    );
+    tracing::info!(coordinator = %c, streaming = %s, "internal services listening");
+    Ok(Links {
+        coord: Arc::new(crate::rpc::RemoteCoordinator::new(&c)?),
+        streaming: Arc::new(crate::rpc::RemoteStreaming::new(&s)?),
+    })
+}
+
+#[cfg(madsim)]
+async fn links(
+    coord: &Arc<Coordinator>,
+    streaming: &Arc<StreamingNode>,
+) -> Result<Links, ApiError> {
+    Ok(Links {
+        coord: coord.clone(),
+        streaming: streaming.clone(),
+    })
 }
 
 /// A running standalone instance (all roles started, not yet serving).
@@ -117,6 +137,7 @@ impl Standalone {
         );
         let tso = Arc::new(TsoAllocator::open(meta.clone(), "tso").await?);
         let coord = Arc::new(Coordinator::open(meta.clone(), tso.clone()).await?);
+        let query_node = query_node_link(QueryNode::new(store.clone())).await?;
         let streaming = StreamingNode::start(
             StreamingConfig {
                 data_dir: cfg.data_dir.clone(),
@@ -131,6 +152,7 @@ impl Standalone {
             meta,
             store,
             tso,
+            Some(query_node),
         )
         .await?;
         for info in coord.all().await {
@@ -142,8 +164,8 @@ impl Standalone {
             );
         }
         streaming.spawn_flush_loop();
-        let (c, s) = internal_links(&coord, &streaming).await?;
-        let proxy = Proxy::new(c, s, cfg.auth_token.as_deref());
+        let l = links(&coord, &streaming).await?;
+        let proxy = Proxy::new(l.coord, l.streaming, cfg.auth_token.as_deref());
         Ok(Standalone {
             proxy,
             streaming,

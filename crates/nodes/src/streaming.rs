@@ -21,7 +21,46 @@ use quiver_core::shard::ReadScope;
 
 use crate::coordinator::CollectionInfo;
 use crate::error::{code, ApiError, ApiResult};
-use crate::rpc::wire::{StreamRequest, StreamResponse, WireHit, WireScope};
+use crate::rpc::wire::{QueryNodeRequest, StreamRequest, StreamResponse, WireHit, WireScope};
+use crate::rpc::QueryNodeApi;
+use quiver_core::ids::SegmentId;
+use quiver_core::search::{reduce, Hit};
+use quiver_core::segment::DeleteRecord;
+use quiver_core::shard::DeleteForwarder;
+
+/// Forwards a shard's deletes to the query node serving its handed-off segments.
+struct Forwarder {
+    qn: Arc<dyn QueryNodeApi>,
+    collection: CollectionId,
+    shard: u32,
+}
+
+#[async_trait::async_trait]
+impl DeleteForwarder for Forwarder {
+    async fn forward(&self, deletes: &[(SegmentId, DeleteRecord)]) -> Result<(), String> {
+        self.qn
+            .call(QueryNodeRequest::Delete {
+                collection: self.collection,
+                shard: self.shard,
+                deletes: deletes.to_vec(),
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| e.reason)
+    }
+}
+
+fn read_scope<'a>(
+    scope: &'a WireScope,
+    pred: &quiver_core::expr::Predicate,
+    f: &'a (dyn Fn(&dyn SegmentView, usize) -> bool + Sync),
+) -> ReadScope<'a> {
+    ReadScope {
+        read_ts: scope.read_ts,
+        partitions: Some(&scope.partitions),
+        filter: if pred.matches_all() { None } else { Some(f) },
+    }
+}
 
 /// Compiles a wire scope's filter against the collection's schema.
 fn compile_scope(
@@ -49,6 +88,8 @@ pub struct StreamingNode {
     meta: Arc<dyn MetaStore>,
     store: Arc<dyn ObjectStore>,
     tso: Arc<dyn TimestampOracle>,
+    /// Where sealed segments are handed off; `None` keeps them here.
+    query_node: Option<Arc<dyn QueryNodeApi>>,
     epoch: Epoch,
     shards: tokio::sync::RwLock<BTreeMap<CollectionId, Opened>>,
 }
@@ -70,6 +111,7 @@ impl StreamingNode {
         meta: Arc<dyn MetaStore>,
         store: Arc<dyn ObjectStore>,
         tso: Arc<dyn TimestampOracle>,
+        query_node: Option<Arc<dyn QueryNodeApi>>,
     ) -> ApiResult<Arc<Self>> {
         let epoch = loop {
             let cur = meta.get(EPOCH_KEY).await?;
@@ -92,6 +134,7 @@ impl StreamingNode {
             meta,
             store,
             tso,
+            query_node,
             epoch,
             shards: tokio::sync::RwLock::new(BTreeMap::new()),
         }))
@@ -136,6 +179,7 @@ impl StreamingNode {
                     meta: self.meta.clone(),
                     store: self.store.clone(),
                     tso: self.tso.clone(),
+                    forwarder: self.forwarder(info, i),
                 },
             )
             .await?;
@@ -173,14 +217,19 @@ impl StreamingNode {
 
     /// Flushes every open shard that has growing data past the size or idle bounds.
     pub async fn flush_due(&self) {
-        let all: Vec<Arc<Shard>> = self
+        let all: Vec<(CollectionInfo, u32, Arc<Shard>)> = self
             .shards
             .read()
             .await
             .values()
-            .flat_map(|o| o.shards.iter().cloned())
+            .flat_map(|o| {
+                o.shards
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (o.info.clone(), i as u32, s.clone()))
+            })
             .collect();
-        for shard in all {
+        for (info, i, shard) in all {
             let st = shard.stats().await;
             let idle = st
                 .last_mutation
@@ -190,7 +239,67 @@ impl StreamingNode {
                     tracing::warn!(vchannel = %shard.config().vchannel, error = %e, "background flush failed; will retry");
                 }
             }
+            // Sealed segments still served here (new, recovered or taken back) move on.
+            self.hand_off(&info, i, &shard).await;
         }
+    }
+
+    /// Hands the shard's local sealed segments to the query node, if there is one.
+    /// A failure leaves them served here; the next tick tries again.
+    async fn hand_off(&self, info: &CollectionInfo, shard_idx: u32, shard: &Shard) {
+        let Some(qn) = &self.query_node else { return };
+        let res = shard
+            .hand_off(|segments| async move {
+                qn.call(QueryNodeRequest::Load {
+                    info: info.clone(),
+                    shard: shard_idx,
+                    segments,
+                })
+                .await
+                .map(|_| ())
+                .map_err(|e| e.reason)
+            })
+            .await;
+        match res {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::info!(vchannel = %shard.config().vchannel, segments = ?ids, "handed off to the query node")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(vchannel = %shard.config().vchannel, error = %e, "handoff failed; segments stay here")
+            }
+        }
+    }
+
+    /// The delete forwarder of a shard, when segments can be handed off.
+    fn forwarder(&self, info: &CollectionInfo, shard: usize) -> Option<Arc<dyn DeleteForwarder>> {
+        let qn = self.query_node.clone()?;
+        Some(Arc::new(Forwarder {
+            qn,
+            collection: info.id,
+            shard: shard as u32,
+        }))
+    }
+
+    /// Takes back stale handed-off segments, then returns the healthy remote ids.
+    async fn usable_remote(
+        &self,
+        shard: &Shard,
+        remote: Vec<(SegmentId, bool)>,
+    ) -> ApiResult<Vec<SegmentId>> {
+        let stale: Vec<SegmentId> = remote
+            .iter()
+            .filter(|(_, s)| *s)
+            .map(|(id, _)| *id)
+            .collect();
+        if !stale.is_empty() {
+            shard.reclaim(&stale).await?;
+        }
+        Ok(remote
+            .into_iter()
+            .filter(|(_, s)| !s)
+            .map(|(id, _)| id)
+            .collect())
     }
 
     async fn opened(
@@ -221,6 +330,16 @@ impl StreamingNode {
             }
             StreamRequest::Drop { info } => {
                 self.drop_collection(&info).await?;
+                if let Some(qn) = &self.query_node {
+                    if let Err(e) = qn
+                        .call(QueryNodeRequest::DropCollection {
+                            collection: info.id,
+                        })
+                        .await
+                    {
+                        tracing::warn!(error = %e.reason, "query node did not drop the collection; its copies are orphaned");
+                    }
+                }
                 Ok(StreamResponse::Done)
             }
             StreamRequest::Insert {
@@ -247,8 +366,9 @@ impl StreamingNode {
                 Ok(StreamResponse::Ack(s.delete(pks).await?))
             }
             StreamRequest::Flush { collection, shard } => {
-                let (_, s) = self.opened(collection, shard).await?;
+                let (info, s) = self.opened(collection, shard).await?;
                 let m = s.flush().await?;
+                self.hand_off(&info, shard, &s).await;
                 Ok(StreamResponse::Flushed {
                     segments: m.segments.iter().map(|f| f.id).collect(),
                 })
@@ -265,16 +385,45 @@ impl StreamingNode {
                 let (info, s) = self.opened(collection, shard).await?;
                 let pred = compile_scope(&info, &scope)?;
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
-                let rs = ReadScope {
-                    read_ts: scope.read_ts,
-                    partitions: Some(&scope.partitions),
-                    filter: if pred.matches_all() { None } else { Some(&f) },
-                };
-                let hits = s
-                    .search_scoped(field, &queries, k as usize, metric, rs)
-                    .await;
+                let rs = read_scope(&scope, &pred, &f);
+                let k = k as usize;
+                let (mut local, remote) = s.search_split(field, &queries, k, metric, rs).await;
+                let remote = self.usable_remote(&s, remote).await?;
+                if let (Some(qn), false) = (&self.query_node, remote.is_empty()) {
+                    let req = QueryNodeRequest::Search {
+                        collection,
+                        shard,
+                        segments: remote.clone(),
+                        field,
+                        queries: queries.clone(),
+                        k: k as u32,
+                        metric,
+                        scope: scope.clone(),
+                    };
+                    match qn.call(req).await {
+                        Ok(StreamResponse::Hits(h)) => {
+                            for (q, hits) in h.into_iter().enumerate() {
+                                let mut merged = std::mem::take(&mut local[q]);
+                                merged.extend(hits.into_iter().map(|w| Hit {
+                                    pk: w.pk,
+                                    score: w.score,
+                                    distance: w.distance,
+                                    segment: w.segment,
+                                    row: w.row,
+                                }));
+                                local[q] = reduce(vec![merged], k);
+                            }
+                        }
+                        other => {
+                            tracing::warn!(error = ?other.err(), "query node search failed; serving its segments here");
+                            s.reclaim(&remote).await?;
+                            local = s.search_scoped(field, &queries, k, metric, rs).await;
+                        }
+                    }
+                }
                 Ok(StreamResponse::Hits(
-                    hits.into_iter()
+                    local
+                        .into_iter()
                         .map(|q| {
                             q.into_iter()
                                 .map(|h| WireHit {
@@ -298,14 +447,34 @@ impl StreamingNode {
                 let (info, s) = self.opened(collection, shard).await?;
                 let pred = compile_scope(&info, &scope)?;
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
-                let rs = ReadScope {
-                    read_ts: scope.read_ts,
-                    partitions: Some(&scope.partitions),
-                    filter: if pred.matches_all() { None } else { Some(&f) },
-                };
-                Ok(StreamResponse::Rows(
-                    s.query_rows(rs, limit.map(|l| l as usize)).await,
-                ))
+                let rs = read_scope(&scope, &pred, &f);
+                let limit_us = limit.map(|l| l as usize);
+                let (mut rows, remote) = s.query_rows_split(rs, limit_us).await;
+                let remote = self.usable_remote(&s, remote).await?;
+                if let (Some(qn), false) = (&self.query_node, remote.is_empty()) {
+                    let req = QueryNodeRequest::QueryRows {
+                        collection,
+                        shard,
+                        segments: remote.clone(),
+                        scope: scope.clone(),
+                        limit,
+                    };
+                    match qn.call(req).await {
+                        Ok(StreamResponse::Rows(r)) => {
+                            rows.extend(r);
+                            rows.sort();
+                            if let Some(l) = limit_us {
+                                rows.truncate(l);
+                            }
+                        }
+                        other => {
+                            tracing::warn!(error = ?other.err(), "query node query failed; serving its segments here");
+                            s.reclaim(&remote).await?;
+                            rows = s.query_rows(rs, limit_us).await;
+                        }
+                    }
+                }
+                Ok(StreamResponse::Rows(rows))
             }
             StreamRequest::Count {
                 collection,
@@ -315,12 +484,26 @@ impl StreamingNode {
                 let (info, s) = self.opened(collection, shard).await?;
                 let pred = compile_scope(&info, &scope)?;
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
-                let rs = ReadScope {
-                    read_ts: scope.read_ts,
-                    partitions: Some(&scope.partitions),
-                    filter: if pred.matches_all() { None } else { Some(&f) },
-                };
-                Ok(StreamResponse::Count(s.count(rs).await as u64))
+                let rs = read_scope(&scope, &pred, &f);
+                let (mut n, remote) = s.count_split(rs).await;
+                let remote = self.usable_remote(&s, remote).await?;
+                if let (Some(qn), false) = (&self.query_node, remote.is_empty()) {
+                    let req = QueryNodeRequest::Count {
+                        collection,
+                        shard,
+                        segments: remote.clone(),
+                        scope: scope.clone(),
+                    };
+                    match qn.call(req).await {
+                        Ok(StreamResponse::Count(m)) => n += m as usize,
+                        other => {
+                            tracing::warn!(error = ?other.err(), "query node count failed; serving its segments here");
+                            s.reclaim(&remote).await?;
+                            n = s.count(rs).await;
+                        }
+                    }
+                }
+                Ok(StreamResponse::Count(n as u64))
             }
             StreamRequest::Fetch {
                 collection,
@@ -328,7 +511,65 @@ impl StreamingNode {
                 refs,
             } => {
                 let (_, s) = self.opened(collection, shard).await?;
-                Ok(StreamResponse::Fetched(s.fetch(&refs).await))
+                let remote: std::collections::BTreeSet<SegmentId> = s
+                    .remote_segments(None)
+                    .await
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect();
+                type Refs = Vec<(SegmentId, u32)>;
+                let (far, near): (Refs, Refs) =
+                    refs.iter().partition(|(id, _)| remote.contains(id));
+                if far.is_empty() {
+                    return Ok(StreamResponse::Fetched(s.fetch(&refs).await));
+                }
+                let qn = self
+                    .query_node
+                    .as_ref()
+                    .ok_or_else(|| ApiError::internal("remote segments without a query node"))?;
+                let far_batch = match qn
+                    .call(QueryNodeRequest::Fetch {
+                        collection,
+                        shard,
+                        refs: far.clone(),
+                    })
+                    .await
+                {
+                    Ok(StreamResponse::Fetched(b)) => b,
+                    other => {
+                        tracing::warn!(error = ?other.err(), "query node fetch failed; serving its segments here");
+                        let ids: Vec<SegmentId> = far.iter().map(|(id, _)| *id).collect();
+                        s.reclaim(&ids).await?;
+                        return Ok(StreamResponse::Fetched(s.fetch(&refs).await));
+                    }
+                };
+                let near_batch = s.fetch(&near).await;
+                // Reassemble in the order asked.
+                let (mut ni, mut fi) = (0usize, 0usize);
+                let mut out = quiver_core::batch::Batch {
+                    num_rows: 0,
+                    columns: quiver_core::segment::SegmentData::empty(&s.config().schema).columns,
+                };
+                for r in &refs {
+                    let (src, i) = if remote.contains(&r.0) {
+                        fi += 1;
+                        (&far_batch, fi - 1)
+                    } else {
+                        ni += 1;
+                        (&near_batch, ni - 1)
+                    };
+                    if i >= src.num_rows {
+                        continue;
+                    }
+                    for (c, n) in out.columns.iter_mut().zip(&src.columns) {
+                        c.data.extend_from(&n.data.take(&[i]));
+                        if let (Some(v), Some(nv)) = (&mut c.valid, &n.valid) {
+                            v.push(nv[i]);
+                        }
+                    }
+                    out.num_rows += 1;
+                }
+                Ok(StreamResponse::Fetched(out))
             }
         }
     }

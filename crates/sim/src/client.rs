@@ -124,6 +124,16 @@ pub fn upsert(name: &str, ids: &[i64], dim: u32) -> UpsertRequest {
     }
 }
 
+/// Deletes keys by a `id in [...]` expression, as pymilvus does.
+pub fn delete_ids(name: &str, ids: &[i64]) -> quiver_nodes::pb::milvus::DeleteRequest {
+    let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    quiver_nodes::pb::milvus::DeleteRequest {
+        collection_name: name.into(),
+        expr: format!("id in [{}]", list.join(",")),
+        ..Default::default()
+    }
+}
+
 /// Top-`k` of each query vector, Strong consistency.
 pub fn search(name: &str, queries: &[Vec<f32>], k: usize) -> SearchRequest {
     let group = PlaceholderGroup {

@@ -1,5 +1,5 @@
-//! A cluster of the real roles on simulated nodes: a coordinator, a streaming node and
-//! a proxy, each on its own node with its own IP, talking over the internal RPCs.
+//! A cluster of the real roles on simulated nodes: a coordinator, a streaming node, a
+//! query node and a proxy, each on its own node with its own IP, talking over the internal RPCs.
 //! The meta store and object store live outside the nodes (like etcd and S3); the
 //! streaming node's WALs live on a simulated disk that outlives it and loses unsynced
 //! bytes when it is killed.
@@ -18,14 +18,20 @@ use quiver_core::tso::TsoAllocator;
 use quiver_core::wal::LocalWalOptions;
 use quiver_nodes::coordinator::Coordinator;
 use quiver_nodes::proxy::Proxy;
-use quiver_nodes::rpc::{CoordinatorService, RemoteCoordinator, RemoteStreaming, StreamingService};
+use quiver_nodes::querynode::QueryNode;
+use quiver_nodes::rpc::{
+    CoordinatorService, QueryNodeService, RemoteCoordinator, RemoteQueryNode, RemoteStreaming,
+    StreamingService,
+};
 use quiver_nodes::streaming::{StreamingConfig, StreamingNode};
 
 pub const COORDINATOR_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 1);
 pub const STREAMING_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 1);
 pub const PROXY_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 1);
+pub const QUERY_NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 4, 1);
 const COORDINATOR_PORT: u16 = 7000;
 const STREAMING_PORT: u16 = 7001;
+const QUERY_NODE_PORT: u16 = 7002;
 
 pub struct Cluster {
     pub handle: Handle,
@@ -33,6 +39,7 @@ pub struct Cluster {
     pub meta: MemMetaStore,
     pub coordinator: NodeHandle,
     pub streaming: NodeHandle,
+    pub query_node: NodeHandle,
     pub proxy_node: NodeHandle,
     pub proxy: Arc<Proxy>,
 }
@@ -68,6 +75,23 @@ impl Cluster {
             })
             .build();
 
+        let qs = store.clone();
+        let query_node = handle
+            .create_node()
+            .name("query-1")
+            .ip(IpAddr::V4(QUERY_NODE_IP))
+            .init(move || {
+                let store = qs.clone();
+                async move {
+                    tonic::transport::Server::builder()
+                        .add_service(QueryNodeService(QueryNode::new(store)).into_server())
+                        .serve(addr(QUERY_NODE_IP, QUERY_NODE_PORT))
+                        .await
+                        .expect("query node server");
+                }
+            })
+            .build();
+
         let (m, s, d) = (meta.clone(), store.clone(), disk.clone());
         let streaming = handle
             .create_node()
@@ -80,7 +104,10 @@ impl Cluster {
                     let tso = Arc::new(
                         RemoteCoordinator::new(&format!("http://{}", addr(COORDINATOR_IP, COORDINATOR_PORT))).expect("address"),
                     );
-                    let disk: Arc<dyn Disk> = Arc::new(disk);
+                                        let disk: Arc<dyn Disk> = Arc::new(disk);
+                    let qn: Arc<dyn quiver_nodes::rpc::QueryNodeApi> = Arc::new(
+                        RemoteQueryNode::new(&format!("http://{}", addr(QUERY_NODE_IP, QUERY_NODE_PORT))).expect("address"),
+                    );
                     let node = loop {
                         match StreamingNode::start(
                             StreamingConfig {
@@ -91,8 +118,9 @@ impl Cluster {
                             },
                             disk.clone(),
                             meta.clone(),
-                            store.clone(),
+                                                                                    store.clone(),
                             tso.clone(),
+                            Some(qn.clone()),
                         )
                         .await
                         {
@@ -138,6 +166,7 @@ impl Cluster {
             meta,
             coordinator,
             streaming,
+            query_node,
             proxy_node,
             proxy,
         }
@@ -151,5 +180,14 @@ impl Cluster {
 
     pub fn restart_streaming(&self) {
         self.handle.restart(self.streaming.id());
+    }
+
+    /// Kills the query node; it loses every segment it served.
+    pub fn kill_query_node(&self) {
+        self.handle.kill(self.query_node.id());
+    }
+
+    pub fn restart_query_node(&self) {
+        self.handle.restart(self.query_node.id());
     }
 }

@@ -127,6 +127,7 @@ impl ShardWorld {
                 meta: self.meta.clone(),
                 store,
                 tso: Arc::new(tso),
+                forwarder: None,
             },
         )
         .await

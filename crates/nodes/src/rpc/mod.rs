@@ -282,3 +282,81 @@ impl StreamingApi for RemoteStreaming {
         res.map_err(Into::into)
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Query node
+// ---------------------------------------------------------------------------------------
+
+use crate::pb::internal::query_node_client::QueryNodeClient;
+use crate::pb::internal::query_node_server::{QueryNode as QueryNodeRpc, QueryNodeServer};
+use crate::querynode::QueryNode;
+use wire::QueryNodeRequest;
+
+#[cfg(not(madsim))]
+pub type QueryNodeServerOf<T> = QueryNodeServer<T>;
+#[cfg(madsim)]
+pub type QueryNodeServerOf<T> = QueryNodeServer<T, tonic::codegen::IdentityInterceptor>;
+
+/// What a delegator needs from a query node; served locally or over RPC.
+#[async_trait::async_trait]
+pub trait QueryNodeApi: Send + Sync {
+    async fn call(&self, req: QueryNodeRequest) -> ApiResult<StreamResponse>;
+}
+
+#[async_trait::async_trait]
+impl QueryNodeApi for QueryNode {
+    async fn call(&self, req: QueryNodeRequest) -> ApiResult<StreamResponse> {
+        self.handle(req).await
+    }
+}
+
+/// Serves a [`QueryNode`] over RPC.
+pub struct QueryNodeService(pub Arc<QueryNode>);
+
+impl QueryNodeService {
+    pub fn into_server(self) -> QueryNodeServerOf<Self> {
+        QueryNodeServer::new(self)
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20)
+    }
+}
+
+#[tonic::async_trait]
+impl QueryNodeRpc for QueryNodeService {
+    async fn call(&self, req: Request<Envelope>) -> Result<Response<Envelope>, tonic::Status> {
+        let res: WireResult<StreamResponse> = match wire::open::<QueryNodeRequest>(req.get_ref()) {
+            Ok(r) => self.0.handle(r).await.map_err(Into::into),
+            Err(e) => Err(e.into()),
+        };
+        Ok(Response::new(wire::seal(&res)))
+    }
+}
+
+/// A query node across the network.
+#[derive(Clone)]
+pub struct RemoteQueryNode {
+    client: QueryNodeClient<Channel>,
+}
+
+impl RemoteQueryNode {
+    pub fn new(addr: &str) -> ApiResult<Self> {
+        Ok(RemoteQueryNode {
+            client: QueryNodeClient::new(channel(addr)?)
+                .max_decoding_message_size(256 << 20)
+                .max_encoding_message_size(256 << 20),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl QueryNodeApi for RemoteQueryNode {
+    async fn call(&self, req: QueryNodeRequest) -> ApiResult<StreamResponse> {
+        let mut c = self.client.clone();
+        let resp = c
+            .call(wire::seal(&req))
+            .await
+            .map_err(|s| unreachable_role("query node", s))?;
+        let res: WireResult<StreamResponse> = wire::open(resp.get_ref())?;
+        res.map_err(Into::into)
+    }
+}

@@ -5,6 +5,8 @@ use quiver_core::batch::{Batch, Pk};
 use quiver_core::ids::{CollectionId, FieldId, PartitionId, SegmentId};
 use quiver_core::schema::CollectionSchema;
 use quiver_core::search::Metric;
+use quiver_core::segment::storage::SegmentFiles;
+use quiver_core::segment::DeleteRecord;
 use quiver_core::shard::MutationAck;
 use quiver_core::tso::Timestamp;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -234,5 +236,72 @@ mod tests {
             .unwrap_err()
             .reason
             .contains("version 2"));
+    }
+}
+
+/// Requests to a query node. Reads name the segments the delegator expects it to
+/// serve; a segment it does not have is an error, never a silent omission.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum QueryNodeRequest {
+    Load {
+        info: CollectionInfo,
+        shard: u32,
+        segments: Vec<(SegmentFiles, Vec<DeleteRecord>)>,
+    },
+    Release {
+        collection: CollectionId,
+        shard: u32,
+        segments: Vec<SegmentId>,
+    },
+    DropCollection {
+        collection: CollectionId,
+    },
+    Delete {
+        collection: CollectionId,
+        shard: u32,
+        deletes: Vec<(SegmentId, DeleteRecord)>,
+    },
+    Search {
+        collection: CollectionId,
+        shard: u32,
+        segments: Vec<SegmentId>,
+        field: FieldId,
+        queries: Vec<Vec<f32>>,
+        k: u32,
+        metric: Metric,
+        scope: WireScope,
+    },
+    QueryRows {
+        collection: CollectionId,
+        shard: u32,
+        segments: Vec<SegmentId>,
+        scope: WireScope,
+        limit: Option<u64>,
+    },
+    Count {
+        collection: CollectionId,
+        shard: u32,
+        segments: Vec<SegmentId>,
+        scope: WireScope,
+    },
+    Fetch {
+        collection: CollectionId,
+        shard: u32,
+        refs: Vec<(SegmentId, u32)>,
+    },
+}
+
+impl QueryNodeRequest {
+    pub fn name(&self) -> &'static str {
+        match self {
+            QueryNodeRequest::Load { .. } => "load",
+            QueryNodeRequest::Release { .. } => "release",
+            QueryNodeRequest::DropCollection { .. } => "drop",
+            QueryNodeRequest::Delete { .. } => "delete",
+            QueryNodeRequest::Search { .. } => "search",
+            QueryNodeRequest::QueryRows { .. } => "query",
+            QueryNodeRequest::Count { .. } => "count",
+            QueryNodeRequest::Fetch { .. } => "fetch",
+        }
     }
 }

@@ -1,0 +1,271 @@
+//! The query node: serves sealed segments handed off by shard delegators. It loads a
+//! segment's objects from object storage (verifying each), applies the deletes the
+//! delegator sends with it and after it, and answers searches and queries over the
+//! segments a delegator names.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use quiver_core::ids::{CollectionId, SegmentId};
+use quiver_core::search::{reduce, search_segment, SearchRequest};
+use quiver_core::segment::storage;
+use quiver_core::segment::{SealedSegment, SegmentView};
+use quiver_core::shard::ReadScope;
+
+use crate::coordinator::CollectionInfo;
+use crate::error::{code, ApiError, ApiResult};
+use crate::rpc::wire::{QueryNodeRequest, StreamResponse, WireHit, WireScope};
+
+struct Served {
+    info: CollectionInfo,
+    segments: BTreeMap<SegmentId, SealedSegment>,
+}
+
+pub struct QueryNode {
+    store: Arc<dyn ObjectStore>,
+    served: tokio::sync::RwLock<BTreeMap<(CollectionId, u32), Served>>,
+}
+
+fn missing(id: SegmentId) -> ApiError {
+    ApiError::new(
+        code::NOT_OPEN,
+        format!("segment {id} is not served by this query node"),
+    )
+}
+
+impl QueryNode {
+    pub fn new(store: Arc<dyn ObjectStore>) -> Arc<Self> {
+        Arc::new(QueryNode {
+            store,
+            served: tokio::sync::RwLock::new(BTreeMap::new()),
+        })
+    }
+
+    /// Serves one request.
+    #[tracing::instrument(skip_all, fields(op = req.name()))]
+    pub async fn handle(&self, req: QueryNodeRequest) -> ApiResult<StreamResponse> {
+        match req {
+            QueryNodeRequest::Load {
+                info,
+                shard,
+                segments,
+            } => {
+                // Load outside the lock: object reads may be slow.
+                let mut loaded = Vec::new();
+                for (files, deletes) in segments {
+                    let mut seg = storage::load_sealed(&self.store, &info.schema, &files)
+                        .await
+                        .map_err(|e| {
+                            ApiError::internal(format!("loading segment {}: {e}", files.id))
+                        })?;
+                    for d in deletes {
+                        seg.delete(&d.pk, d.ts);
+                    }
+                    loaded.push(seg);
+                }
+                let mut all = self.served.write().await;
+                let entry = all.entry((info.id, shard)).or_insert_with(|| Served {
+                    info: info.clone(),
+                    segments: BTreeMap::new(),
+                });
+                for seg in loaded {
+                    entry.segments.insert(seg.id, seg);
+                }
+                Ok(StreamResponse::Done)
+            }
+            QueryNodeRequest::Release {
+                collection,
+                shard,
+                segments,
+            } => {
+                if let Some(s) = self.served.write().await.get_mut(&(collection, shard)) {
+                    for id in segments {
+                        s.segments.remove(&id);
+                    }
+                }
+                Ok(StreamResponse::Done)
+            }
+            QueryNodeRequest::DropCollection { collection } => {
+                self.served
+                    .write()
+                    .await
+                    .retain(|(c, _), _| *c != collection);
+                Ok(StreamResponse::Done)
+            }
+            QueryNodeRequest::Delete {
+                collection,
+                shard,
+                deletes,
+            } => {
+                let mut all = self.served.write().await;
+                let s = all.get_mut(&(collection, shard)).ok_or_else(|| {
+                    ApiError::new(
+                        code::NOT_OPEN,
+                        format!("collection {collection} shard {shard} is not served here"),
+                    )
+                })?;
+                for (id, d) in deletes {
+                    let seg = s.segments.get_mut(&id).ok_or_else(|| missing(id))?;
+                    seg.delete(&d.pk, d.ts);
+                }
+                Ok(StreamResponse::Done)
+            }
+            QueryNodeRequest::Search {
+                collection,
+                shard,
+                segments,
+                field,
+                queries,
+                k,
+                metric,
+                scope,
+            } => {
+                let all = self.served.read().await;
+                let s = served(&all, collection, shard)?;
+                let pred = compile(&s.info, &scope)?;
+                let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
+                let prepared: Vec<Vec<f32>> =
+                    queries.iter().map(|q| metric.prepare_query(q)).collect();
+                let req = SearchRequest {
+                    field,
+                    queries: &prepared,
+                    k: k as usize,
+                    metric,
+                    read_ts: scope.read_ts,
+                    filter: if pred.matches_all() { None } else { Some(&f) },
+                };
+                let mut per_segment = Vec::new();
+                for id in &segments {
+                    let seg = s.segments.get(id).ok_or_else(|| missing(*id))?;
+                    per_segment.push(search_segment(seg, &req));
+                }
+                let hits = (0..queries.len())
+                    .map(|q| {
+                        reduce(
+                            per_segment.iter().map(|r| r[q].clone()).collect(),
+                            k as usize,
+                        )
+                        .into_iter()
+                        .map(|h| WireHit {
+                            pk: h.pk,
+                            score: h.score,
+                            distance: h.distance,
+                            segment: h.segment,
+                            row: h.row,
+                        })
+                        .collect()
+                    })
+                    .collect();
+                Ok(StreamResponse::Hits(hits))
+            }
+            QueryNodeRequest::QueryRows {
+                collection,
+                shard,
+                segments,
+                scope,
+                limit,
+            } => {
+                let all = self.served.read().await;
+                let s = served(&all, collection, shard)?;
+                let pred = compile(&s.info, &scope)?;
+                let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
+                let rs = read_scope(&scope, &pred, &f);
+                let mut rows = Vec::new();
+                for id in &segments {
+                    let seg = s.segments.get(id).ok_or_else(|| missing(*id))?;
+                    for i in 0..seg.num_rows() {
+                        if seg.is_visible(i, rs.read_ts) && rs.filter.is_none_or(|f| f(seg, i)) {
+                            rows.push((seg.pk(i).clone(), seg.id, i as u32));
+                        }
+                    }
+                }
+                rows.sort();
+                if let Some(l) = limit {
+                    rows.truncate(l as usize);
+                }
+                Ok(StreamResponse::Rows(rows))
+            }
+            QueryNodeRequest::Count {
+                collection,
+                shard,
+                segments,
+                scope,
+            } => {
+                let all = self.served.read().await;
+                let s = served(&all, collection, shard)?;
+                let pred = compile(&s.info, &scope)?;
+                let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
+                let rs = read_scope(&scope, &pred, &f);
+                let mut n = 0u64;
+                for id in &segments {
+                    let seg = s.segments.get(id).ok_or_else(|| missing(*id))?;
+                    n += (0..seg.num_rows())
+                        .filter(|&i| {
+                            seg.is_visible(i, rs.read_ts) && rs.filter.is_none_or(|f| f(seg, i))
+                        })
+                        .count() as u64;
+                }
+                Ok(StreamResponse::Count(n))
+            }
+            QueryNodeRequest::Fetch {
+                collection,
+                shard,
+                refs,
+            } => {
+                let all = self.served.read().await;
+                let s = served(&all, collection, shard)?;
+                let mut out = quiver_core::batch::Batch {
+                    num_rows: 0,
+                    columns: quiver_core::segment::SegmentData::empty(&s.info.schema).columns,
+                };
+                for (id, row) in refs {
+                    let seg = s.segments.get(&id).ok_or_else(|| missing(id))?;
+                    if row as usize >= seg.num_rows() {
+                        return Err(ApiError::internal(format!("segment {id} has no row {row}")));
+                    }
+                    let one = seg.data().take(&[row as usize]);
+                    for (c, n) in out.columns.iter_mut().zip(&one.columns) {
+                        c.data.extend_from(&n.data);
+                        if let (Some(v), Some(nv)) = (&mut c.valid, &n.valid) {
+                            v.extend_from_slice(nv);
+                        }
+                    }
+                    out.num_rows += 1;
+                }
+                Ok(StreamResponse::Fetched(out))
+            }
+        }
+    }
+}
+
+fn served(
+    all: &BTreeMap<(CollectionId, u32), Served>,
+    c: CollectionId,
+    shard: u32,
+) -> ApiResult<&Served> {
+    all.get(&(c, shard)).ok_or_else(|| {
+        ApiError::new(
+            code::NOT_OPEN,
+            format!("collection {c} shard {shard} is not served here"),
+        )
+    })
+}
+
+fn compile(info: &CollectionInfo, scope: &WireScope) -> ApiResult<quiver_core::expr::Predicate> {
+    let params = crate::proxy::params_from_json(&scope.params_json)?;
+    quiver_core::expr::compile(&scope.filter, &info.schema, &params)
+        .map_err(|e| ApiError::invalid(format!("failed to create query plan: {e}")))
+}
+
+fn read_scope<'a>(
+    scope: &'a WireScope,
+    pred: &quiver_core::expr::Predicate,
+    f: &'a (dyn Fn(&dyn SegmentView, usize) -> bool + Sync),
+) -> ReadScope<'a> {
+    ReadScope {
+        read_ts: scope.read_ts,
+        partitions: Some(&scope.partitions),
+        filter: if pred.matches_all() { None } else { Some(f) },
+    }
+}
