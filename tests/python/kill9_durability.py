@@ -17,7 +17,7 @@ import time
 import numpy as np
 from pymilvus import DataType, MilvusClient
 
-from harness import Server, binary_from_argv
+from harness import Server, binary_from_argv, free_port
 
 DIM = 8
 COLL = "durability"
@@ -74,6 +74,9 @@ def main():
         srv.kill9()
         stop.set()
         t.join()
+        # A new port each time: pymilvus caches channels per address, and a channel that
+        # saw the server die backs off for a long time before it reconnects.
+        srv.port = free_port()
         srv.start()
         c = MilvusClient(uri=srv.uri)
         c.load_collection(COLL)
