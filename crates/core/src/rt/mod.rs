@@ -8,6 +8,7 @@
 
 pub mod buggify;
 pub mod disk;
+pub mod par;
 mod rng;
 
 use std::future::Future;

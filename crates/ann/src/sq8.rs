@@ -1,0 +1,566 @@
+//! SQ8 scalar quantization, and the two indexes that use it: HNSW_SQ8 and IVF_SQ8.
+//!
+//! Each dimension `d` is mapped linearly from the trained `[min_d, max_d]` to a byte:
+//! `x ~ min_d + scale_d * code` with `scale_d = (max_d - min_d) / 255`. Distances are
+//! asymmetric (the query stays f32, only the rows are quantized) and are computed on the
+//! codes without decoding them:
+//! - L2: `|q - x|^2 ~ sum((a_d - scale_d * code_d)^2)` with `a = q - min` per query;
+//! - IP/COSINE: `q . x ~ q . min + sum((q_d * scale_d) * code_d)`.
+//!
+//! HNSW_SQ8 builds its graph on the full-precision vectors (the build costs the same
+//! either way, and a graph built on exact distances has better links; the f32 rows are
+//! kept anyway for re-ranking). A search walks the graph with SQ8 distances, which read a
+//! quarter of the memory per node, then re-ranks its best `rerank` candidates with exact
+//! f32 distances and returns the best `k` of those, so the distances it returns are
+//! exact. IVF_SQ8 scans SQ8 codes in its lists and re-ranks the same way when it keeps
+//! the f32 rows (`refine`, the default), or returns the SQ8 distances when it does not.
+
+use quiver_core::search::distance::Metric;
+
+use crate::bitset::Bitset;
+use crate::distance::{kernels, Space, Sq8DotKernel, Sq8L2Kernel};
+use crate::error::AnnError;
+use crate::flat::{brute_force_rows, check_rows};
+use crate::hnsw::{
+    prefer_brute_force, prefetch_line_count, F32Oracle, Hnsw, HnswParams, Oracle, PREFETCH_AHEAD,
+};
+use crate::ivf::{check_ivf_params, Coarse, IvfParams};
+use crate::util::{prefetch_lines, with_scratch, AlignedBuf, KBest};
+
+/// Per-dimension SQ8 quantizer (arrays of the padded dimension; padding lanes are zero).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sq8 {
+    pub(crate) min: Vec<f32>,
+    pub(crate) scale: Vec<f32>,
+}
+
+impl Sq8 {
+    /// Trains per-dimension min/max on prepared rows of stride `dimp` (first `dim` used).
+    pub fn train(rows: &[f32], dimp: usize, dim: usize) -> Sq8 {
+        let mut lo = vec![f32::INFINITY; dim];
+        let mut hi = vec![f32::NEG_INFINITY; dim];
+        for r in rows.chunks_exact(dimp) {
+            for ((l, h), &x) in lo.iter_mut().zip(hi.iter_mut()).zip(&r[..dim]) {
+                if x < *l {
+                    *l = x;
+                }
+                if x > *h {
+                    *h = x;
+                }
+            }
+        }
+        let mut min = vec![0.0; dimp];
+        let mut scale = vec![0.0; dimp];
+        for (d, (&l, &h)) in lo.iter().zip(&hi).enumerate() {
+            if l.is_finite() && h.is_finite() && h >= l {
+                min[d] = l;
+                scale[d] = (h - l) / 255.0;
+            }
+        }
+        Sq8 { min, scale }
+    }
+
+    /// Encodes one prepared row into `out` (same length).
+    pub fn encode(&self, v: &[f32], out: &mut [u8]) {
+        for (((c, &x), &m), &s) in out.iter_mut().zip(v).zip(&self.min).zip(&self.scale) {
+            *c = if s > 0.0 {
+                ((x - m) / s).round().clamp(0.0, 255.0) as u8
+            } else {
+                0
+            };
+        }
+    }
+
+    /// Decodes one code row into `out` (same length).
+    pub fn decode(&self, c: &[u8], out: &mut [f32]) {
+        for (((x, &c), &m), &s) in out.iter_mut().zip(c).zip(&self.min).zip(&self.scale) {
+            *x = m + s * f32::from(c);
+        }
+    }
+
+    /// Encodes `n` prepared rows of stride `dimp` into an aligned code block.
+    pub(crate) fn encode_rows(&self, rows: &[f32], dimp: usize, n: usize) -> AlignedBuf {
+        let mut codes = AlignedBuf::zeroed(n * dimp);
+        for (c, r) in codes
+            .as_bytes_mut()
+            .chunks_exact_mut(dimp)
+            .zip(rows.chunks_exact(dimp))
+        {
+            self.encode(r, c);
+        }
+        codes
+    }
+
+    /// Writes the per-query table for prepared query `q` into `out` and returns the
+    /// constant term (see the module docs).
+    pub(crate) fn prepare_query(&self, q: &[f32], metric: Metric, out: &mut Vec<f32>) -> f32 {
+        out.clear();
+        match metric {
+            Metric::L2 => {
+                out.extend(q.iter().zip(&self.min).map(|(x, m)| x - m));
+                0.0
+            }
+            Metric::IP | Metric::Cosine => {
+                out.extend(q.iter().zip(&self.scale).map(|(x, s)| x * s));
+                q.iter().zip(&self.min).map(|(x, m)| x * m).sum()
+            }
+        }
+    }
+
+    /// A distance oracle over `codes` (rows of `stride` bytes) for a prepared query table.
+    pub(crate) fn oracle<'a>(
+        &'a self,
+        table: &'a [f32],
+        bias: f32,
+        codes: &'a [u8],
+        stride: usize,
+        metric: Metric,
+    ) -> Sq8Oracle<'a> {
+        let k = kernels();
+        Sq8Oracle {
+            l2: metric == Metric::L2,
+            table,
+            scale: &self.scale,
+            bias,
+            codes,
+            stride,
+            k_l2: k.sq8_l2,
+            k_dot: k.sq8_dot,
+            lines: prefetch_line_count(stride),
+        }
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        (self.min.capacity() + self.scale.capacity()) * 4
+    }
+}
+
+/// SQ8 distances (smaller is better) from one query to coded rows.
+pub(crate) struct Sq8Oracle<'a> {
+    l2: bool,
+    table: &'a [f32],
+    scale: &'a [f32],
+    bias: f32,
+    codes: &'a [u8],
+    stride: usize,
+    k_l2: Sq8L2Kernel,
+    k_dot: Sq8DotKernel,
+    lines: usize,
+}
+
+impl Oracle for Sq8Oracle<'_> {
+    #[inline(always)]
+    fn dist(&self, id: u32) -> f32 {
+        let o = id as usize * self.stride;
+        let c = &self.codes[o..o + self.stride];
+        if self.l2 {
+            (self.k_l2)(self.table, self.scale, c)
+        } else {
+            -(self.bias + (self.k_dot)(self.table, c))
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, id: u32) {
+        let p = self.codes.as_ptr().wrapping_add(id as usize * self.stride);
+        prefetch_lines(p, self.lines);
+    }
+}
+
+/// Exact re-ranking: the best `k` of `cands` by f32 distance to prepared query `q` over
+/// the padded rows `data` (indexed by row id).
+pub(crate) fn rerank(
+    space: &Space,
+    q: &[f32],
+    data: &[f32],
+    cands: &[(u32, f32)],
+    k: usize,
+) -> Vec<(u32, f32)> {
+    let o = F32Oracle::new(space, q, data);
+    for c in cands.iter().take(PREFETCH_AHEAD) {
+        o.prefetch(c.0);
+    }
+    let mut top = KBest::new(k);
+    for (j, &(id, _)) in cands.iter().enumerate() {
+        if let Some(next) = cands.get(j + PREFETCH_AHEAD) {
+            o.prefetch(next.0);
+        }
+        let d = o.dist(id);
+        if d <= top.worst() {
+            top.push(d, id);
+        }
+    }
+    top.into_pairs()
+}
+
+/// HNSW_SQ8: an HNSW graph traversed with SQ8 distances, re-ranked with exact ones.
+#[derive(Debug, Clone)]
+pub struct HnswSq8 {
+    pub(crate) hnsw: Hnsw,
+    pub(crate) sq: Sq8,
+    pub(crate) codes: AlignedBuf,
+}
+
+impl HnswSq8 {
+    /// Builds the graph on full-precision `data` (see [`Hnsw::build`]), then trains the
+    /// quantizer and encodes every row.
+    pub fn build(
+        metric: Metric,
+        dim: usize,
+        data: &[f32],
+        params: &HnswParams,
+        threads: usize,
+    ) -> Result<HnswSq8, AnnError> {
+        let hnsw = Hnsw::build(metric, dim, data, params, threads)?;
+        let dimp = hnsw.space.padded_dim();
+        let sq = Sq8::train(hnsw.vectors.as_f32(), dimp, dim);
+        let codes = sq.encode_rows(hnsw.vectors.as_f32(), dimp, hnsw.n);
+        Ok(HnswSq8 { hnsw, sq, codes })
+    }
+
+    /// The `k` nearest rows: a graph walk of beam `max(ef, rerank, k)` on SQ8 distances,
+    /// then exact re-ranking of its best `max(rerank, k)`. (row id, exact distance),
+    /// best first. With a `filter`, only rows it accepts are returned.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        rerank_count: usize,
+        filter: Option<&dyn Fn(u32) -> bool>,
+    ) -> Vec<(u32, f32)> {
+        let h = &self.hnsw;
+        if h.n == 0 || k == 0 {
+            return Vec::new();
+        }
+        with_scratch(|s| {
+            let mut q = std::mem::take(&mut s.query);
+            let mut table = std::mem::take(&mut s.aux);
+            h.space.prepare_into(query, &mut q);
+            let dimp = h.space.padded_dim();
+            let bias = self.sq.prepare_query(&q, h.space.metric(), &mut table);
+            let o = self
+                .sq
+                .oracle(&table, bias, self.codes.as_bytes(), dimp, h.space.metric());
+            let take = rerank_count.max(k);
+            let cands = match filter {
+                None => h.search_with(&o, ef, take, s),
+                Some(f) => h.search_with_filter(&o, ef, take, s, f),
+            };
+            let out = rerank(&h.space, &q, h.vectors.as_f32(), &cands, k);
+            s.query = q;
+            s.aux = table;
+            out
+        })
+    }
+
+    /// Search restricted to the rows set in `allowed`, with the same strategy switch as
+    /// [`Hnsw::search_filtered`] (the exact scan uses the f32 rows).
+    pub fn search_filtered(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        rerank_count: usize,
+        allowed: &Bitset,
+        allowed_count: usize,
+    ) -> Vec<(u32, f32)> {
+        let h = &self.hnsw;
+        if h.n == 0 || k == 0 {
+            return Vec::new();
+        }
+        if prefer_brute_force(allowed_count, h.n, k) {
+            let q = h.space.prepare(query);
+            return brute_force_rows(
+                &h.space,
+                &q,
+                h.vectors.as_f32(),
+                h.n,
+                k,
+                allowed.iter_ones(),
+            );
+        }
+        let f: &dyn Fn(u32) -> bool = &|r| allowed.get(r as usize);
+        self.search(query, k, ef, rerank_count, Some(f))
+    }
+
+    pub fn len(&self) -> usize {
+        self.hnsw.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hnsw.n == 0
+    }
+
+    pub fn space(&self) -> &Space {
+        &self.hnsw.space
+    }
+
+    pub fn params(&self) -> HnswParams {
+        self.hnsw.params()
+    }
+
+    /// Heap bytes of the structure: graph, f32 rows and codes.
+    pub fn memory_bytes(&self) -> usize {
+        self.hnsw.memory_bytes() + std::mem::size_of::<Self>() - std::mem::size_of::<Hnsw>()
+            + self.sq.heap_bytes()
+            + self.codes.heap_bytes()
+    }
+}
+
+/// IVF_SQ8: inverted lists of SQ8 codes, optionally re-ranked on kept f32 rows.
+#[derive(Debug, Clone)]
+pub struct IvfSq8 {
+    pub(crate) space: Space,
+    pub(crate) n: usize,
+    pub(crate) params: IvfParams,
+    pub(crate) coarse: Coarse,
+    pub(crate) sq: Sq8,
+    /// Codes in list order (position `p` holds row `coarse.ids[p]`).
+    pub(crate) codes: AlignedBuf,
+    /// Full-precision rows in row order, kept for re-ranking.
+    pub(crate) raw: Option<AlignedBuf>,
+}
+
+impl IvfSq8 {
+    /// Builds over `data` (row-major; row id = position). With `refine`, the f32 rows are
+    /// kept and searches re-rank on them.
+    pub fn build(
+        metric: Metric,
+        dim: usize,
+        data: &[f32],
+        params: &IvfParams,
+        refine: bool,
+        threads: usize,
+    ) -> Result<IvfSq8, AnnError> {
+        let space = Space::new(metric, dim)?;
+        let n = check_rows(data, dim)?;
+        check_ivf_params(params)?;
+        let rows = space.load_rows(data);
+        let dimp = space.padded_dim();
+        let coarse = Coarse::build(&space, rows.as_f32(), n, params, threads);
+        let sq = Sq8::train(rows.as_f32(), dimp, dim);
+        let mut codes = AlignedBuf::zeroed(n * dimp);
+        {
+            let src = rows.as_f32();
+            for (c, &r) in codes.as_bytes_mut().chunks_exact_mut(dimp).zip(&coarse.ids) {
+                let r = r as usize;
+                sq.encode(&src[r * dimp..(r + 1) * dimp], c);
+            }
+        }
+        Ok(IvfSq8 {
+            space,
+            n,
+            params: *params,
+            coarse,
+            sq,
+            codes,
+            raw: if refine { Some(rows) } else { None },
+        })
+    }
+
+    /// The `k` nearest rows among the `nprobe` nearest lists: the best `max(rerank, k)`
+    /// by SQ8 distance, re-ranked exactly when the f32 rows are kept (else the SQ8
+    /// distances are returned). (row id, distance), best first.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        nprobe: usize,
+        rerank_count: usize,
+        filter: Option<&dyn Fn(u32) -> bool>,
+    ) -> Vec<(u32, f32)> {
+        if self.n == 0 || k == 0 {
+            return Vec::new();
+        }
+        let q = self.space.prepare(query);
+        let dimp = self.space.padded_dim();
+        let mut table = Vec::with_capacity(dimp);
+        let bias = self.sq.prepare_query(&q, self.space.metric(), &mut table);
+        let o = self.sq.oracle(
+            &table,
+            bias,
+            self.codes.as_bytes(),
+            dimp,
+            self.space.metric(),
+        );
+        let lists = self.coarse.probe(&self.space, &q, nprobe.max(1));
+        let take = if self.raw.is_some() {
+            rerank_count.max(k)
+        } else {
+            k
+        };
+        let mut top = KBest::new(take);
+        for l in lists {
+            for pos in self.coarse.range(l) {
+                let id = self.coarse.ids[pos];
+                if let Some(f) = filter {
+                    if !f(id) {
+                        continue;
+                    }
+                }
+                let d = o.dist(pos as u32);
+                if d <= top.worst() {
+                    top.push(d, id);
+                }
+            }
+        }
+        let cands = top.into_pairs();
+        match &self.raw {
+            Some(raw) => rerank(&self.space, &q, raw.as_f32(), &cands, k),
+            None => cands,
+        }
+    }
+
+    /// Search restricted to the rows set in `allowed`; below the brute-force selectivity
+    /// every list is scanned.
+    pub fn search_filtered(
+        &self,
+        query: &[f32],
+        k: usize,
+        nprobe: usize,
+        rerank_count: usize,
+        allowed: &Bitset,
+        allowed_count: usize,
+    ) -> Vec<(u32, f32)> {
+        let nprobe = if prefer_brute_force(allowed_count, self.n, k) {
+            self.coarse.nlist
+        } else {
+            nprobe
+        };
+        let f: &dyn Fn(u32) -> bool = &|r| allowed.get(r as usize);
+        self.search(query, k, nprobe, rerank_count, Some(f))
+    }
+
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    pub fn nlist(&self) -> usize {
+        self.coarse.nlist
+    }
+
+    pub fn space(&self) -> &Space {
+        &self.space
+    }
+
+    pub fn params(&self) -> IvfParams {
+        self.params
+    }
+
+    /// Whether f32 rows are kept for re-ranking.
+    pub fn refines(&self) -> bool {
+        self.raw.is_some()
+    }
+
+    /// Heap bytes of the structure (codes, lists, and the f32 rows when kept).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.coarse.heap_bytes()
+            + self.sq.heap_bytes()
+            + self.codes.heap_bytes()
+            + self.raw.as_ref().map_or(0, AlignedBuf::heap_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flat::FlatIndex;
+    use crate::testutil::{clustered, mean_recall};
+
+    #[test]
+    fn codes_round_trip_within_half_a_step() {
+        let dim = 12;
+        let space = Space::new(Metric::L2, dim).unwrap();
+        let data = clustered(300, dim, 1);
+        let rows = space.load_rows(&data);
+        let dimp = space.padded_dim();
+        let sq = Sq8::train(rows.as_f32(), dimp, dim);
+        let mut c = vec![0u8; dimp];
+        let mut back = vec![0.0f32; dimp];
+        for r in rows.as_f32().chunks_exact(dimp) {
+            sq.encode(r, &mut c);
+            sq.decode(&c, &mut back);
+            for d in 0..dim {
+                assert!((back[d] - r[d]).abs() <= sq.scale[d] * 0.5 + 1e-4);
+            }
+        }
+        // The oracle agrees with decode-then-exact.
+        let q = space.prepare(&data[..dim]);
+        let mut table = Vec::new();
+        for metric in [Metric::L2, Metric::IP] {
+            let sp = Space::new(metric, dim).unwrap();
+            let bias = sq.prepare_query(&q, metric, &mut table);
+            let codes = sq.encode_rows(rows.as_f32(), dimp, 300);
+            let o = sq.oracle(&table, bias, codes.as_bytes(), dimp, metric);
+            sq.decode(&codes.as_bytes()[5 * dimp..6 * dimp], &mut back);
+            let want = sp.distance(&q, &back);
+            assert!((o.dist(5) - want).abs() <= 1e-3 * want.abs().max(1.0));
+        }
+    }
+
+    #[test]
+    fn hnsw_sq8_with_rerank_has_high_recall() {
+        let (n, dim) = (2000, 32);
+        let data = clustered(n, dim, 1);
+        let queries = clustered(50, dim, 99);
+        for metric in [Metric::L2, Metric::Cosine] {
+            let p = HnswParams {
+                m: 16,
+                ef_construction: 100,
+                seed: 5,
+            };
+            let h = HnswSq8::build(metric, dim, &data, &p, 2).unwrap();
+            let flat = FlatIndex::build(metric, dim, &data).unwrap();
+            let r = mean_recall(
+                queries
+                    .chunks_exact(dim)
+                    .map(|q| (h.search(q, 10, 64, 40, None), flat.search(q, 10, None))),
+            );
+            assert!(r >= 0.9, "{metric:?} recall {r}");
+            // Re-ranked distances are exact.
+            let q = &queries[..dim];
+            let got = h.search(q, 3, 64, 40, None);
+            let want = flat.search(q, 3, None);
+            if got[0].0 == want[0].0 {
+                assert!((got[0].1 - want[0].1).abs() <= 1e-4 * want[0].1.abs().max(1.0));
+            }
+            // Filtered.
+            let allowed = Bitset::from_fn(n, |i| i % 4 == 1);
+            let got = h.search_filtered(q, 10, 64, 40, &allowed, allowed.count_ones());
+            assert_eq!(got.len(), 10);
+            assert!(got.iter().all(|x| x.0 % 4 == 1));
+        }
+    }
+
+    #[test]
+    fn ivf_sq8_recall_with_and_without_refine() {
+        let (n, dim) = (1500, 16);
+        let data = clustered(n, dim, 3);
+        let queries = clustered(30, dim, 31);
+        let p = IvfParams {
+            nlist: 16,
+            iterations: 6,
+            train_per_list: 64,
+            seed: 1,
+        };
+        let flat = FlatIndex::build(Metric::L2, dim, &data).unwrap();
+        for refine in [true, false] {
+            let ivf = IvfSq8::build(Metric::L2, dim, &data, &p, refine, 1).unwrap();
+            assert_eq!(ivf.refines(), refine);
+            let r = mean_recall(queries.chunks_exact(dim).map(|q| {
+                (
+                    ivf.search(q, 10, ivf.nlist(), 40, None),
+                    flat.search(q, 10, None),
+                )
+            }));
+            let floor = if refine { 0.97 } else { 0.8 };
+            assert!(r >= floor, "refine={refine} recall {r}");
+        }
+    }
+}
