@@ -168,6 +168,9 @@ struct State {
     /// The next WAL offset to apply.
     applied: Offset,
     last_mutation: Option<crate::rt::Instant>,
+    /// The safe timestamp: every mutation with a timestamp at or below it is applied,
+    /// and none will ever be applied below it (the TSO only moves forward).
+    tsafe: Timestamp,
 }
 
 impl State {
@@ -319,6 +322,8 @@ impl Shard {
                 replayed += 1;
             }
         }
+        // Everything replayed is applied; a fresh timestamp is safe from here on.
+        state.tsafe = deps.tso.next().await?;
         tracing::info!(
             sealed = state.sealed.len(),
             replayed,
@@ -351,6 +356,7 @@ impl Shard {
         st.apply(&self.cfg.schema, msg);
         st.applied = offset + 1;
         st.last_mutation = Some(crate::rt::now());
+        st.tsafe = ts;
         let outbox = std::mem::take(&mut st.outbox);
         if !outbox.is_empty() {
             // Acknowledge only once every segment that serves reads has the delete.
@@ -820,6 +826,21 @@ impl Shard {
             })
             .sum();
         (n, Self::remote_of(&st, scope.partitions))
+    }
+
+    /// The shard's safe timestamp (see [`Shard::tick`]).
+    pub async fn tsafe(&self) -> Timestamp {
+        self.state.read().await.tsafe
+    }
+
+    /// A time tick: takes a fresh timestamp as the new safe timestamp. Taken under the
+    /// write lock, so every mutation with a smaller timestamp has been applied: a read
+    /// at the returned timestamp sees everything acknowledged before the tick.
+    pub async fn tick(&self) -> Result<Timestamp, ShardError> {
+        let mut st = self.state.write().await;
+        let ts = self.deps.tso.next().await?;
+        st.tsafe = ts;
+        Ok(ts)
     }
 
     /// Sizes and activity, for flush policies and statistics.

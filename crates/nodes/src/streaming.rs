@@ -281,6 +281,19 @@ impl StreamingNode {
         }))
     }
 
+    /// Picks the snapshot a read executes at: the shard's safe timestamp once it has
+    /// reached the read's guarantee. Writes are applied before they are acknowledged,
+    /// so instead of waiting for a time tick the delegator takes one.
+    async fn snapshot(shard: &Shard, mut scope: WireScope) -> ApiResult<WireScope> {
+        let tsafe = shard.tsafe().await;
+        scope.read_ts = if tsafe >= scope.guarantee_ts {
+            tsafe
+        } else {
+            shard.tick().await?
+        };
+        Ok(scope)
+    }
+
     /// Takes back stale handed-off segments, then returns the healthy remote ids.
     async fn usable_remote(
         &self,
@@ -383,6 +396,7 @@ impl StreamingNode {
                 scope,
             } => {
                 let (info, s) = self.opened(collection, shard).await?;
+                let scope = Self::snapshot(&s, scope).await?;
                 let pred = compile_scope(&info, &scope)?;
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
                 let rs = read_scope(&scope, &pred, &f);
@@ -445,6 +459,7 @@ impl StreamingNode {
                 limit,
             } => {
                 let (info, s) = self.opened(collection, shard).await?;
+                let scope = Self::snapshot(&s, scope).await?;
                 let pred = compile_scope(&info, &scope)?;
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
                 let rs = read_scope(&scope, &pred, &f);
@@ -482,6 +497,7 @@ impl StreamingNode {
                 scope,
             } => {
                 let (info, s) = self.opened(collection, shard).await?;
+                let scope = Self::snapshot(&s, scope).await?;
                 let pred = compile_scope(&info, &scope)?;
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
                 let rs = read_scope(&scope, &pred, &f);

@@ -36,6 +36,9 @@ use shards::Shards;
 pub use convert::{schema_from_proto, schema_to_proto};
 pub use params::params_from_json;
 
+/// How stale a Bounded read may be (Milvus's `gracefulTime` default).
+pub const BOUNDED_STALENESS_MS: u64 = 5_000;
+
 /// Largest Insert/Upsert/Search request accepted (Milvus's default proxy limit).
 pub const MAX_REQUEST_BYTES: usize = 64 << 20;
 
@@ -174,19 +177,45 @@ impl Proxy {
         Ok(info)
     }
 
+    /// The timestamp a read must observe, by consistency level, as Milvus's proxy
+    /// computes it: Strong = now; Bounded = now minus 5 s; Session and Customized = the
+    /// client's timestamp; Eventually = none. The level is the collection's when the
+    /// client asks for the default.
+    async fn guarantee(
+        &self,
+        info: &CollectionInfo,
+        level: i32,
+        use_default: bool,
+        client_ts: u64,
+    ) -> ApiResult<Timestamp> {
+        use crate::pb::common::ConsistencyLevel as L;
+        let level = if use_default {
+            info.consistency_level
+        } else {
+            level
+        };
+        Ok(match L::try_from(level).unwrap_or(L::Bounded) {
+            L::Strong => self.coord.now().await?,
+            L::Bounded => self.coord.now().await?.minus_ms(BOUNDED_STALENESS_MS),
+            L::Session | L::Customized => Timestamp(client_ts),
+            L::Eventually => Timestamp(1),
+        })
+    }
+
     fn shards<'a>(&'a self, info: &'a CollectionInfo) -> Shards<'a> {
         Shards::new(self.streaming.as_ref(), info)
     }
 
     /// A read scope for the wire: the filter as text plus its template values.
     fn scope(
-        read_ts: Timestamp,
+        guarantee_ts: Timestamp,
         partitions: Vec<PartitionId>,
         filter: &str,
         templates: &BTreeMap<String, quiver_core::expr::Value>,
     ) -> WireScope {
         WireScope {
-            read_ts,
+            guarantee_ts,
+            read_ts: Timestamp::ZERO,
             partitions,
             filter: filter.to_string(),
             params_json: params::params_to_json(templates),
@@ -1082,8 +1111,15 @@ impl MilvusService for Proxy {
             async {
                 let db = db?;
                 let info = self.loaded(&db, &r.collection_name).await?;
-                let now = self.coord.now().await?;
-                reads::search(&self.shards(&info), r, now).await
+                let gts = self
+                    .guarantee(
+                        &info,
+                        r.consistency_level,
+                        r.use_default_consistency,
+                        r.guarantee_timestamp,
+                    )
+                    .await?;
+                reads::search(&self.shards(&info), r, gts).await
             }
             .await,
         )
@@ -1138,8 +1174,15 @@ impl MilvusService for Proxy {
             async {
                 let db = db?;
                 let info = self.loaded(&db, &r.collection_name).await?;
-                let now = self.coord.now().await?;
-                reads::query(&self.shards(&info), r, now).await
+                let gts = self
+                    .guarantee(
+                        &info,
+                        r.consistency_level,
+                        r.use_default_consistency,
+                        r.guarantee_timestamp,
+                    )
+                    .await?;
+                reads::query(&self.shards(&info), r, gts).await
             }
             .await,
         )

@@ -112,6 +112,11 @@ pub enum CoordResponse {
 /// against the schema where the data is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WireScope {
+    /// The read must see every write at or below this timestamp (the consistency
+    /// level's guarantee). The delegator picks the snapshot.
+    pub guarantee_ts: Timestamp,
+    /// The snapshot the read executes at: set by the delegator (its safe timestamp,
+    /// once that has reached `guarantee_ts`) and passed on to query nodes.
     pub read_ts: Timestamp,
     pub partitions: Vec<PartitionId>,
     pub filter: String,
