@@ -692,6 +692,17 @@ impl Shard {
         Ok(())
     }
 
+    /// The files of the sealed segments served here (not handed off).
+    pub async fn local_sealed_files(&self) -> Vec<SegmentFiles> {
+        let st = self.state.read().await;
+        st.manifest
+            .segments
+            .iter()
+            .filter(|f| st.sealed.contains_key(&f.id))
+            .cloned()
+            .collect()
+    }
+
     /// Takes handed-off segments back into this shard (after their server failed).
     pub async fn reclaim(&self, ids: &[SegmentId]) -> Result<(), ShardError> {
         let mut st = self.state.write().await;

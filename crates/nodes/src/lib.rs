@@ -4,6 +4,7 @@
 //! binary's standalone mode that runs them all in one process.
 
 pub mod coordinator;
+pub mod datanode;
 pub mod error;
 pub mod pb;
 pub mod proxy;

@@ -7,19 +7,26 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use object_store::ObjectStore;
+use object_store::ObjectStoreExt;
+use quiver_ann::bitset::Bitset;
+use quiver_ann::index::{AnnIndex, SearchParams};
+use quiver_core::ids::FieldId;
 use quiver_core::ids::{CollectionId, SegmentId};
+use quiver_core::rt;
 use quiver_core::search::{reduce, search_segment, SearchRequest};
-use quiver_core::segment::storage;
+use quiver_core::segment::storage::{self, SegmentFiles};
 use quiver_core::segment::{SealedSegment, SegmentView};
 use quiver_core::shard::ReadScope;
 
-use crate::coordinator::CollectionInfo;
+use crate::coordinator::{CollectionInfo, IndexInfo};
 use crate::error::{code, ApiError, ApiResult};
 use crate::rpc::wire::{QueryNodeRequest, StreamResponse, WireHit, WireScope};
 
 struct Served {
     info: CollectionInfo,
     segments: BTreeMap<SegmentId, SealedSegment>,
+    /// Built vector indexes, by segment and field.
+    indexes: BTreeMap<(SegmentId, FieldId), AnnIndex>,
 }
 
 pub struct QueryNode {
@@ -35,6 +42,38 @@ fn missing(id: SegmentId) -> ApiError {
 }
 
 impl QueryNode {
+    /// The segment's built index, if the data node has written one. A missing index
+    /// means exact search; a damaged one is refused (logged) and also means exact
+    /// search, which is slower but never wrong.
+    async fn load_index(
+        &self,
+        info: &CollectionInfo,
+        files: &SegmentFiles,
+        index: &IndexInfo,
+    ) -> Option<AnnIndex> {
+        let path = crate::datanode::index_path(info.id, files, index);
+        let bytes = match self
+            .store
+            .get(&object_store::path::Path::from(path.as_str()))
+            .await
+        {
+            Ok(r) => r.bytes().await.ok()?,
+            Err(object_store::Error::NotFound { .. }) => return None,
+            Err(e) => {
+                tracing::warn!(%path, error = %e, "cannot read index; searching exactly");
+                return None;
+            }
+        };
+        let bytes_owned = bytes.to_vec();
+        match rt::compute(move || AnnIndex::from_bytes(&bytes_owned)).await {
+            Ok(i) => Some(i),
+            Err(e) => {
+                tracing::error!(%path, error = %e, "refusing a damaged index; searching exactly");
+                None
+            }
+        }
+    }
+
     pub fn new(store: Arc<dyn ObjectStore>) -> Arc<Self> {
         Arc::new(QueryNode {
             store,
@@ -53,7 +92,20 @@ impl QueryNode {
             } => {
                 // Load outside the lock: object reads may be slow.
                 let mut loaded = Vec::new();
+                let mut indexes = Vec::new();
                 for (files, deletes) in segments {
+                    for index in info
+                        .indexes
+                        .iter()
+                        .filter(|i| crate::datanode::needs_build(i))
+                    {
+                        if let Some(idx) = self.load_index(&info, &files, index).await {
+                            if let Some(field) = info.schema.field(&index.field_name).map(|f| f.id)
+                            {
+                                indexes.push(((files.id, field), idx));
+                            }
+                        }
+                    }
                     let mut seg = storage::load_sealed(&self.store, &info.schema, &files)
                         .await
                         .map_err(|e| {
@@ -68,10 +120,14 @@ impl QueryNode {
                 let entry = all.entry((info.id, shard)).or_insert_with(|| Served {
                     info: info.clone(),
                     segments: BTreeMap::new(),
+                    indexes: BTreeMap::new(),
                 });
+                entry.info = info.clone();
                 for seg in loaded {
+                    entry.indexes.retain(|(id, _), _| *id != seg.id);
                     entry.segments.insert(seg.id, seg);
                 }
+                entry.indexes.extend(indexes);
                 Ok(StreamResponse::Done)
             }
             QueryNodeRequest::Release {
@@ -82,6 +138,7 @@ impl QueryNode {
                 if let Some(s) = self.served.write().await.get_mut(&(collection, shard)) {
                     for id in segments {
                         s.segments.remove(&id);
+                        s.indexes.retain(|(sid, _), _| *sid != id);
                     }
                 }
                 Ok(StreamResponse::Done)
@@ -120,6 +177,7 @@ impl QueryNode {
                 k,
                 metric,
                 scope,
+                params,
             } => {
                 let all = self.served.read().await;
                 let s = served(&all, collection, shard)?;
@@ -135,10 +193,22 @@ impl QueryNode {
                     read_ts: scope.read_ts,
                     filter: if pred.matches_all() { None } else { Some(&f) },
                 };
+                let search_params =
+                    SearchParams::from_milvus(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                        .map_err(|e| ApiError::invalid(format!("search params: {e}")))?;
                 let mut per_segment = Vec::new();
                 for id in &segments {
                     let seg = s.segments.get(id).ok_or_else(|| missing(*id))?;
-                    per_segment.push(search_segment(seg, &req));
+                    match s
+                        .indexes
+                        .get(&(*id, field))
+                        .filter(|i| i.metric() == metric)
+                    {
+                        Some(index) => {
+                            per_segment.push(search_indexed(seg, index, &req, &search_params))
+                        }
+                        None => per_segment.push(search_segment(seg, &req)),
+                    }
                 }
                 let hits = (0..queries.len())
                     .map(|q| {
@@ -237,6 +307,35 @@ impl QueryNode {
             }
         }
     }
+}
+
+/// Searches one segment through its index: the rows a read may see (visible at the
+/// snapshot, passing the filter) become the index's allowed set.
+fn search_indexed(
+    seg: &SealedSegment,
+    index: &AnnIndex,
+    req: &SearchRequest<'_>,
+    params: &SearchParams,
+) -> Vec<Vec<quiver_core::search::Hit>> {
+    let allowed = Bitset::from_fn(seg.num_rows(), |i| {
+        seg.is_visible(i, req.read_ts) && req.filter.is_none_or(|f| f(seg, i))
+    });
+    req.queries
+        .iter()
+        .map(|q| {
+            index
+                .search(q, req.k, params, Some(&allowed))
+                .into_iter()
+                .map(|(row, score)| quiver_core::search::Hit {
+                    pk: seg.pk(row as usize).clone(),
+                    score,
+                    distance: req.metric.to_distance(score),
+                    segment: seg.id,
+                    row,
+                })
+                .collect()
+        })
+        .collect()
 }
 
 fn served(

@@ -16,11 +16,12 @@ use quiver_core::tso::TsoAllocator;
 use quiver_core::wal::{FsyncPolicy, LocalWalOptions};
 
 use crate::coordinator::{Coordinator, CoordinatorApi};
+use crate::datanode::DataNode;
 use crate::error::ApiError;
 use crate::pb::milvus::milvus_service_server::MilvusServiceServer;
 use crate::proxy::Proxy;
 use crate::querynode::QueryNode;
-use crate::rpc::{QueryNodeApi, StreamingApi};
+use crate::rpc::{DataNodeApi, QueryNodeApi, StreamingApi};
 use crate::streaming::{StreamingConfig, StreamingNode};
 
 /// Everything standalone mode needs to know.
@@ -75,6 +76,17 @@ async fn query_node_link(qn: Arc<QueryNode>) -> Result<Arc<dyn QueryNodeApi>, Ap
 #[cfg(madsim)]
 async fn query_node_link(qn: Arc<QueryNode>) -> Result<Arc<dyn QueryNodeApi>, ApiError> {
     Ok(qn)
+}
+
+#[cfg(not(madsim))]
+async fn data_node_link(dn: Arc<DataNode>) -> Result<Arc<dyn DataNodeApi>, ApiError> {
+    let addr = serve_loopback!(crate::rpc::DataNodeService(dn).into_server(), "data node");
+    Ok(Arc::new(crate::rpc::RemoteDataNode::new(&addr)?))
+}
+
+#[cfg(madsim)]
+async fn data_node_link(dn: Arc<DataNode>) -> Result<Arc<dyn DataNodeApi>, ApiError> {
+    Ok(dn)
 }
 
 #[cfg(not(madsim))]
@@ -138,6 +150,7 @@ impl Standalone {
         let tso = Arc::new(TsoAllocator::open(meta.clone(), "tso").await?);
         let coord = Arc::new(Coordinator::open(meta.clone(), tso.clone()).await?);
         let query_node = query_node_link(QueryNode::new(store.clone())).await?;
+        let data_node = data_node_link(DataNode::new(store.clone())).await?;
         let streaming = StreamingNode::start(
             StreamingConfig {
                 data_dir: cfg.data_dir.clone(),
@@ -153,6 +166,7 @@ impl Standalone {
             store,
             tso,
             Some(query_node),
+            Some(data_node),
         )
         .await?;
         for info in coord.all().await {

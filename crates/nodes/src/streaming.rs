@@ -21,8 +21,9 @@ use quiver_core::shard::ReadScope;
 
 use crate::coordinator::CollectionInfo;
 use crate::error::{code, ApiError, ApiResult};
+use crate::rpc::wire::DataNodeRequest;
 use crate::rpc::wire::{QueryNodeRequest, StreamRequest, StreamResponse, WireHit, WireScope};
-use crate::rpc::QueryNodeApi;
+use crate::rpc::{DataNodeApi, QueryNodeApi};
 use quiver_core::ids::SegmentId;
 use quiver_core::search::{reduce, Hit};
 use quiver_core::segment::DeleteRecord;
@@ -90,6 +91,10 @@ pub struct StreamingNode {
     tso: Arc<dyn TimestampOracle>,
     /// Where sealed segments are handed off; `None` keeps them here.
     query_node: Option<Arc<dyn QueryNodeApi>>,
+    /// Who builds indexes for sealed segments; `None` leaves them to exact search.
+    data_node: Option<Arc<dyn DataNodeApi>>,
+    /// Indexes known to be built: (segment, index id).
+    built: std::sync::Mutex<std::collections::BTreeSet<(SegmentId, i64)>>,
     epoch: Epoch,
     shards: tokio::sync::RwLock<BTreeMap<CollectionId, Opened>>,
 }
@@ -112,6 +117,7 @@ impl StreamingNode {
         store: Arc<dyn ObjectStore>,
         tso: Arc<dyn TimestampOracle>,
         query_node: Option<Arc<dyn QueryNodeApi>>,
+        data_node: Option<Arc<dyn DataNodeApi>>,
     ) -> ApiResult<Arc<Self>> {
         let epoch = loop {
             let cur = meta.get(EPOCH_KEY).await?;
@@ -135,6 +141,8 @@ impl StreamingNode {
             store,
             tso,
             query_node,
+            data_node,
+            built: Default::default(),
             epoch,
             shards: tokio::sync::RwLock::new(BTreeMap::new()),
         }))
@@ -150,10 +158,14 @@ impl StreamingNode {
     /// The collection's shards, opening (and recovering) them on first use.
     pub async fn shards(&self, info: &CollectionInfo) -> ApiResult<Vec<Arc<Shard>>> {
         if let Some(o) = self.shards.read().await.get(&info.id) {
-            return Ok(o.shards.clone());
+            if o.info == *info {
+                return Ok(o.shards.clone());
+            }
         }
         let mut all = self.shards.write().await;
-        if let Some(o) = all.get(&info.id) {
+        if let Some(o) = all.get_mut(&info.id) {
+            // A newer catalog entry (an index was created, a partition added).
+            o.info = info.clone();
             return Ok(o.shards.clone());
         }
         let schema = Arc::new(info.schema.clone());
@@ -248,6 +260,7 @@ impl StreamingNode {
     /// A failure leaves them served here; the next tick tries again.
     async fn hand_off(&self, info: &CollectionInfo, shard_idx: u32, shard: &Shard) {
         let Some(qn) = &self.query_node else { return };
+        self.build_indexes(info, shard).await;
         let res = shard
             .hand_off(|segments| async move {
                 qn.call(QueryNodeRequest::Load {
@@ -267,6 +280,51 @@ impl StreamingNode {
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(vchannel = %shard.config().vchannel, error = %e, "handoff failed; segments stay here")
+            }
+        }
+    }
+
+    /// Has the data node build every index of the collection for the shard's local
+    /// sealed segments. A failure is logged and retried at the next tick; meanwhile
+    /// the segment is searched exactly, which is slower but never wrong.
+    async fn build_indexes(&self, info: &CollectionInfo, shard: &Shard) {
+        let Some(dn) = &self.data_node else { return };
+        // The catalog entry this node holds may be newer than the caller's.
+        let info = match self.shards.read().await.get(&info.id) {
+            Some(o) => o.info.clone(),
+            None => return,
+        };
+        for files in shard.local_sealed_files().await {
+            for index in info
+                .indexes
+                .iter()
+                .filter(|i| crate::datanode::needs_build(i))
+            {
+                let key = (files.id, index.id);
+                if self
+                    .built
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(&key)
+                {
+                    continue;
+                }
+                let req = DataNodeRequest::BuildIndex {
+                    info: info.clone(),
+                    files: files.clone(),
+                    index: index.clone(),
+                };
+                match dn.call(req).await {
+                    Ok(_) => {
+                        self.built
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(key);
+                    }
+                    Err(e) => {
+                        tracing::warn!(segment = files.id.0, error = %e.reason, "index build failed; the segment is searched exactly")
+                    }
+                }
             }
         }
     }
@@ -381,7 +439,8 @@ impl StreamingNode {
             StreamRequest::Flush { collection, shard } => {
                 let (info, s) = self.opened(collection, shard).await?;
                 let m = s.flush().await?;
-                self.hand_off(&info, shard, &s).await;
+                // Index builds and the handoff happen on the next tick, off this call.
+                let _ = info;
                 Ok(StreamResponse::Flushed {
                     segments: m.segments.iter().map(|f| f.id).collect(),
                 })
@@ -394,6 +453,7 @@ impl StreamingNode {
                 k,
                 metric,
                 scope,
+                params,
             } => {
                 let (info, s) = self.opened(collection, shard).await?;
                 let scope = Self::snapshot(&s, scope).await?;
@@ -413,6 +473,7 @@ impl StreamingNode {
                         k: k as u32,
                         metric,
                         scope: scope.clone(),
+                        params: params.clone(),
                     };
                     match qn.call(req).await {
                         Ok(StreamResponse::Hits(h)) => {

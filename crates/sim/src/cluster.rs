@@ -120,7 +120,8 @@ impl Cluster {
                             meta.clone(),
                                                                                     store.clone(),
                             tso.clone(),
-                            Some(qn.clone()),
+                                                        Some(qn.clone()),
+                            None,
                         )
                         .await
                         {

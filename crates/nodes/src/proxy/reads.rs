@@ -11,7 +11,7 @@ use quiver_core::tso::Timestamp;
 
 use super::convert;
 use super::params::{kv_map, parse_usize, MAX_TOPK};
-use super::shards::Shards;
+use super::shards::{Shards, VectorQuery};
 use super::Proxy;
 use crate::error::{code, ApiError, ApiResult};
 use crate::pb::common::PlaceholderGroup;
@@ -415,13 +415,29 @@ pub async fn search(
     let parts = Proxy::read_partitions(info, &r.partition_names)?;
     let scope = Proxy::scope(now, parts, &r.dsl, &templates);
     let k = topk + offset;
+    // Index search parameters (ef, nprobe, ...) travel as strings to whoever searches.
+    let index_params: Vec<(String, String)> = inner
+        .iter()
+        .filter(|(key, _)| key.as_str() != "metric_type")
+        .map(|(key, v)| {
+            (
+                key.clone(),
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+            )
+        })
+        .collect();
     let mut per_shard: Vec<Vec<Vec<Hit>>> = Vec::with_capacity(shards.len());
+    let vq = VectorQuery {
+        field: field.id,
+        queries: &queries,
+        k,
+        metric,
+        params: &index_params,
+    };
     for i in 0..shards.len() {
-        per_shard.push(
-            shards
-                .search(i, field.id, &queries, k, metric, &scope)
-                .await?,
-        );
+        per_shard.push(shards.search(i, &vq, &scope).await?);
     }
     let round: i64 = sp
         .get("round_decimal")

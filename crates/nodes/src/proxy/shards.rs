@@ -13,6 +13,16 @@ use crate::error::{code, ApiResult};
 use crate::rpc::wire::{unexpected, StreamRequest, StreamResponse, WireScope};
 use crate::rpc::StreamingApi;
 
+/// The vector part of a search: which field, the query vectors, how many results,
+/// the metric, and the index search parameters (`ef`, `nprobe`, ...).
+pub struct VectorQuery<'a> {
+    pub field: FieldId,
+    pub queries: &'a [Vec<f32>],
+    pub k: usize,
+    pub metric: Metric,
+    pub params: &'a [(String, String)],
+}
+
 pub struct Shards<'a> {
     api: &'a dyn StreamingApi,
     pub info: &'a CollectionInfo,
@@ -101,10 +111,7 @@ impl<'a> Shards<'a> {
     pub async fn search(
         &self,
         shard: usize,
-        field: FieldId,
-        queries: &[Vec<f32>],
-        k: usize,
-        metric: Metric,
+        q: &VectorQuery<'_>,
         scope: &WireScope,
     ) -> ApiResult<Vec<Vec<Hit>>> {
         let c = self.info.id;
@@ -112,11 +119,12 @@ impl<'a> Shards<'a> {
             .call(|| StreamRequest::Search {
                 collection: c,
                 shard: shard as u32,
-                field,
-                queries: queries.to_vec(),
-                k: k as u32,
-                metric,
+                field: q.field,
+                queries: q.queries.to_vec(),
+                k: q.k as u32,
+                metric: q.metric,
                 scope: scope.clone(),
+                params: q.params.to_vec(),
             })
             .await?;
         match resp {

@@ -360,3 +360,83 @@ impl QueryNodeApi for RemoteQueryNode {
         res.map_err(Into::into)
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Data node
+// ---------------------------------------------------------------------------------------
+
+use crate::datanode::DataNode;
+use crate::pb::internal::data_node_client::DataNodeClient;
+use crate::pb::internal::data_node_server::{DataNode as DataNodeRpc, DataNodeServer};
+use wire::DataNodeRequest;
+
+#[cfg(not(madsim))]
+pub type DataNodeServerOf<T> = DataNodeServer<T>;
+#[cfg(madsim)]
+pub type DataNodeServerOf<T> = DataNodeServer<T, tonic::codegen::IdentityInterceptor>;
+
+/// What a streaming node needs from a data node; served locally or over RPC.
+#[async_trait::async_trait]
+pub trait DataNodeApi: Send + Sync {
+    async fn call(&self, req: DataNodeRequest) -> ApiResult<StreamResponse>;
+}
+
+#[async_trait::async_trait]
+impl DataNodeApi for DataNode {
+    async fn call(&self, req: DataNodeRequest) -> ApiResult<StreamResponse> {
+        self.handle(req).await
+    }
+}
+
+/// Serves a [`DataNode`] over RPC.
+pub struct DataNodeService(pub Arc<DataNode>);
+
+impl DataNodeService {
+    pub fn into_server(self) -> DataNodeServerOf<Self> {
+        DataNodeServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl DataNodeRpc for DataNodeService {
+    async fn call(&self, req: Request<Envelope>) -> Result<Response<Envelope>, tonic::Status> {
+        let res: WireResult<StreamResponse> = match wire::open::<DataNodeRequest>(req.get_ref()) {
+            Ok(r) => self.0.handle(r).await.map_err(Into::into),
+            Err(e) => Err(e.into()),
+        };
+        Ok(Response::new(wire::seal(&res)))
+    }
+}
+
+/// A data node across the network. Index builds take a while: its calls get a long
+/// deadline.
+#[derive(Clone)]
+pub struct RemoteDataNode {
+    client: DataNodeClient<Channel>,
+}
+
+impl RemoteDataNode {
+    pub fn new(addr: &str) -> ApiResult<Self> {
+        let ch = Endpoint::from_shared(addr.to_string())
+            .map_err(|e| ApiError::internal(format!("bad address {addr}: {e}")))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(3600))
+            .connect_lazy();
+        Ok(RemoteDataNode {
+            client: DataNodeClient::new(ch),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl DataNodeApi for RemoteDataNode {
+    async fn call(&self, req: DataNodeRequest) -> ApiResult<StreamResponse> {
+        let mut c = self.client.clone();
+        let resp = c
+            .call(wire::seal(&req))
+            .await
+            .map_err(|s| unreachable_role("data node", s))?;
+        let res: WireResult<StreamResponse> = wire::open(resp.get_ref())?;
+        res.map_err(Into::into)
+    }
+}

@@ -166,6 +166,8 @@ pub enum StreamRequest {
         k: u32,
         metric: Metric,
         scope: WireScope,
+        /// Index search parameters (`ef`, `nprobe`, ...).
+        params: Vec<(String, String)>,
     },
     QueryRows {
         collection: CollectionId,
@@ -275,6 +277,8 @@ pub enum QueryNodeRequest {
         k: u32,
         metric: Metric,
         scope: WireScope,
+        /// Index search parameters (`ef`, `nprobe`, ...).
+        params: Vec<(String, String)>,
     },
     QueryRows {
         collection: CollectionId,
@@ -309,4 +313,14 @@ impl QueryNodeRequest {
             QueryNodeRequest::Fetch { .. } => "fetch",
         }
     }
+}
+
+/// Requests to a data node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum DataNodeRequest {
+    BuildIndex {
+        info: CollectionInfo,
+        files: SegmentFiles,
+        index: crate::coordinator::IndexInfo,
+    },
 }
