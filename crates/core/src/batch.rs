@@ -436,6 +436,33 @@ impl Batch {
         Ok(())
     }
 
+    /// A batch with no rows and one empty column per schema field.
+    pub fn empty(schema: &CollectionSchema) -> Batch {
+        Batch {
+            num_rows: 0,
+            columns: schema
+                .fields
+                .iter()
+                .map(|f| FieldColumn {
+                    field_id: f.id,
+                    data: ColumnData::empty(&f.data_type),
+                    valid: f.nullable.then(Vec::new),
+                })
+                .collect(),
+        }
+    }
+
+    /// Appends row `i` of `src` (a batch of the same schema).
+    pub fn push_row(&mut self, src: &Batch, i: usize) {
+        for (c, s) in self.columns.iter_mut().zip(&src.columns) {
+            c.data.extend_from(&s.data.take(&[i]));
+            if let Some(v) = &mut c.valid {
+                v.push(s.valid.as_ref().is_none_or(|sv| sv[i]));
+            }
+        }
+        self.num_rows += 1;
+    }
+
     /// The primary keys, in row order. The batch must have been validated.
     pub fn pks(&self, schema: &CollectionSchema) -> Vec<Pk> {
         let pos = schema

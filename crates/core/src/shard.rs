@@ -576,10 +576,7 @@ impl Shard {
     /// A reference to a segment that no longer exists is skipped.
     pub async fn fetch(&self, refs: &[(SegmentId, u32)]) -> Batch {
         let st = self.state.read().await;
-        let mut out = Batch {
-            num_rows: 0,
-            columns: crate::segment::SegmentData::empty(&self.cfg.schema).columns,
-        };
+        let mut out = Batch::empty(&self.cfg.schema);
         for &(sid, row) in refs {
             let seg: &dyn SegmentView = match (st.sealed.get(&sid), st.growing.get(&sid)) {
                 (Some(s), _) => s,
@@ -589,14 +586,7 @@ impl Shard {
             if row as usize >= seg.num_rows() {
                 continue;
             }
-            let one = seg.data().take(&[row as usize]);
-            for (c, n) in out.columns.iter_mut().zip(&one.columns) {
-                c.data.extend_from(&n.data);
-                if let (Some(v), Some(nv)) = (&mut c.valid, &n.valid) {
-                    v.extend_from_slice(nv);
-                }
-            }
-            out.num_rows += 1;
+            out.push_row(&seg.data().take(&[row as usize]), 0);
         }
         out
     }

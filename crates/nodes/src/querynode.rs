@@ -16,11 +16,10 @@ use quiver_core::rt;
 use quiver_core::search::{reduce, search_segment, SearchRequest};
 use quiver_core::segment::storage::{self, SegmentFiles};
 use quiver_core::segment::{SealedSegment, SegmentView};
-use quiver_core::shard::ReadScope;
 
 use crate::coordinator::{CollectionInfo, IndexInfo};
 use crate::error::{code, ApiError, ApiResult};
-use crate::rpc::wire::{QueryNodeRequest, StreamResponse, WireHit, WireScope};
+use crate::rpc::wire::{QueryNodeRequest, StreamResponse, WireHit};
 
 struct Served {
     info: CollectionInfo,
@@ -181,7 +180,7 @@ impl QueryNode {
             } => {
                 let all = self.served.read().await;
                 let s = served(&all, collection, shard)?;
-                let pred = compile(&s.info, &scope)?;
+                let pred = scope.compile(&s.info)?;
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
                 let prepared: Vec<Vec<f32>> =
                     queries.iter().map(|q| metric.prepare_query(q)).collect();
@@ -238,9 +237,9 @@ impl QueryNode {
             } => {
                 let all = self.served.read().await;
                 let s = served(&all, collection, shard)?;
-                let pred = compile(&s.info, &scope)?;
+                let pred = scope.compile(&s.info)?;
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
-                let rs = read_scope(&scope, &pred, &f);
+                let rs = scope.read_scope(&pred, &f);
                 let mut rows = Vec::new();
                 for id in &segments {
                     let seg = s.segments.get(id).ok_or_else(|| missing(*id))?;
@@ -264,9 +263,9 @@ impl QueryNode {
             } => {
                 let all = self.served.read().await;
                 let s = served(&all, collection, shard)?;
-                let pred = compile(&s.info, &scope)?;
+                let pred = scope.compile(&s.info)?;
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
-                let rs = read_scope(&scope, &pred, &f);
+                let rs = scope.read_scope(&pred, &f);
                 let mut n = 0u64;
                 for id in &segments {
                     let seg = s.segments.get(id).ok_or_else(|| missing(*id))?;
@@ -285,23 +284,13 @@ impl QueryNode {
             } => {
                 let all = self.served.read().await;
                 let s = served(&all, collection, shard)?;
-                let mut out = quiver_core::batch::Batch {
-                    num_rows: 0,
-                    columns: quiver_core::segment::SegmentData::empty(&s.info.schema).columns,
-                };
+                let mut out = quiver_core::batch::Batch::empty(&s.info.schema);
                 for (id, row) in refs {
                     let seg = s.segments.get(&id).ok_or_else(|| missing(id))?;
                     if row as usize >= seg.num_rows() {
                         return Err(ApiError::internal(format!("segment {id} has no row {row}")));
                     }
-                    let one = seg.data().take(&[row as usize]);
-                    for (c, n) in out.columns.iter_mut().zip(&one.columns) {
-                        c.data.extend_from(&n.data);
-                        if let (Some(v), Some(nv)) = (&mut c.valid, &n.valid) {
-                            v.extend_from_slice(nv);
-                        }
-                    }
-                    out.num_rows += 1;
+                    out.push_row(&seg.data().take(&[row as usize]), 0);
                 }
                 Ok(StreamResponse::Fetched(out))
             }
@@ -349,22 +338,4 @@ fn served(
             format!("collection {c} shard {shard} is not served here"),
         )
     })
-}
-
-fn compile(info: &CollectionInfo, scope: &WireScope) -> ApiResult<quiver_core::expr::Predicate> {
-    let params = crate::proxy::params_from_json(&scope.params_json)?;
-    quiver_core::expr::compile(&scope.filter, &info.schema, &params)
-        .map_err(|e| ApiError::invalid(format!("failed to create query plan: {e}")))
-}
-
-fn read_scope<'a>(
-    scope: &'a WireScope,
-    pred: &quiver_core::expr::Predicate,
-    f: &'a (dyn Fn(&dyn SegmentView, usize) -> bool + Sync),
-) -> ReadScope<'a> {
-    ReadScope {
-        read_ts: scope.read_ts,
-        partitions: Some(&scope.partitions),
-        filter: if pred.matches_all() { None } else { Some(f) },
-    }
 }

@@ -17,7 +17,6 @@ use quiver_core::tso::TimestampOracle;
 use quiver_core::wal::{Epoch, LocalWal, LocalWalOptions};
 
 use quiver_core::segment::SegmentView;
-use quiver_core::shard::ReadScope;
 
 use crate::coordinator::CollectionInfo;
 use crate::error::{code, ApiError, ApiResult};
@@ -49,28 +48,6 @@ impl DeleteForwarder for Forwarder {
             .map(|_| ())
             .map_err(|e| e.reason)
     }
-}
-
-fn read_scope<'a>(
-    scope: &'a WireScope,
-    pred: &quiver_core::expr::Predicate,
-    f: &'a (dyn Fn(&dyn SegmentView, usize) -> bool + Sync),
-) -> ReadScope<'a> {
-    ReadScope {
-        read_ts: scope.read_ts,
-        partitions: Some(&scope.partitions),
-        filter: if pred.matches_all() { None } else { Some(f) },
-    }
-}
-
-/// Compiles a wire scope's filter against the collection's schema.
-fn compile_scope(
-    info: &CollectionInfo,
-    scope: &WireScope,
-) -> ApiResult<quiver_core::expr::Predicate> {
-    let params = crate::proxy::params_from_json(&scope.params_json)?;
-    quiver_core::expr::compile(&scope.filter, &info.schema, &params)
-        .map_err(|e| ApiError::invalid(format!("failed to create query plan: {e}")))
 }
 
 #[derive(Debug, Clone)]
@@ -457,9 +434,9 @@ impl StreamingNode {
             } => {
                 let (info, s) = self.opened(collection, shard).await?;
                 let scope = Self::snapshot(&s, scope).await?;
-                let pred = compile_scope(&info, &scope)?;
+                let pred = scope.compile(&info)?;
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
-                let rs = read_scope(&scope, &pred, &f);
+                let rs = scope.read_scope(&pred, &f);
                 let k = k as usize;
                 let (mut local, remote) = s.search_split(field, &queries, k, metric, rs).await;
                 let remote = self.usable_remote(&s, remote).await?;
@@ -521,9 +498,9 @@ impl StreamingNode {
             } => {
                 let (info, s) = self.opened(collection, shard).await?;
                 let scope = Self::snapshot(&s, scope).await?;
-                let pred = compile_scope(&info, &scope)?;
+                let pred = scope.compile(&info)?;
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
-                let rs = read_scope(&scope, &pred, &f);
+                let rs = scope.read_scope(&pred, &f);
                 let limit_us = limit.map(|l| l as usize);
                 let (mut rows, remote) = s.query_rows_split(rs, limit_us).await;
                 let remote = self.usable_remote(&s, remote).await?;
@@ -559,9 +536,9 @@ impl StreamingNode {
             } => {
                 let (info, s) = self.opened(collection, shard).await?;
                 let scope = Self::snapshot(&s, scope).await?;
-                let pred = compile_scope(&info, &scope)?;
+                let pred = scope.compile(&info)?;
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
-                let rs = read_scope(&scope, &pred, &f);
+                let rs = scope.read_scope(&pred, &f);
                 let (mut n, remote) = s.count_split(rs).await;
                 let remote = self.usable_remote(&s, remote).await?;
                 if let (Some(qn), false) = (&self.query_node, remote.is_empty()) {
@@ -623,10 +600,7 @@ impl StreamingNode {
                 let near_batch = s.fetch(&near).await;
                 // Reassemble in the order asked.
                 let (mut ni, mut fi) = (0usize, 0usize);
-                let mut out = quiver_core::batch::Batch {
-                    num_rows: 0,
-                    columns: quiver_core::segment::SegmentData::empty(&s.config().schema).columns,
-                };
+                let mut out = quiver_core::batch::Batch::empty(&s.config().schema);
                 for r in &refs {
                     let (src, i) = if remote.contains(&r.0) {
                         fi += 1;
@@ -635,16 +609,9 @@ impl StreamingNode {
                         ni += 1;
                         (&near_batch, ni - 1)
                     };
-                    if i >= src.num_rows {
-                        continue;
+                    if i < src.num_rows {
+                        out.push_row(src, i);
                     }
-                    for (c, n) in out.columns.iter_mut().zip(&src.columns) {
-                        c.data.extend_from(&n.data.take(&[i]));
-                        if let (Some(v), Some(nv)) = (&mut c.valid, &n.valid) {
-                            v.push(nv[i]);
-                        }
-                    }
-                    out.num_rows += 1;
                 }
                 Ok(StreamResponse::Fetched(out))
             }

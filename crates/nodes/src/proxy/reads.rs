@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use prost::Message;
-use quiver_core::batch::{Batch, FieldColumn, Pk};
+use quiver_core::batch::{Batch, Pk};
 use quiver_core::ids::SegmentId;
 use quiver_core::schema::{CollectionSchema, FieldSchema};
 use quiver_core::search::{reduce, Hit, Metric};
@@ -116,31 +116,6 @@ fn columns_of(
         .collect()
 }
 
-fn append_row(out: &mut Batch, src: &Batch, i: usize) {
-    for (c, s) in out.columns.iter_mut().zip(&src.columns) {
-        c.data.extend_from(&s.data.take(&[i]));
-        if let (Some(v), Some(sv)) = (&mut c.valid, &s.valid) {
-            v.push(sv[i]);
-        }
-    }
-    out.num_rows += 1;
-}
-
-fn empty_batch(schema: &CollectionSchema) -> Batch {
-    Batch {
-        num_rows: 0,
-        columns: schema
-            .fields
-            .iter()
-            .map(|f| FieldColumn {
-                field_id: f.id,
-                data: quiver_core::batch::ColumnData::empty(&f.data_type),
-                valid: f.nullable.then(Vec::new),
-            })
-            .collect(),
-    }
-}
-
 /// Fetches rows `(shard, segment, row)` in the given order.
 async fn fetch_rows(
     schema: &CollectionSchema,
@@ -159,12 +134,12 @@ async fn fetch_rows(
         let idx = rs.iter().enumerate().map(|(i, r)| (*r, i)).collect();
         fetched.insert(s, (b, idx));
     }
-    let mut out = empty_batch(schema);
+    let mut out = Batch::empty(schema);
     for &(s, seg, row) in refs {
         if let Some((b, idx)) = fetched.get(&s) {
             if let Some(&i) = idx.get(&(seg, row)) {
                 if i < b.num_rows {
-                    append_row(&mut out, b, i);
+                    out.push_row(b, i);
                 }
             }
         }

@@ -124,6 +124,28 @@ pub struct WireScope {
     pub params_json: String,
 }
 
+impl WireScope {
+    /// Compiles the filter against the collection's schema (where the data is).
+    pub fn compile(&self, info: &CollectionInfo) -> ApiResult<quiver_core::expr::Predicate> {
+        let params = crate::proxy::params_from_json(&self.params_json)?;
+        quiver_core::expr::compile(&self.filter, &info.schema, &params)
+            .map_err(|e| ApiError::invalid(format!("failed to create query plan: {e}")))
+    }
+
+    /// The read scope for a shard or segment search, with the compiled filter `f`.
+    pub fn read_scope<'a>(
+        &'a self,
+        pred: &quiver_core::expr::Predicate,
+        f: &'a (dyn Fn(&dyn quiver_core::segment::SegmentView, usize) -> bool + Sync),
+    ) -> quiver_core::shard::ReadScope<'a> {
+        quiver_core::shard::ReadScope {
+            read_ts: self.read_ts,
+            partitions: Some(&self.partitions),
+            filter: if pred.matches_all() { None } else { Some(f) },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WireHit {
     pub pk: Pk,
