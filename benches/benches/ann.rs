@@ -3,13 +3,14 @@
 //! search at ef = 64 on a small synthetic set built once.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use quiver_ann::distance::{avx2_kernels, portable_kernels, Kernels};
+use quiver_ann::distance::{avx2_kernels, avx512_kernels, portable_kernels, Kernels};
 use quiver_ann::{AnnIndex, HnswParams, IndexParams, Metric, SearchParams};
 use std::hint::black_box;
 
 fn kernel_sets() -> Vec<&'static Kernels> {
     let mut v = vec![portable_kernels()];
     v.extend(avx2_kernels());
+    v.extend(avx512_kernels());
     v
 }
 

@@ -76,10 +76,39 @@ pub fn avx2_kernels() -> Option<&'static Kernels> {
     None
 }
 
-/// The fastest kernels this CPU supports, detected once per process.
+/// The AVX-512F kernels for the f32 distances (SQ8 stays on AVX2), if this CPU has
+/// AVX-512F as well as AVX2 and FMA.
+pub fn avx512_kernels() -> Option<&'static Kernels> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+        {
+            return Some(&x86::AVX512);
+        }
+    }
+    None
+}
+
+/// The fastest kernels this CPU supports, detected once per process. The environment
+/// variable `QUIVER_ANN_KERNELS=avx2|portable` caps the choice (for measurements).
 pub fn kernels() -> &'static Kernels {
     static SELECTED: OnceLock<&'static Kernels> = OnceLock::new();
-    SELECTED.get_or_init(|| avx2_kernels().unwrap_or(&PORTABLE))
+    SELECTED.get_or_init(|| {
+        let cap = std::env::var("QUIVER_ANN_KERNELS").unwrap_or_default();
+        let avx512 = if cap.is_empty() {
+            avx512_kernels()
+        } else {
+            None
+        };
+        let avx2 = if cap != "portable" {
+            avx2_kernels()
+        } else {
+            None
+        };
+        avx512.or(avx2).unwrap_or(&PORTABLE)
+    })
 }
 
 /// Squared Euclidean distance with the selected kernel.
@@ -372,6 +401,122 @@ mod x86 {
         unsafe { sq8_dot_avx2(w, c) }
     }
 
+    /// Only handed out by `avx512_kernels`, after runtime detection of AVX-512F, AVX2
+    /// and FMA.
+    pub(super) static AVX512: Kernels = Kernels {
+        name: "avx512f",
+        l2: l2_512,
+        dot: dot_512,
+        neg_dot: neg_dot_512,
+        sq8_l2,
+        sq8_dot,
+    };
+
+    fn l2_512(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: reachable only through `AVX512`, which requires avx512f.
+        unsafe { l2_avx512(a, b) }
+    }
+
+    fn dot_512(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: as in `l2_512`.
+        unsafe { dot_avx512(a, b) }
+    }
+
+    fn neg_dot_512(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: as in `l2_512`.
+        -unsafe { dot_avx512(a, b) }
+    }
+
+    /// Squared L2 with four 16-lane accumulators and a masked tail.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn l2_avx512(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut s0 = _mm512_setzero_ps();
+        let mut s1 = _mm512_setzero_ps();
+        let mut s2 = _mm512_setzero_ps();
+        let mut s3 = _mm512_setzero_ps();
+        let mut i = 0usize;
+        while i + 64 <= n {
+            let d0 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+            let d1 = _mm512_sub_ps(
+                _mm512_loadu_ps(pa.add(i + 16)),
+                _mm512_loadu_ps(pb.add(i + 16)),
+            );
+            let d2 = _mm512_sub_ps(
+                _mm512_loadu_ps(pa.add(i + 32)),
+                _mm512_loadu_ps(pb.add(i + 32)),
+            );
+            let d3 = _mm512_sub_ps(
+                _mm512_loadu_ps(pa.add(i + 48)),
+                _mm512_loadu_ps(pb.add(i + 48)),
+            );
+            s0 = _mm512_fmadd_ps(d0, d0, s0);
+            s1 = _mm512_fmadd_ps(d1, d1, s1);
+            s2 = _mm512_fmadd_ps(d2, d2, s2);
+            s3 = _mm512_fmadd_ps(d3, d3, s3);
+            i += 64;
+        }
+        while i + 16 <= n {
+            let d = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+            s0 = _mm512_fmadd_ps(d, d, s0);
+            i += 16;
+        }
+        if i < n {
+            let m: __mmask16 = (1u32 << (n - i)).wrapping_sub(1) as __mmask16;
+            let d = _mm512_sub_ps(
+                _mm512_maskz_loadu_ps(m, pa.add(i)),
+                _mm512_maskz_loadu_ps(m, pb.add(i)),
+            );
+            s1 = _mm512_fmadd_ps(d, d, s1);
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)))
+    }
+
+    /// Inner product with four 16-lane accumulators and a masked tail.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut s0 = _mm512_setzero_ps();
+        let mut s1 = _mm512_setzero_ps();
+        let mut s2 = _mm512_setzero_ps();
+        let mut s3 = _mm512_setzero_ps();
+        let mut i = 0usize;
+        while i + 64 <= n {
+            s0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), s0);
+            s1 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(pa.add(i + 16)),
+                _mm512_loadu_ps(pb.add(i + 16)),
+                s1,
+            );
+            s2 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(pa.add(i + 32)),
+                _mm512_loadu_ps(pb.add(i + 32)),
+                s2,
+            );
+            s3 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(pa.add(i + 48)),
+                _mm512_loadu_ps(pb.add(i + 48)),
+                s3,
+            );
+            i += 64;
+        }
+        while i + 16 <= n {
+            s0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), s0);
+            i += 16;
+        }
+        if i < n {
+            let m: __mmask16 = (1u32 << (n - i)).wrapping_sub(1) as __mmask16;
+            s1 = _mm512_fmadd_ps(
+                _mm512_maskz_loadu_ps(m, pa.add(i)),
+                _mm512_maskz_loadu_ps(m, pb.add(i)),
+                s1,
+            );
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)))
+    }
+
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn hsum(v: __m256) -> f32 {
@@ -589,6 +734,7 @@ mod tests {
         let mut rng = Rng::seed_from_u64(11);
         let mut sets = vec![portable_kernels()];
         sets.extend(avx2_kernels());
+        sets.extend(avx512_kernels());
         for len in [1usize, 7, 8, 15, 16, 31, 32, 33, 64, 100, 128, 257] {
             let a: Vec<f32> = (0..len).map(|_| rng.normal()).collect();
             let b: Vec<f32> = (0..len).map(|_| rng.normal()).collect();

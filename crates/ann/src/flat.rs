@@ -10,7 +10,7 @@ use crate::util::{AlignedBuf, KBest};
 
 /// Rows in `data` for dimension `dim`, checking the shape.
 pub(crate) fn check_rows(data: &[f32], dim: usize) -> Result<usize, AnnError> {
-    if dim == 0 || data.len() % dim != 0 {
+    if dim == 0 || !data.len().is_multiple_of(dim) {
         return Err(AnnError::InvalidParam(format!(
             "data length {} is not a multiple of the dimension {dim}",
             data.len()
@@ -125,7 +125,7 @@ mod tests {
         let r = f.search(&[0.9, 0.0], 2, None);
         assert_eq!(r.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 0]);
         assert!((r[0].1 - 0.01).abs() < 1e-5 && (r[1].1 - 0.81).abs() < 1e-5);
-        let only_even = |r: u32| r % 2 == 0;
+        let only_even = |r: u32| r.is_multiple_of(2);
         let r = f.search(&[0.9, 0.0], 2, Some(&only_even));
         assert_eq!(r.iter().map(|x| x.0).collect::<Vec<_>>(), vec![0, 2]);
         let ip = FlatIndex::build(Metric::IP, 2, &data).unwrap();
