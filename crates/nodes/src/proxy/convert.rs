@@ -358,52 +358,28 @@ pub fn batch_from_fields(
     Ok(batch)
 }
 
-/// One column of result rows as wire FieldData (nullable columns compacted, with
+/// One column of result rows as wire FieldData (nullable columns dense, with
 /// `valid_data`).
 pub fn field_data(f: &FieldSchema, col: &FieldColumn) -> ps::FieldData {
+    // Results are dense: a null row keeps its placeholder value and `valid_data` says
+    // it is null (pymilvus indexes `data[i]` by row). Only inserts arrive compacted.
     let valid = col.valid.clone().unwrap_or_default();
-    fn compact<T: Clone>(v: &[T], valid: &[bool]) -> Vec<T> {
-        if valid.is_empty() {
-            v.to_vec()
-        } else {
-            v.iter()
-                .zip(valid)
-                .filter(|(_, ok)| **ok)
-                .map(|(x, _)| x.clone())
-                .collect()
-        }
-    }
     let scalar = |d: Sd| Some(FdField::Scalars(ps::ScalarField { data: Some(d) }));
     let field = match &col.data {
-        ColumnData::Bool(v) => scalar(Sd::BoolData(ps::BoolArray {
-            data: compact(v, &valid),
-        })),
+        ColumnData::Bool(v) => scalar(Sd::BoolData(ps::BoolArray { data: v.clone() })),
         ColumnData::Int8(v) => scalar(Sd::IntData(ps::IntArray {
-            data: compact(v, &valid).into_iter().map(i32::from).collect(),
+            data: v.iter().copied().map(i32::from).collect(),
         })),
         ColumnData::Int16(v) => scalar(Sd::IntData(ps::IntArray {
-            data: compact(v, &valid).into_iter().map(i32::from).collect(),
+            data: v.iter().copied().map(i32::from).collect(),
         })),
-        ColumnData::Int32(v) => scalar(Sd::IntData(ps::IntArray {
-            data: compact(v, &valid),
-        })),
-        ColumnData::Int64(v) => scalar(Sd::LongData(ps::LongArray {
-            data: compact(v, &valid),
-        })),
-        ColumnData::Float(v) => scalar(Sd::FloatData(ps::FloatArray {
-            data: compact(v, &valid),
-        })),
-        ColumnData::Double(v) => scalar(Sd::DoubleData(ps::DoubleArray {
-            data: compact(v, &valid),
-        })),
-        ColumnData::VarChar(v) => scalar(Sd::StringData(ps::StringArray {
-            data: compact(v, &valid),
-        })),
+        ColumnData::Int32(v) => scalar(Sd::IntData(ps::IntArray { data: v.clone() })),
+        ColumnData::Int64(v) => scalar(Sd::LongData(ps::LongArray { data: v.clone() })),
+        ColumnData::Float(v) => scalar(Sd::FloatData(ps::FloatArray { data: v.clone() })),
+        ColumnData::Double(v) => scalar(Sd::DoubleData(ps::DoubleArray { data: v.clone() })),
+        ColumnData::VarChar(v) => scalar(Sd::StringData(ps::StringArray { data: v.clone() })),
         ColumnData::Json(v) => scalar(Sd::JsonData(ps::JsonArray {
-            data: compact(v, &valid)
-                .into_iter()
-                .map(String::into_bytes)
-                .collect(),
+            data: v.iter().map(|s| s.as_bytes().to_vec()).collect(),
         })),
         ColumnData::FloatVector { dim, data } => Some(FdField::Vectors(ps::VectorField {
             dim: *dim as i64,

@@ -97,9 +97,27 @@ fn resolve_output<'a>(
     want.sort_by_key(|f| f.id);
     Ok(Output {
         fields: want,
-        echo: requested.to_vec(),
+        echo: expand_star(schema, requested),
         count,
     })
+}
+
+/// The output-field names to echo: `*` becomes every field (and `$meta`, from which
+/// pymilvus then takes the dynamic keys), as Milvus's proxy does.
+fn expand_star(schema: &CollectionSchema, requested: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in requested {
+        if name.trim() == "*" {
+            for f in &schema.fields {
+                if !out.contains(&f.name) {
+                    out.push(f.name.clone());
+                }
+            }
+        } else if !out.contains(name) {
+            out.push(name.clone());
+        }
+    }
+    out
 }
 
 fn columns_of(

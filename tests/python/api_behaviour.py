@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""What a pymilvus user sees beyond the quickstart: VarChar primary keys, nullable
+fields (null rows come back as None), `*` output fields (dynamic keys included),
+auto-id, IP ordering, upsert, and clear errors for bad input.
+
+    python api_behaviour.py target/debug/quiver [workdir]
+"""
+import tempfile
+
+from pymilvus import DataType, MilvusClient, MilvusException
+
+from harness import Server, binary_from_argv
+
+
+def expect_error(fn, code=None):
+    try:
+        fn()
+    except MilvusException as e:
+        assert code is None or e.code == code, (e.code, e.message)
+        return
+    raise AssertionError("expected a MilvusException")
+
+
+def main():
+    binary, workdir = binary_from_argv()
+    workdir = workdir or tempfile.mkdtemp(prefix="quiver-api-")
+    srv = Server(binary, f"{workdir}/data").start()
+    try:
+        c = MilvusClient(uri=srv.uri)
+        s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+        s.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=16)
+        s.add_field("v", DataType.FLOAT_VECTOR, dim=4)
+        s.add_field("age", DataType.INT32, nullable=True)
+        s.add_field("score", DataType.DOUBLE)
+        ip = c.prepare_index_params()
+        ip.add_index(field_name="v", index_type="AUTOINDEX", metric_type="COSINE")
+        c.create_collection("vc", schema=s, index_params=ip)
+        rows = [{"pk": f"k{i}", "v": [float(i), 1.0, 0.5, -1.0], "age": (i if i % 3 else None),
+                 "score": i * 0.5, "extra": {"a": i}} for i in range(20)]
+        assert c.insert("vc", rows)["insert_count"] == 20
+
+        got = c.get("vc", ids=["k1", "k3"], output_fields=["pk", "age", "extra"])
+        by = {r["pk"]: r for r in got}
+        assert by["k1"]["age"] == 1 and by["k3"]["age"] is None and by["k1"]["extra"] == {"a": 1}, got
+
+        nulls = c.query("vc", filter="age is null", output_fields=["pk", "age"], consistency_level="Strong")
+        assert sorted(r["pk"] for r in nulls) == sorted(f"k{i}" for i in range(0, 20, 3)), nulls
+        assert all(r["age"] is None for r in nulls)
+
+        star = c.query("vc", filter="pk == 'k4'", output_fields=["*"], consistency_level="Strong")
+        assert star[0]["extra"] == {"a": 4} and star[0]["v"] == [4.0, 1.0, 0.5, -1.0], star
+
+        page = c.query("vc", filter="score >= 0", output_fields=["pk"], limit=3, offset=2, consistency_level="Strong")
+        assert [r["pk"] for r in page] == ["k10", "k11", "k12"], page
+
+        c.delete("vc", ids=["k1"])
+        c.upsert("vc", [{"pk": "k2", "v": [9, 9, 9, 9], "age": 99, "score": 1.0}])
+        assert c.get("vc", ids=["k2"], output_fields=["age"])[0]["age"] == 99
+        assert c.get("vc", ids=["k1"]) == []
+        assert c.get_collection_stats("vc")["row_count"] == 19
+
+        expect_error(lambda: c.search("vc", data=[[1.0, 1.0, 0.5, -1.0]], limit=20000), 1100)
+        expect_error(lambda: c.insert("vc", [{"pk": "x" * 40, "v": [1, 1, 1, 1], "score": 1.0}]), 1100)
+        expect_error(lambda: c.drop_index("vc", "v"))
+        expect_error(lambda: c.create_collection("vc", dimension=8))
+        expect_error(lambda: c.query("vc", filter="score > 'abc'"), 1100)
+
+        c.create_collection("ai", dimension=3, auto_id=True, metric_type="IP")
+        ids = c.insert("ai", [{"vector": [1, 2, 3]}, {"vector": [3, 2, 1]}])["ids"]
+        assert len(set(ids)) == 2
+        hits = c.search("ai", data=[[1, 0, 0]], limit=2, consistency_level="Strong")[0]
+        assert [h["id"] for h in hits] == [ids[1], ids[0]] and hits[0]["distance"] == 3.0, hits
+        c.release_collection("ai")
+        expect_error(lambda: c.search("ai", data=[[1, 0, 0]], limit=2), 101)
+        print("api behaviour: ok")
+    finally:
+        srv.stop()
+
+
+if __name__ == "__main__":
+    main()
