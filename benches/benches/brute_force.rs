@@ -61,6 +61,7 @@ fn bench(c: &mut Criterion) {
             metric,
             read_ts: Timestamp::MAX,
             filter: None,
+            range: Default::default(),
         };
         group.bench_function(metric.as_str(), |b| {
             b.iter(|| search_segment(&sealed, &req))

@@ -65,6 +65,17 @@ def main():
         expect_error(lambda: c.create_collection("vc", dimension=8))
         expect_error(lambda: c.query("vc", filter="score > 'abc'"), 1100)
 
+        # search_iterator pages with range search (radius / range_filter).
+        it = c.search_iterator("vc", data=[[3.0, 1.0, 0.5, -1.0]], batch_size=4, limit=12, output_fields=["pk"])
+        seen = []
+        while True:
+            page = it.next()
+            if not page:
+                break
+            seen.extend(h["pk"] for h in page)
+        it.close()
+        assert len(seen) == 12 and len(set(seen)) == 12, seen
+
         c.create_collection("ai", dimension=3, auto_id=True, metric_type="IP")
         ids = c.insert("ai", [{"vector": [1, 2, 3]}, {"vector": [3, 2, 1]}])["ids"]
         assert len(set(ids)) == 2

@@ -75,6 +75,8 @@ pub struct ReadScope<'a> {
     pub read_ts: Timestamp,
     pub partitions: Option<&'a [PartitionId]>,
     pub filter: Option<RowFilter<'a>>,
+    /// Range-search bounds on scores (searches only).
+    pub range: crate::search::ScoreRange,
 }
 
 impl<'a> ReadScope<'a> {
@@ -83,6 +85,7 @@ impl<'a> ReadScope<'a> {
             read_ts,
             partitions: None,
             filter: None,
+            range: crate::search::ScoreRange::default(),
         }
     }
 
@@ -621,6 +624,7 @@ impl Shard {
             metric,
             read_ts: scope.read_ts,
             filter: scope.filter,
+            range: scope.range,
         };
         let st = self.state.read().await;
         let per_segment: Vec<Vec<Vec<Hit>>> = st
@@ -779,6 +783,7 @@ impl Shard {
             metric,
             read_ts: scope.read_ts,
             filter: scope.filter,
+            range: scope.range,
         };
         let st = self.state.read().await;
         let per_segment: Vec<Vec<Vec<Hit>>> = st

@@ -191,6 +191,7 @@ impl QueryNode {
                     metric,
                     read_ts: scope.read_ts,
                     filter: if pred.matches_all() { None } else { Some(&f) },
+                    range: crate::rpc::wire::score_range(&params)?,
                 };
                 let search_params =
                     SearchParams::from_milvus(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -201,7 +202,8 @@ impl QueryNode {
                     match s
                         .indexes
                         .get(&(*id, field))
-                        .filter(|i| i.metric() == metric)
+                        // Range searches scan exactly: an index walk stops at top-k.
+                        .filter(|i| i.metric() == metric && req.range.is_unbounded())
                     {
                         Some(index) => {
                             per_segment.push(search_indexed(seg, index, &req, &search_params))

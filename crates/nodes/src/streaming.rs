@@ -436,7 +436,10 @@ impl StreamingNode {
                 let scope = Self::snapshot(&s, scope).await?;
                 let pred = scope.compile(&info)?;
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
-                let rs = scope.read_scope(&pred, &f);
+                let rs = quiver_core::shard::ReadScope {
+                    range: crate::rpc::wire::score_range(&params)?,
+                    ..scope.read_scope(&pred, &f)
+                };
                 let k = k as usize;
                 let (mut local, remote) = s.search_split(field, &queries, k, metric, rs).await;
                 let remote = self.usable_remote(&s, remote).await?;

@@ -9,6 +9,30 @@ use crate::tso::Timestamp;
 /// A row predicate: segment and row in, keep or drop out.
 pub type RowFilter<'a> = &'a (dyn Fn(&dyn SegmentView, usize) -> bool + Sync);
 
+/// Milvus's range search: with `radius` (and optionally `range_filter`) only scores
+/// inside the range qualify — for L2 `range_filter <= score < radius`, for IP and
+/// COSINE `radius < score <= range_filter`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ScoreRange {
+    pub radius: Option<f32>,
+    pub range_filter: Option<f32>,
+}
+
+impl ScoreRange {
+    pub fn is_unbounded(&self) -> bool {
+        self.radius.is_none() && self.range_filter.is_none()
+    }
+
+    #[inline]
+    pub fn admits(&self, metric: Metric, score: f32) -> bool {
+        if metric.higher_is_better() {
+            self.radius.is_none_or(|r| score > r) && self.range_filter.is_none_or(|f| score <= f)
+        } else {
+            self.radius.is_none_or(|r| score < r) && self.range_filter.is_none_or(|f| score >= f)
+        }
+    }
+}
+
 /// One batch of queries against one vector field.
 pub struct SearchRequest<'a> {
     pub field: FieldId,
@@ -19,6 +43,8 @@ pub struct SearchRequest<'a> {
     pub read_ts: Timestamp,
     /// Extra row predicate (a compiled filter expression); `None` = all rows.
     pub filter: Option<RowFilter<'a>>,
+    /// Range search bounds (unbounded for a plain top-k).
+    pub range: ScoreRange,
 }
 
 /// The best `k` visible rows of `seg` for each query, best first.
@@ -38,7 +64,7 @@ pub fn search_segment(seg: &dyn SegmentView, req: &SearchRequest<'_>) -> Vec<Vec
                 let v = col.data.vector(row as usize).expect("vector column");
                 let score = req.metric.score(q, v);
                 let distance = req.metric.to_distance(score);
-                if distance <= top.threshold() {
+                if distance <= top.threshold() && req.range.admits(req.metric, score) {
                     top.push(Hit {
                         pk: seg.pk(row as usize).clone(),
                         score,
@@ -64,6 +90,26 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
+    fn score_ranges_follow_the_metric_direction() {
+        let r = ScoreRange {
+            radius: Some(10.0),
+            range_filter: Some(2.0),
+        };
+        assert!(r.admits(Metric::L2, 2.0) && r.admits(Metric::L2, 9.9));
+        assert!(!r.admits(Metric::L2, 10.0) && !r.admits(Metric::L2, 1.9));
+        let r = ScoreRange {
+            radius: Some(0.2),
+            range_filter: Some(0.9),
+        };
+        assert!(
+            r.admits(Metric::IP, 0.9)
+                && !r.admits(Metric::IP, 0.2)
+                && !r.admits(Metric::Cosine, 0.95)
+        );
+        assert!(ScoreRange::default().admits(Metric::L2, f32::MAX));
+    }
+
+    #[test]
     fn finds_nearest_skipping_deleted_and_invisible_rows() {
         let s = Arc::new(schema());
         let mut g = GrowingSegment::new(SegmentId(1), PartitionId(1), s.clone());
@@ -78,6 +124,7 @@ mod tests {
             metric: Metric::L2,
             read_ts: Timestamp(25),
             filter: None,
+            range: ScoreRange::default(),
         };
         let hits = search_segment(&g, &req);
         let pks: Vec<Pk> = hits[0].iter().map(|h| h.pk.clone()).collect();

@@ -5,6 +5,6 @@ pub mod brute;
 pub mod distance;
 pub mod topk;
 
-pub use brute::{search_segment, SearchRequest};
+pub use brute::{search_segment, ScoreRange, SearchRequest};
 pub use distance::Metric;
 pub use topk::{reduce, Hit};

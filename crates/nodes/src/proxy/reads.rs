@@ -336,11 +336,6 @@ pub async fn search(
         },
         _ => serde_json::Map::new(),
     };
-    if inner.contains_key("radius") || inner.contains_key("range_filter") {
-        return Err(ApiError::invalid(
-            "range search (radius/range_filter) is not supported by Quiver yet",
-        ));
-    }
     let field = match sp.get("anns_field").filter(|s| !s.is_empty()) {
         Some(name) => schema
             .field(name)

@@ -124,6 +124,23 @@ pub struct WireScope {
     pub params_json: String,
 }
 
+/// Range-search bounds from search parameters (`radius`, `range_filter`).
+pub fn score_range(params: &[(String, String)]) -> ApiResult<quiver_core::search::ScoreRange> {
+    let get =
+        |k: &str| -> ApiResult<Option<f32>> {
+            match params.iter().find(|(key, _)| key == k) {
+                None => Ok(None),
+                Some((_, v)) => v.trim().parse::<f32>().map(Some).map_err(|_| {
+                    ApiError::invalid(format!("search param {k}={v:?} is not a number"))
+                }),
+            }
+        };
+    Ok(quiver_core::search::ScoreRange {
+        radius: get("radius")?,
+        range_filter: get("range_filter")?,
+    })
+}
+
 impl WireScope {
     /// Compiles the filter against the collection's schema (where the data is).
     pub fn compile(&self, info: &CollectionInfo) -> ApiResult<quiver_core::expr::Predicate> {
@@ -142,6 +159,7 @@ impl WireScope {
             read_ts: self.read_ts,
             partitions: Some(&self.partitions),
             filter: if pred.matches_all() { None } else { Some(f) },
+            range: Default::default(),
         }
     }
 }
