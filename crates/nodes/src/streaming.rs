@@ -414,10 +414,9 @@ impl StreamingNode {
                 Ok(StreamResponse::Ack(s.delete(pks).await?))
             }
             StreamRequest::Flush { collection, shard } => {
-                let (info, s) = self.opened(collection, shard).await?;
-                let m = s.flush().await?;
+                let (_, s) = self.opened(collection, shard).await?;
                 // Index builds and the handoff happen on the next tick, off this call.
-                let _ = info;
+                let m = s.flush().await?;
                 Ok(StreamResponse::Flushed {
                     segments: m.segments.iter().map(|f| f.id).collect(),
                 })
