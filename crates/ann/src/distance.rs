@@ -76,8 +76,7 @@ pub fn avx2_kernels() -> Option<&'static Kernels> {
     None
 }
 
-/// The AVX-512F kernels for the f32 distances (SQ8 stays on AVX2), if this CPU has
-/// AVX-512F as well as AVX2 and FMA.
+/// The AVX-512F kernels, if this CPU has AVX-512F as well as AVX2 and FMA.
 pub fn avx512_kernels() -> Option<&'static Kernels> {
     #[cfg(target_arch = "x86_64")]
     {
@@ -408,9 +407,101 @@ mod x86 {
         l2: l2_512,
         dot: dot_512,
         neg_dot: neg_dot_512,
-        sq8_l2,
-        sq8_dot,
+        sq8_l2: sq8_l2_512,
+        sq8_dot: sq8_dot_512,
     };
+
+    fn sq8_l2_512(a: &[f32], s: &[f32], c: &[u8]) -> f32 {
+        // SAFETY: reachable only through `AVX512`, which requires avx512f.
+        unsafe { sq8_l2_avx512(a, s, c) }
+    }
+
+    fn sq8_dot_512(w: &[f32], c: &[u8]) -> f32 {
+        // SAFETY: as in `sq8_l2_512`.
+        unsafe { sq8_dot_avx512(w, c) }
+    }
+
+    /// Sixteen u8 codes at `p` as f32s (`m` masks off lanes past the end).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn widen16(p: *const u8, m: __mmask16) -> __m512 {
+        let bytes = if m == 0xffff {
+            _mm_loadu_si128(p.cast::<__m128i>())
+        } else {
+            // Copy the tail through a stack buffer: never read past the slice.
+            let mut buf = [0u8; 16];
+            std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), m.count_ones() as usize);
+            _mm_loadu_si128(buf.as_ptr().cast::<__m128i>())
+        };
+        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes))
+    }
+
+    /// SQ8 squared L2 `sum((a - s*c)^2)`, 16 lanes, two accumulators, masked tail.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn sq8_l2_avx512(a: &[f32], s: &[f32], c: &[u8]) -> f32 {
+        let n = a.len().min(s.len()).min(c.len());
+        let (pa, ps, pc) = (a.as_ptr(), s.as_ptr(), c.as_ptr());
+        let mut s0 = _mm512_setzero_ps();
+        let mut s1 = _mm512_setzero_ps();
+        let mut i = 0usize;
+        while i + 32 <= n {
+            let d0 = _mm512_fnmadd_ps(
+                _mm512_loadu_ps(ps.add(i)),
+                widen16(pc.add(i), 0xffff),
+                _mm512_loadu_ps(pa.add(i)),
+            );
+            let d1 = _mm512_fnmadd_ps(
+                _mm512_loadu_ps(ps.add(i + 16)),
+                widen16(pc.add(i + 16), 0xffff),
+                _mm512_loadu_ps(pa.add(i + 16)),
+            );
+            s0 = _mm512_fmadd_ps(d0, d0, s0);
+            s1 = _mm512_fmadd_ps(d1, d1, s1);
+            i += 32;
+        }
+        while i < n {
+            let left = (n - i).min(16);
+            let m: __mmask16 = (1u32 << left).wrapping_sub(1) as __mmask16;
+            let d = _mm512_fnmadd_ps(
+                _mm512_maskz_loadu_ps(m, ps.add(i)),
+                widen16(pc.add(i), m),
+                _mm512_maskz_loadu_ps(m, pa.add(i)),
+            );
+            s0 = _mm512_fmadd_ps(d, d, s0);
+            i += left;
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(s0, s1))
+    }
+
+    /// SQ8 dot `sum(w * c)`, 16 lanes, two accumulators, masked tail.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn sq8_dot_avx512(w: &[f32], c: &[u8]) -> f32 {
+        let n = w.len().min(c.len());
+        let (pw, pc) = (w.as_ptr(), c.as_ptr());
+        let mut s0 = _mm512_setzero_ps();
+        let mut s1 = _mm512_setzero_ps();
+        let mut i = 0usize;
+        while i + 32 <= n {
+            s0 = _mm512_fmadd_ps(_mm512_loadu_ps(pw.add(i)), widen16(pc.add(i), 0xffff), s0);
+            s1 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(pw.add(i + 16)),
+                widen16(pc.add(i + 16), 0xffff),
+                s1,
+            );
+            i += 32;
+        }
+        while i < n {
+            let left = (n - i).min(16);
+            let m: __mmask16 = (1u32 << left).wrapping_sub(1) as __mmask16;
+            s0 = _mm512_fmadd_ps(
+                _mm512_maskz_loadu_ps(m, pw.add(i)),
+                widen16(pc.add(i), m),
+                s0,
+            );
+            i += left;
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(s0, s1))
+    }
 
     fn l2_512(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: reachable only through `AVX512`, which requires avx512f.
