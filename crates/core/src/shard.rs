@@ -697,6 +697,17 @@ impl Shard {
             .collect()
     }
 
+    /// The files of the sealed segments handed off to another node.
+    pub async fn remote_files(&self) -> Vec<SegmentFiles> {
+        let st = self.state.read().await;
+        st.manifest
+            .segments
+            .iter()
+            .filter(|f| st.remote.contains_key(&f.id))
+            .cloned()
+            .collect()
+    }
+
     /// Takes handed-off segments back into this shard (after their server failed).
     pub async fn reclaim(&self, ids: &[SegmentId]) -> Result<(), ShardError> {
         let mut st = self.state.write().await;

@@ -142,6 +142,36 @@ impl QueryNode {
                 }
                 Ok(StreamResponse::Done)
             }
+            QueryNodeRequest::LoadIndex {
+                info,
+                shard,
+                files,
+                index,
+            } => {
+                let Some(idx) = self.load_index(&info, &files, &index).await else {
+                    return Err(ApiError::internal(format!(
+                        "index {} of segment {} is not readable",
+                        index.name, files.id
+                    )));
+                };
+                let field = info
+                    .schema
+                    .field(&index.field_name)
+                    .map(|f| f.id)
+                    .ok_or_else(|| {
+                        ApiError::internal(format!("index {} names a missing field", index.name))
+                    })?;
+                let mut all = self.served.write().await;
+                let s = all
+                    .get_mut(&(info.id, shard))
+                    .ok_or_else(|| missing(files.id))?;
+                if !s.segments.contains_key(&files.id) {
+                    return Err(missing(files.id));
+                }
+                s.indexes.insert((files.id, field), idx);
+                tracing::info!(segment = files.id.0, index = %index.index_type, "index loaded for a served segment");
+                Ok(StreamResponse::Done)
+            }
             QueryNodeRequest::DropCollection { collection } => {
                 self.served
                     .write()

@@ -25,6 +25,7 @@ use crate::rpc::wire::{QueryNodeRequest, StreamRequest, StreamResponse, WireHit,
 use crate::rpc::{DataNodeApi, QueryNodeApi};
 use quiver_core::ids::SegmentId;
 use quiver_core::search::{reduce, Hit};
+use quiver_core::segment::storage::SegmentFiles;
 use quiver_core::segment::DeleteRecord;
 use quiver_core::shard::DeleteForwarder;
 
@@ -72,6 +73,8 @@ pub struct StreamingNode {
     data_node: Option<Arc<dyn DataNodeApi>>,
     /// Indexes known to be built: (segment, index id).
     built: std::sync::Mutex<std::collections::BTreeSet<(SegmentId, i64)>>,
+    /// Indexes the query node has for handed-off segments: (segment, index id).
+    served_with: std::sync::Mutex<std::collections::BTreeSet<(SegmentId, i64)>>,
     epoch: Epoch,
     shards: tokio::sync::RwLock<BTreeMap<CollectionId, Opened>>,
 }
@@ -120,6 +123,7 @@ impl StreamingNode {
             query_node,
             data_node,
             built: Default::default(),
+            served_with: Default::default(),
             epoch,
             shards: tokio::sync::RwLock::new(BTreeMap::new()),
         }))
@@ -237,7 +241,7 @@ impl StreamingNode {
     /// A failure leaves them served here; the next tick tries again.
     async fn hand_off(&self, info: &CollectionInfo, shard_idx: u32, shard: &Shard) {
         let Some(qn) = &self.query_node else { return };
-        self.build_indexes(info, shard).await;
+        self.build_indexes(info, shard_idx, shard).await;
         let res = shard
             .hand_off(|segments| async move {
                 qn.call(QueryNodeRequest::Load {
@@ -252,6 +256,11 @@ impl StreamingNode {
             .await;
         match res {
             Ok(ids) if !ids.is_empty() => {
+                // The query node loaded every index file that existed.
+                let built = self.built.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let mut served = self.served_with.lock().unwrap_or_else(|e| e.into_inner());
+                served.extend(built.into_iter().filter(|(seg, _)| ids.contains(seg)));
+                drop(served);
                 tracing::info!(vchannel = %shard.config().vchannel, segments = ?ids, "handed off to the query node")
             }
             Ok(_) => {}
@@ -264,42 +273,68 @@ impl StreamingNode {
     /// Has the data node build every index of the collection for the shard's local
     /// sealed segments. A failure is logged and retried at the next tick; meanwhile
     /// the segment is searched exactly, which is slower but never wrong.
-    async fn build_indexes(&self, info: &CollectionInfo, shard: &Shard) {
+    async fn build_indexes(&self, info: &CollectionInfo, shard_idx: u32, shard: &Shard) {
         let Some(dn) = &self.data_node else { return };
         // The catalog entry this node holds may be newer than the caller's.
         let info = match self.shards.read().await.get(&info.id) {
             Some(o) => o.info.clone(),
             None => return,
         };
-        for files in shard.local_sealed_files().await {
+        let remote: Vec<SegmentFiles> = shard.remote_files().await;
+        let mut all = shard.local_sealed_files().await;
+        all.extend(remote.iter().cloned());
+        for files in all {
             for index in info
                 .indexes
                 .iter()
                 .filter(|i| crate::datanode::needs_build(i))
             {
                 let key = (files.id, index.id);
-                if self
+                let built = self
                     .built
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .contains(&key)
-                {
-                    continue;
-                }
-                let req = DataNodeRequest::BuildIndex {
-                    info: info.clone(),
-                    files: files.clone(),
-                    index: index.clone(),
-                };
-                match dn.call(req).await {
-                    Ok(_) => {
-                        self.built
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(key);
+                    .contains(&key);
+                if !built {
+                    let req = DataNodeRequest::BuildIndex {
+                        info: info.clone(),
+                        files: files.clone(),
+                        index: index.clone(),
+                    };
+                    if let Err(e) = dn.call(req).await {
+                        tracing::warn!(segment = files.id.0, error = %e.reason, "index build failed; the segment is searched exactly");
+                        continue;
                     }
-                    Err(e) => {
-                        tracing::warn!(segment = files.id.0, error = %e.reason, "index build failed; the segment is searched exactly")
+                    self.built
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(key);
+                }
+                // A segment handed off before this index existed: the query node loads
+                // the index beside the segment it already serves.
+                let served = self
+                    .served_with
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(&key);
+                if let (Some(qn), true, false) = (&self.query_node, remote.contains(&files), served)
+                {
+                    let req = QueryNodeRequest::LoadIndex {
+                        info: info.clone(),
+                        shard: shard_idx,
+                        files: files.clone(),
+                        index: index.clone(),
+                    };
+                    match qn.call(req).await {
+                        Ok(_) => {
+                            self.served_with
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(key);
+                        }
+                        Err(e) => {
+                            tracing::warn!(segment = files.id.0, error = %e.reason, "query node could not load a new index")
+                        }
                     }
                 }
             }

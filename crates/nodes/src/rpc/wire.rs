@@ -300,6 +300,13 @@ pub enum QueryNodeRequest {
         shard: u32,
         segments: Vec<SegmentId>,
     },
+    /// Load an index built after its segment was handed off.
+    LoadIndex {
+        info: CollectionInfo,
+        shard: u32,
+        files: SegmentFiles,
+        index: crate::coordinator::IndexInfo,
+    },
     DropCollection {
         collection: CollectionId,
     },
@@ -345,6 +352,7 @@ impl QueryNodeRequest {
         match self {
             QueryNodeRequest::Load { .. } => "load",
             QueryNodeRequest::Release { .. } => "release",
+            QueryNodeRequest::LoadIndex { .. } => "load_index",
             QueryNodeRequest::DropCollection { .. } => "drop",
             QueryNodeRequest::Delete { .. } => "delete",
             QueryNodeRequest::Search { .. } => "search",
