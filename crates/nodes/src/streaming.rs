@@ -320,10 +320,10 @@ impl StreamingNode {
                 if let (Some(qn), true, false) = (&self.query_node, remote.contains(&files), served)
                 {
                     let req = QueryNodeRequest::LoadIndex {
-                        info: info.clone(),
+                        info: Box::new(info.clone()),
                         shard: shard_idx,
-                        files: files.clone(),
-                        index: index.clone(),
+                        files: Box::new(files.clone()),
+                        index: Box::new(index.clone()),
                     };
                     match qn.call(req).await {
                         Ok(_) => {

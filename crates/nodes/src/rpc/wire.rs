@@ -302,10 +302,10 @@ pub enum QueryNodeRequest {
     },
     /// Load an index built after its segment was handed off.
     LoadIndex {
-        info: CollectionInfo,
+        info: Box<CollectionInfo>,
         shard: u32,
-        files: SegmentFiles,
-        index: crate::coordinator::IndexInfo,
+        files: Box<SegmentFiles>,
+        index: Box<crate::coordinator::IndexInfo>,
     },
     DropCollection {
         collection: CollectionId,
