@@ -545,33 +545,12 @@ impl Shard {
         scope: ReadScope<'_>,
         limit: Option<usize>,
     ) -> Vec<(Pk, SegmentId, u32)> {
-        let st = self.state.read().await;
-        let mut rows = Vec::new();
-        for seg in st.segments().filter(|s| scope.admits_segment(*s)) {
-            for i in 0..seg.num_rows() {
-                if scope.admits_row(seg, i) {
-                    rows.push((seg.pk(i).clone(), seg.id(), i as u32));
-                }
-            }
-        }
-        rows.sort();
-        if let Some(l) = limit {
-            rows.truncate(l);
-        }
-        rows
+        self.query_rows_split(scope, limit).await.0
     }
 
     /// How many rows are in scope.
     pub async fn count(&self, scope: ReadScope<'_>) -> usize {
-        let st = self.state.read().await;
-        st.segments()
-            .filter(|s| scope.admits_segment(*s))
-            .map(|seg| {
-                (0..seg.num_rows())
-                    .filter(|&i| scope.admits_row(seg, i))
-                    .count()
-            })
-            .sum()
+        self.count_split(scope).await.0
     }
 
     /// The given rows (by segment and row number), in that order, all fields. Row
@@ -607,7 +586,7 @@ impl Shard {
             .await
     }
 
-    /// Exact top-`k` over the segments and rows in scope.
+    /// Exact top-`k` over the local segments and rows in scope.
     pub async fn search_scoped(
         &self,
         field: FieldId,
@@ -616,25 +595,7 @@ impl Shard {
         metric: Metric,
         scope: ReadScope<'_>,
     ) -> Vec<Vec<Hit>> {
-        let prepared: Vec<Vec<f32>> = queries.iter().map(|q| metric.prepare_query(q)).collect();
-        let req = SearchRequest {
-            field,
-            queries: &prepared,
-            k,
-            metric,
-            read_ts: scope.read_ts,
-            filter: scope.filter,
-            range: scope.range,
-        };
-        let st = self.state.read().await;
-        let per_segment: Vec<Vec<Vec<Hit>>> = st
-            .segments()
-            .filter(|s| scope.admits_segment(*s))
-            .map(|s| search_segment(s, &req))
-            .collect();
-        (0..queries.len())
-            .map(|q| reduce(per_segment.iter().map(|r| r[q].clone()).collect(), k))
-            .collect()
+        self.search_split(field, queries, k, metric, scope).await.0
     }
 
     /// Forwards deletes to the node serving their segments; if that fails, takes the
