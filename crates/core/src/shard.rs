@@ -48,6 +48,8 @@ pub enum ShardError {
         #[source]
         source: MessageError,
     },
+    #[error("row {row} of segment {segment} is not served by this shard")]
+    UnknownRow { segment: SegmentId, row: u32 },
     #[error("shard manifest at {key:?}: {source}")]
     Manifest {
         key: String,
@@ -584,6 +586,35 @@ impl Shard {
     ) -> Vec<Vec<Hit>> {
         self.search_scoped(field, queries, k, metric, ReadScope::at(read_ts))
             .await
+    }
+
+    /// The rows at `refs` served here, in order, and the positions in `refs` of the
+    /// rows whose segments were handed off — taken under one lock, so a concurrent
+    /// handoff cannot make a row disappear between the two. A reference to a segment
+    /// this shard does not know is an error, never a silently missing row.
+    pub async fn fetch_split(
+        &self,
+        refs: &[(SegmentId, u32)],
+    ) -> Result<(Batch, Vec<usize>), ShardError> {
+        let st = self.state.read().await;
+        let mut out = Batch::empty(&self.cfg.schema);
+        let mut remote = Vec::new();
+        for (pos, &(sid, row)) in refs.iter().enumerate() {
+            let seg: &dyn SegmentView = match (st.sealed.get(&sid), st.growing.get(&sid)) {
+                (Some(s), _) => s,
+                (None, Some(g)) => g,
+                (None, None) if st.remote.contains_key(&sid) => {
+                    remote.push(pos);
+                    continue;
+                }
+                (None, None) => return Err(ShardError::UnknownRow { segment: sid, row }),
+            };
+            if row as usize >= seg.num_rows() {
+                return Err(ShardError::UnknownRow { segment: sid, row });
+            }
+            out.push_row(&seg.data().take(&[row as usize]), 0);
+        }
+        Ok((out, remote))
     }
 
     /// Exact top-`k` over the local segments and rows in scope.

@@ -602,18 +602,11 @@ impl StreamingNode {
                 refs,
             } => {
                 let (_, s) = self.opened(collection, shard).await?;
-                let remote: std::collections::BTreeSet<SegmentId> = s
-                    .remote_segments(None)
-                    .await
-                    .into_iter()
-                    .map(|(id, _)| id)
-                    .collect();
-                type Refs = Vec<(SegmentId, u32)>;
-                let (far, near): (Refs, Refs) =
-                    refs.iter().partition(|(id, _)| remote.contains(id));
-                if far.is_empty() {
-                    return Ok(StreamResponse::Fetched(s.fetch(&refs).await));
+                let (near, far_pos) = s.fetch_split(&refs).await?;
+                if far_pos.is_empty() {
+                    return Ok(StreamResponse::Fetched(near));
                 }
+                let far: Vec<(SegmentId, u32)> = far_pos.iter().map(|&p| refs[p]).collect();
                 let qn = self
                     .query_node
                     .as_ref()
@@ -626,28 +619,32 @@ impl StreamingNode {
                     })
                     .await
                 {
-                    Ok(StreamResponse::Fetched(b)) => b,
+                    Ok(StreamResponse::Fetched(b)) if b.num_rows == far.len() => b,
                     other => {
                         tracing::warn!(error = ?other.err(), "query node fetch failed; serving its segments here");
                         let ids: Vec<SegmentId> = far.iter().map(|(id, _)| *id).collect();
                         s.reclaim(&ids).await?;
-                        return Ok(StreamResponse::Fetched(s.fetch(&refs).await));
+                        let (all, still_far) = s.fetch_split(&refs).await?;
+                        if !still_far.is_empty() {
+                            return Err(ApiError::internal(
+                                "rows of handed-off segments could not be fetched",
+                            ));
+                        }
+                        return Ok(StreamResponse::Fetched(all));
                     }
                 };
-                let near_batch = s.fetch(&near).await;
-                // Reassemble in the order asked.
+                // Reassemble in the order asked: exactly one row per reference.
                 let (mut ni, mut fi) = (0usize, 0usize);
                 let mut out = quiver_core::batch::Batch::empty(&s.config().schema);
-                for r in &refs {
-                    let (src, i) = if remote.contains(&r.0) {
+                let mut far_iter = far_pos.iter().peekable();
+                for pos in 0..refs.len() {
+                    if far_iter.peek() == Some(&&pos) {
+                        far_iter.next();
+                        out.push_row(&far_batch, fi);
                         fi += 1;
-                        (&far_batch, fi - 1)
                     } else {
+                        out.push_row(&near, ni);
                         ni += 1;
-                        (&near_batch, ni - 1)
-                    };
-                    if i < src.num_rows {
-                        out.push_row(src, i);
                     }
                 }
                 Ok(StreamResponse::Fetched(out))
