@@ -638,22 +638,38 @@ impl Hnsw {
         allowed: &Bitset,
         allowed_count: usize,
     ) -> Vec<(u32, f32)> {
+        if let Some(done) = self.exact_when_selective(query, k, allowed, allowed_count) {
+            return done;
+        }
+        let f: &dyn Fn(u32) -> bool = &|r| allowed.get(r as usize);
+        self.search(query, k, ef, Some(f))
+    }
+
+    /// The answer of a filtered search that needs no graph walk: nothing (empty index
+    /// or `k == 0`), or an exact scan of the allowed rows when they are few. `None`
+    /// means walk the graph. Shared with [`crate::sq8::HnswSq8`].
+    pub(crate) fn exact_when_selective(
+        &self,
+        query: &[f32],
+        k: usize,
+        allowed: &Bitset,
+        allowed_count: usize,
+    ) -> Option<Vec<(u32, f32)>> {
         if self.n == 0 || k == 0 {
-            return Vec::new();
+            return Some(Vec::new());
         }
         if prefer_brute_force(allowed_count, self.n, k) {
             let q = self.space.prepare(query);
-            return brute_force_rows(
+            return Some(brute_force_rows(
                 &self.space,
                 &q,
                 self.vectors.as_f32(),
                 self.n,
                 k,
                 allowed.iter_ones(),
-            );
+            ));
         }
-        let f: &dyn Fn(u32) -> bool = &|r| allowed.get(r as usize);
-        self.search(query, k, ef, Some(f))
+        None
     }
 }
 

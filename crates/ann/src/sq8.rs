@@ -20,7 +20,7 @@ use quiver_core::search::distance::Metric;
 use crate::bitset::Bitset;
 use crate::distance::{kernels, Space, Sq8DotKernel, Sq8L2Kernel};
 use crate::error::AnnError;
-use crate::flat::{brute_force_rows, check_rows};
+use crate::flat::check_rows;
 use crate::hnsw::{
     prefer_brute_force, prefetch_line_count, F32Oracle, Hnsw, HnswParams, Oracle, PREFETCH_AHEAD,
 };
@@ -265,20 +265,11 @@ impl HnswSq8 {
         allowed: &Bitset,
         allowed_count: usize,
     ) -> Vec<(u32, f32)> {
-        let h = &self.hnsw;
-        if h.n == 0 || k == 0 {
-            return Vec::new();
-        }
-        if prefer_brute_force(allowed_count, h.n, k) {
-            let q = h.space.prepare(query);
-            return brute_force_rows(
-                &h.space,
-                &q,
-                h.vectors.as_f32(),
-                h.n,
-                k,
-                allowed.iter_ones(),
-            );
+        if let Some(done) = self
+            .hnsw
+            .exact_when_selective(query, k, allowed, allowed_count)
+        {
+            return done;
         }
         let f: &dyn Fn(u32) -> bool = &|r| allowed.get(r as usize);
         self.search(query, k, ef, rerank_count, Some(f))
