@@ -1,7 +1,7 @@
 //! Scenario `roles-smoke`: the standalone set of roles — coordinator, streaming node,
 //! proxy — each on its own simulated node, talking over the internal RPCs. A client
-//! creates a collection, inserts, flushes and searches; the streaming node is killed
-//! (its disk loses unsynced bytes) and restarted; the client keeps writing with
+//! creates a collection, inserts, flushes and searches; the streaming node and the WAL
+//! store are killed (the store's disk loses unsynced bytes) and restarted; the client keeps writing with
 //! idempotent upserts and then checks that every acknowledged row is there and that
 //! search still finds each vector first.
 #![cfg(madsim)]
@@ -12,7 +12,7 @@ use madsim::runtime::Handle;
 use quiver_core::rt;
 use quiver_nodes::pb::milvus::milvus_service_server::MilvusService;
 use quiver_sim::client;
-use quiver_sim::cluster::Cluster;
+use quiver_sim::cluster::{Cluster, ClusterConfig, Role};
 use quiver_sim::trace::TraceHash;
 use tonic::Request;
 
@@ -33,13 +33,24 @@ async fn roles_smoke() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .try_init();
     let seed = Handle::current().seed();
-    let cluster = Cluster::start(seed).await;
-    let proxy = cluster.proxy.clone();
+    let cluster = Cluster::start(
+        seed,
+        ClusterConfig {
+            coordinators: 1,
+            proxies: 1,
+            streaming_nodes: 1,
+            query_nodes: 1,
+            seal_rows: 200,
+            idle_flush: Duration::from_secs(2),
+        },
+    )
+    .await;
+    let proxy = cluster.proxies[0].clone();
     let mut trace = TraceHash::default();
 
     // Phase 1: DDL, inserts, flush, search.
     let p = proxy.clone();
-    let phase1 = cluster.proxy_node.spawn(async move {
+    let phase1 = cluster.proxy_nodes[0].spawn(async move {
         // The roles come up concurrently; retry DDL until they answer.
         loop {
             let r = p
@@ -99,13 +110,15 @@ async fn roles_smoke() {
 
     // Phase 2: the streaming node dies with unsynced bytes lost, then comes back.
     rt::sleep(Duration::from_millis(300)).await;
-    cluster.kill_streaming();
+    cluster.kill(Role::Streaming, 0);
+    cluster.kill(Role::WalStore, 0);
     trace.record(&"killed");
     rt::sleep(Duration::from_secs(1)).await;
-    cluster.restart_streaming();
+    cluster.restart(Role::WalStore, 0);
+    cluster.restart(Role::Streaming, 0);
 
     let p = proxy.clone();
-    let phase2 = cluster.proxy_node.spawn(async move {
+    let phase2 = cluster.proxy_nodes[0].spawn(async move {
         let mut retries = 0;
         for b in 10..20 {
             let ids: Vec<i64> = (b * 50..b * 50 + 50).collect();
@@ -153,8 +166,7 @@ async fn roles_smoke() {
     let p = proxy.clone();
     let deleted: Vec<i64> = (0..1000).step_by(7).collect();
     let d2 = deleted.clone();
-    cluster
-        .proxy_node
+    cluster.proxy_nodes[0]
         .spawn(async move {
             let r = p
                 .flush(Request::new(client::flush(C)))
@@ -172,10 +184,9 @@ async fn roles_smoke() {
         })
         .await
         .unwrap();
-    cluster.kill_query_node();
+    cluster.kill(Role::QueryNode, 0);
     let p = proxy.clone();
-    let (n, top) = cluster
-        .proxy_node
+    let (n, top) = cluster.proxy_nodes[0]
         .spawn(async move {
             let r = p
                 .query(Request::new(client::count(C)))
@@ -198,7 +209,7 @@ async fn roles_smoke() {
         })
         .await
         .unwrap();
-    cluster.restart_query_node();
+    cluster.restart(Role::QueryNode, 0);
     trace.record(&("phase3", n, &top));
     println!("{}", trace.line(SCENARIO, seed));
     assert_eq!(

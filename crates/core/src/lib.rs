@@ -12,6 +12,7 @@ pub mod fuzzing;
 pub mod ids;
 pub mod message;
 pub mod meta;
+pub mod mutation;
 pub mod objstore;
 pub mod rt;
 pub mod schema;

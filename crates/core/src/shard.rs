@@ -56,6 +56,26 @@ pub enum ShardError {
         #[source]
         source: FormatError,
     },
+    /// Another owner (a newer epoch) has claimed the shard: this one must stop.
+    #[error(
+        "shard {vchannel} now belongs to a newer owner (epoch {current}; this one has {mine})"
+    )]
+    NotOwner {
+        vchannel: String,
+        mine: u64,
+        current: u64,
+    },
+}
+
+impl ShardError {
+    /// Whether the shard has a newer owner (this copy must be closed; the operation
+    /// did not happen).
+    pub fn is_fenced(&self) -> bool {
+        matches!(
+            self,
+            ShardError::NotOwner { .. } | ShardError::Wal(WalError::Fenced { .. })
+        )
+    }
 }
 
 /// What a shard is.
@@ -149,6 +169,38 @@ pub struct Manifest {
     pub segments: Vec<SegmentFiles>,
     pub next_segment: i64,
     pub next_log_id: u64,
+    /// The epoch of the owner that wrote it. A new owner claims the manifest when it
+    /// opens the shard; every commit is a compare-and-swap against the manifest its
+    /// writer last saw, so an owner that lost the shard cannot commit over the new one.
+    pub owner_epoch: u64,
+}
+
+/// The manifest as the first release wrote it (no owner epoch); read, never written.
+#[derive(Deserialize)]
+struct ManifestV1 {
+    checkpoint: Offset,
+    segments: Vec<SegmentFiles>,
+    next_segment: i64,
+    next_log_id: u64,
+}
+
+fn decode_manifest(key: &str, bytes: &[u8]) -> Result<Manifest, ShardError> {
+    match format::decode::<Manifest>(ObjectKind::ShardManifest, bytes) {
+        Ok(m) => Ok(m),
+        Err(source) => match format::decode::<ManifestV1>(ObjectKind::ShardManifest, bytes) {
+            Ok(v1) => Ok(Manifest {
+                checkpoint: v1.checkpoint,
+                segments: v1.segments,
+                next_segment: v1.next_segment,
+                next_log_id: v1.next_log_id,
+                owner_epoch: 0,
+            }),
+            Err(_) => Err(ShardError::Manifest {
+                key: key.to_string(),
+                source,
+            }),
+        },
+    }
 }
 
 /// A successful mutation: its timestamp and WAL position.
@@ -169,6 +221,8 @@ struct State {
     /// Deletes that hit remote segments during the current mutation.
     outbox: Vec<(SegmentId, DeleteRecord)>,
     manifest: Manifest,
+    /// The manifest's bytes in the meta store as this owner last saw them.
+    manifest_raw: Option<Vec<u8>>,
     next_segment: i64,
     /// The next WAL offset to apply.
     applied: Offset,
@@ -288,21 +342,43 @@ impl Shard {
     #[tracing::instrument(skip_all, fields(vchannel = %cfg.vchannel))]
     pub async fn open(cfg: ShardConfig, deps: ShardDeps) -> Result<Self, ShardError> {
         let key = manifest_key(&cfg);
-        let manifest =
-            match deps.meta.get(&key).await? {
-                Some(bytes) => format::decode::<Manifest>(ObjectKind::ShardManifest, &bytes)
-                    .map_err(|source| ShardError::Manifest {
-                        key: key.clone(),
-                        source,
-                    })?,
-                None => Manifest {
-                    next_segment: cfg.first_segment_id.max(1),
-                    ..Manifest::default()
-                },
-            };
+        // Claim the WAL first: from here on the previous owner can append nothing, so
+        // the manifest read below and the log replayed after it are final.
+        deps.wal.fence(deps.epoch).await?;
+        let raw = deps.meta.get(&key).await?;
+        let mut manifest = match &raw {
+            Some(bytes) => decode_manifest(&key, bytes)?,
+            None => Manifest {
+                next_segment: cfg.first_segment_id.max(1),
+                ..Manifest::default()
+            },
+        };
+        if manifest.owner_epoch > deps.epoch.0 {
+            return Err(ShardError::NotOwner {
+                vchannel: cfg.vchannel.0.clone(),
+                mine: deps.epoch.0,
+                current: manifest.owner_epoch,
+            });
+        }
+        // Claim the manifest: the previous owner's commits (compare-and-swap against
+        // what it saw) fail from now on.
+        manifest.owner_epoch = deps.epoch.0;
+        let claimed = format::encode(ObjectKind::ShardManifest, &manifest);
+        if !deps
+            .meta
+            .compare_and_swap(&key, raw.as_deref(), Some(claimed.clone()))
+            .await?
+        {
+            return Err(ShardError::NotOwner {
+                vchannel: cfg.vchannel.0.clone(),
+                mine: deps.epoch.0,
+                current: u64::MAX,
+            });
+        }
         let mut state = State {
             next_segment: manifest.next_segment,
             applied: manifest.checkpoint,
+            manifest_raw: Some(claimed),
             ..State::default()
         };
         for files in &manifest.segments {
@@ -310,7 +386,6 @@ impl Shard {
             state.sealed.insert(files.id, seg);
         }
         state.manifest = manifest;
-        deps.wal.fence(deps.epoch).await?;
         let mut replayed = 0usize;
         loop {
             let records = deps.wal.read_from(state.applied, 1024).await?;
@@ -346,6 +421,11 @@ impl Shard {
         &self.cfg
     }
 
+    /// The owner epoch this copy of the shard writes under.
+    pub fn epoch(&self) -> u64 {
+        self.deps.epoch.0
+    }
+
     /// Writes `msg` (built once the timestamp is known) to the WAL, then applies it.
     async fn mutate(
         &self,
@@ -356,6 +436,9 @@ impl Shard {
         let ts = self.deps.tso.next().await?;
         let msg = build(&mut st, ts);
         let payload = Bytes::from(message::encode(&msg));
+        if crate::mutation::active("ack-before-wal") {
+            return Ok(self.ack_before_wal(&mut st, msg, ts, payload));
+        }
         let offset = self.deps.wal.append(self.deps.epoch, payload).await?;
         debug_assert_eq!(offset, st.applied, "WAL offsets and applied state diverged");
         st.apply(&self.cfg.schema, msg);
@@ -368,6 +451,28 @@ impl Shard {
             self.forward_or_reclaim(&mut st, outbox).await?;
         }
         Ok(MutationAck { ts, offset })
+    }
+
+    /// The planted bug `ack-before-wal`: apply and acknowledge at once, append to the
+    /// WAL a little later. A crash in between loses an acknowledged write.
+    fn ack_before_wal(
+        &self,
+        st: &mut State,
+        msg: WalMessage,
+        ts: Timestamp,
+        payload: Bytes,
+    ) -> MutationAck {
+        let offset = st.applied;
+        st.apply(&self.cfg.schema, msg);
+        st.applied = offset + 1;
+        st.last_mutation = Some(crate::rt::now());
+        st.tsafe = ts;
+        let (wal, epoch) = (self.deps.wal.clone(), self.deps.epoch);
+        crate::rt::spawn(async move {
+            crate::rt::sleep(std::time::Duration::from_millis(300)).await;
+            let _ = wal.append(epoch, payload).await;
+        });
+        MutationAck { ts, offset }
     }
 
     #[tracing::instrument(skip_all, fields(vchannel = %self.cfg.vchannel, rows = batch.num_rows))]
@@ -423,7 +528,8 @@ impl Shard {
         let mut new_sealed = Vec::new();
         for g in st.growing.values().filter(|g| g.num_rows() > 0) {
             let sealed = g.clone().seal();
-            let mut files = storage::write_sealed(&self.deps.store, c, &sealed).await?;
+            let mut files =
+                storage::write_sealed(&self.deps.store, c, &sealed, self.deps.epoch.0).await?;
             if !sealed.unflushed_deletes().is_empty() {
                 manifest.next_log_id += 1;
                 let log = storage::write_deltalog(
@@ -433,6 +539,7 @@ impl Shard {
                     sealed.id,
                     manifest.next_log_id,
                     sealed.unflushed_deletes(),
+                    self.deps.epoch.0,
                 )
                 .await?;
                 files.deltalogs.push(log);
@@ -454,6 +561,7 @@ impl Shard {
                 s.id,
                 manifest.next_log_id,
                 pending,
+                self.deps.epoch.0,
             )
             .await?;
             let files = manifest
@@ -483,6 +591,7 @@ impl Shard {
                 *id,
                 manifest.next_log_id,
                 &stub.unflushed_deletes,
+                self.deps.epoch.0,
             )
             .await?;
             files.deltalogs.push(log);
@@ -494,14 +603,26 @@ impl Shard {
             segments = ?manifest.segments.iter().map(|f| (f.id.0, f.num_rows)).collect::<Vec<_>>(),
             "committing flush"
         );
-        // The commit point.
-        self.deps
+        // The commit point: only if no newer owner has claimed the shard since.
+        manifest.owner_epoch = self.deps.epoch.0;
+        let encoded = format::encode(ObjectKind::ShardManifest, &manifest);
+        if !self
+            .deps
             .meta
-            .put(
+            .compare_and_swap(
                 &manifest_key(&self.cfg),
-                format::encode(ObjectKind::ShardManifest, &manifest),
+                st.manifest_raw.as_deref(),
+                Some(encoded.clone()),
             )
-            .await?;
+            .await?
+        {
+            return Err(ShardError::NotOwner {
+                vchannel: self.cfg.vchannel.0.clone(),
+                mine: self.deps.epoch.0,
+                current: u64::MAX,
+            });
+        }
+        st.manifest_raw = Some(encoded);
 
         st.growing.clear();
         st.active.clear();
@@ -847,7 +968,11 @@ impl Shard {
     /// at the returned timestamp sees everything acknowledged before the tick.
     pub async fn tick(&self) -> Result<Timestamp, ShardError> {
         let mut st = self.state.write().await;
+        // Only the owner may declare time safe: a copy whose vchannel moved on would
+        // otherwise serve a "strong" read without the new owner's writes.
+        self.deps.wal.fence(self.deps.epoch).await?;
         let ts = self.deps.tso.next().await?;
+
         st.tsafe = ts;
         Ok(ts)
     }

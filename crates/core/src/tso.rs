@@ -131,10 +131,17 @@ impl TsoAllocator {
         clock: Clock,
     ) -> Result<Self, TsoError> {
         let stored = meta.get(key).await?;
-        let saved = match &stored {
+        let mut saved = match &stored {
             Some(v) => decode_window(key, v)?,
             None => 0,
         };
+        let mut clock = clock;
+        if crate::mutation::active("tso-reset") {
+            // Planted bug: forget every timestamp handed out before and count from zero.
+            saved = 0;
+            let start = rt::now();
+            clock = Arc::new(move || rt::now().duration_since(start).as_millis() as u64);
+        }
         Ok(TsoAllocator {
             meta,
             key: key.to_string(),

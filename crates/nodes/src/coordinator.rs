@@ -13,6 +13,7 @@ use quiver_core::segment::format::{self, ObjectKind};
 use quiver_core::tso::{Timestamp, TsoAllocator};
 use serde::{Deserialize, Serialize};
 
+use crate::channels::{ChannelAssignment, ChannelTable};
 use crate::error::{code, ApiError, ApiResult};
 
 pub const DEFAULT_DB: &str = "default";
@@ -59,9 +60,7 @@ impl CollectionInfo {
 
     /// One vchannel per shard.
     pub fn vchannels(&self) -> Vec<VChannel> {
-        (0..self.shards)
-            .map(|i| VChannel::new(&PChannel::numbered("quiver", i), self.id, i))
-            .collect()
+        (0..self.shards).map(|i| vchannel_of(self.id, i)).collect()
     }
 
     pub fn partition(&self, name: &str) -> ApiResult<&PartitionInfo> {
@@ -81,7 +80,13 @@ impl CollectionInfo {
     }
 }
 
+/// The vchannel of a collection's shard.
+pub fn vchannel_of(collection: CollectionId, shard: u32) -> VChannel {
+    VChannel::new(&PChannel::numbered("quiver", shard), collection, shard)
+}
+
 /// A change to one collection's catalog entry. The coordinator owns the rules.
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum CatalogChange {
     SetLoaded(bool),
@@ -194,6 +199,13 @@ pub trait CoordinatorApi: Send + Sync {
     ) -> ApiResult<CollectionInfo>;
     /// Allocates `count` timestamps; returns the last.
     async fn alloc(&self, count: u32) -> ApiResult<Timestamp>;
+    /// A streaming node's heartbeat (`fresh` on its first after starting); returns
+    /// the vchannels it owns.
+    async fn heartbeat(&self, node: &str, fresh: bool) -> ApiResult<Vec<ChannelAssignment>>;
+    /// Who owns `vchannel` (assigning it if nobody live does).
+    async fn locate(&self, vchannel: &str) -> ApiResult<ChannelAssignment>;
+    /// Moves `vchannel` to another live streaming node under a new epoch.
+    async fn reassign(&self, vchannel: &str, to: Option<&str>) -> ApiResult<ChannelAssignment>;
 
     async fn now(&self) -> ApiResult<Timestamp> {
         self.alloc(1).await
@@ -237,16 +249,26 @@ impl CoordinatorApi for Coordinator {
     async fn alloc(&self, count: u32) -> ApiResult<Timestamp> {
         Ok(self.tso.alloc(count).await?)
     }
+    async fn heartbeat(&self, node: &str, fresh: bool) -> ApiResult<Vec<ChannelAssignment>> {
+        self.channels.heartbeat(node, fresh).await
+    }
+    async fn locate(&self, vchannel: &str) -> ApiResult<ChannelAssignment> {
+        self.channels.locate(vchannel).await
+    }
+    async fn reassign(&self, vchannel: &str, to: Option<&str>) -> ApiResult<ChannelAssignment> {
+        self.channels.reassign(vchannel, to).await
+    }
 }
 
 fn key(db: &str, name: &str) -> String {
     format!("{CATALOG_PREFIX}{db}/{name}")
 }
 
-/// The catalog and the TSO.
+/// The catalog, the TSO and the vchannel assignments.
 pub struct Coordinator {
     meta: Arc<dyn MetaStore>,
     tso: Arc<TsoAllocator>,
+    channels: ChannelTable,
     catalog: tokio::sync::RwLock<BTreeMap<(String, String), CollectionInfo>>,
 }
 
@@ -260,6 +282,7 @@ impl Coordinator {
             catalog.insert((info.db.clone(), info.schema.name.clone()), info);
         }
         Ok(Coordinator {
+            channels: ChannelTable::new(meta.clone()),
             meta,
             tso,
             catalog: tokio::sync::RwLock::new(catalog),
@@ -361,6 +384,9 @@ impl Coordinator {
         };
         self.meta.delete(&key(db, name)).await?;
         cat.remove(&(db.to_string(), name.to_string()));
+        for v in info.vchannels() {
+            self.channels.remove(&v.0).await?;
+        }
         Ok(Some(info))
     }
 

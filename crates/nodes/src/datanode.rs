@@ -22,9 +22,16 @@ use crate::rpc::wire::{DataNodeRequest, StreamResponse};
 
 /// Where the index `index` of a segment lives.
 pub fn index_path(collection: CollectionId, files: &SegmentFiles, index: &IndexInfo) -> String {
+    // Keyed by the segment's timestamp-log path too, which names the writer's epoch:
+    // two writers of the same segment id never share an index.
     format!(
-        "index_files/{}/{}/{}/{}/{}",
-        collection, files.partition, files.id, index.field_name, index.id
+        "index_files/{}/{}/{}/{:016x}/{}/{}",
+        collection,
+        files.partition,
+        files.id,
+        xxhash_rust::xxh3::xxh3_64(files.ts_log.as_bytes()),
+        index.field_name,
+        index.id
     )
 }
 

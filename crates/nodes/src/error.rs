@@ -24,6 +24,11 @@ pub mod code {
     pub const NOT_OPEN: i32 = 99;
     /// Internal only: a role could not be reached.
     pub const UNAVAILABLE: i32 = 98;
+    /// Internal only: this streaming node does not own the vchannel (any more); the
+    /// caller asks the coordinator who does. The request was not executed.
+    pub const NOT_OWNER: i32 = 97;
+    /// Internal only: this coordinator is a standby; try the other one.
+    pub const NOT_LEADER: i32 = 96;
 }
 
 /// A request failed; `code` is the Milvus status code.
@@ -89,11 +94,17 @@ pub fn ok_status() -> Status {
     Status::default()
 }
 
+/// The reason of an error from a shard's WAL starts with this: the shard must be
+/// reopened (its state may no longer match the log).
+pub const WAL_FAILURE: &str = "WAL failure: ";
+
 impl From<quiver_core::shard::ShardError> for ApiError {
     fn from(e: quiver_core::shard::ShardError) -> Self {
         use quiver_core::shard::ShardError;
         match e {
             ShardError::Invalid(b) => ApiError::invalid(b.to_string()),
+            e if e.is_fenced() => ApiError::new(code::NOT_OWNER, e.to_string()),
+            ShardError::Wal(w) => ApiError::internal(format!("{WAL_FAILURE}{w}")),
             other => ApiError::internal(other),
         }
     }

@@ -30,7 +30,18 @@ struct Served {
 
 pub struct QueryNode {
     store: Arc<dyn ObjectStore>,
-    served: tokio::sync::RwLock<BTreeMap<(CollectionId, u32), Served>>,
+    served: Arc<tokio::sync::RwLock<BTreeMap<(CollectionId, u32), Served>>>,
+}
+
+/// The segment a read names. A segment this node does not serve is an error, so the
+/// delegator takes it back — except under the planted bug `early-release`, where a
+/// segment still loading reads as empty.
+fn segment_of(s: &Served, id: SegmentId) -> ApiResult<Option<&SealedSegment>> {
+    match s.segments.get(&id) {
+        Some(seg) => Ok(Some(seg)),
+        None if quiver_core::mutation::active("early-release") => Ok(None),
+        None => Err(missing(id)),
+    }
 }
 
 fn missing(id: SegmentId) -> ApiError {
@@ -76,8 +87,53 @@ impl QueryNode {
     pub fn new(store: Arc<dyn ObjectStore>) -> Arc<Self> {
         Arc::new(QueryNode {
             store,
-            served: tokio::sync::RwLock::new(BTreeMap::new()),
+            served: Default::default(),
         })
+    }
+
+    /// Loads segments (verifying every object) and the indexes built for them.
+    async fn load(
+        &self,
+        info: CollectionInfo,
+        shard: u32,
+        segments: Vec<(SegmentFiles, Vec<quiver_core::segment::DeleteRecord>)>,
+    ) -> ApiResult<StreamResponse> {
+        // Load outside the lock: object reads may be slow.
+        let mut loaded = Vec::new();
+        let mut indexes = Vec::new();
+        for (files, deletes) in segments {
+            for index in info
+                .indexes
+                .iter()
+                .filter(|i| crate::datanode::needs_build(i))
+            {
+                if let Some(idx) = self.load_index(&info, &files, index).await {
+                    if let Some(field) = info.schema.field(&index.field_name).map(|f| f.id) {
+                        indexes.push(((files.id, field), idx));
+                    }
+                }
+            }
+            let mut seg = storage::load_sealed(&self.store, &info.schema, &files)
+                .await
+                .map_err(|e| ApiError::internal(format!("loading segment {}: {e}", files.id)))?;
+            for d in deletes {
+                seg.delete(&d.pk, d.ts);
+            }
+            loaded.push(seg);
+        }
+        let mut all = self.served.write().await;
+        let entry = all.entry((info.id, shard)).or_insert_with(|| Served {
+            info: info.clone(),
+            segments: BTreeMap::new(),
+            indexes: BTreeMap::new(),
+        });
+        entry.info = info.clone();
+        for seg in loaded {
+            entry.indexes.retain(|(id, _), _| *id != seg.id);
+            entry.segments.insert(seg.id, seg);
+        }
+        entry.indexes.extend(indexes);
+        Ok(StreamResponse::Done)
     }
 
     /// Serves one request.
@@ -88,47 +144,24 @@ impl QueryNode {
                 info,
                 shard,
                 segments,
-            } => {
-                // Load outside the lock: object reads may be slow.
-                let mut loaded = Vec::new();
-                let mut indexes = Vec::new();
-                for (files, deletes) in segments {
-                    for index in info
-                        .indexes
-                        .iter()
-                        .filter(|i| crate::datanode::needs_build(i))
-                    {
-                        if let Some(idx) = self.load_index(&info, &files, index).await {
-                            if let Some(field) = info.schema.field(&index.field_name).map(|f| f.id)
-                            {
-                                indexes.push(((files.id, field), idx));
-                            }
-                        }
-                    }
-                    let mut seg = storage::load_sealed(&self.store, &info.schema, &files)
-                        .await
-                        .map_err(|e| {
-                            ApiError::internal(format!("loading segment {}: {e}", files.id))
-                        })?;
-                    for d in deletes {
-                        seg.delete(&d.pk, d.ts);
-                    }
-                    loaded.push(seg);
-                }
-                let mut all = self.served.write().await;
-                let entry = all.entry((info.id, shard)).or_insert_with(|| Served {
-                    info: info.clone(),
-                    segments: BTreeMap::new(),
-                    indexes: BTreeMap::new(),
+            } if quiver_core::mutation::active("early-release") => {
+                // Planted bug: acknowledge the load (so the delegator releases its
+                // copy) and load later.
+                let node = QueryNode {
+                    store: self.store.clone(),
+                    served: self.served.clone(),
+                };
+                rt::spawn(async move {
+                    rt::sleep(std::time::Duration::from_millis(1500)).await;
+                    let _ = node.load(info, shard, segments).await;
                 });
-                entry.info = info.clone();
-                for seg in loaded {
-                    entry.indexes.retain(|(id, _), _| *id != seg.id);
-                    entry.segments.insert(seg.id, seg);
-                }
-                entry.indexes.extend(indexes);
                 Ok(StreamResponse::Done)
             }
+            QueryNodeRequest::Load {
+                info,
+                shard,
+                segments,
+            } => self.load(info, shard, segments).await,
             QueryNodeRequest::Release {
                 collection,
                 shard,
@@ -228,7 +261,9 @@ impl QueryNode {
                         .map_err(|e| ApiError::invalid(format!("search params: {e}")))?;
                 let mut per_segment = Vec::new();
                 for id in &segments {
-                    let seg = s.segments.get(id).ok_or_else(|| missing(*id))?;
+                    let Some(seg) = segment_of(s, *id)? else {
+                        continue;
+                    };
                     match s
                         .indexes
                         .get(&(*id, field))
@@ -274,7 +309,9 @@ impl QueryNode {
                 let rs = scope.read_scope(&pred, &f);
                 let mut rows = Vec::new();
                 for id in &segments {
-                    let seg = s.segments.get(id).ok_or_else(|| missing(*id))?;
+                    let Some(seg) = segment_of(s, *id)? else {
+                        continue;
+                    };
                     for i in 0..seg.num_rows() {
                         if seg.is_visible(i, rs.read_ts) && rs.filter.is_none_or(|f| f(seg, i)) {
                             rows.push((seg.pk(i).clone(), seg.id, i as u32));
@@ -300,7 +337,9 @@ impl QueryNode {
                 let rs = scope.read_scope(&pred, &f);
                 let mut n = 0u64;
                 for id in &segments {
-                    let seg = s.segments.get(id).ok_or_else(|| missing(*id))?;
+                    let Some(seg) = segment_of(s, *id)? else {
+                        continue;
+                    };
                     n += (0..seg.num_rows())
                         .filter(|&i| {
                             seg.is_visible(i, rs.read_ts) && rs.filter.is_none_or(|f| f(seg, i))

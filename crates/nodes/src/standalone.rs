@@ -12,17 +12,18 @@ use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
 use quiver_core::meta::{MetaStore, RedbMetaStore};
 use quiver_core::rt::disk::{Disk, StdDisk};
-use quiver_core::tso::TsoAllocator;
 use quiver_core::wal::{FsyncPolicy, LocalWalOptions};
 
 use crate::coordinator::{Coordinator, CoordinatorApi};
 use crate::datanode::DataNode;
 use crate::error::ApiError;
+use crate::leader::CoordinatorSeat;
 use crate::pb::milvus::milvus_service_server::MilvusServiceServer;
+use crate::proxy::router::ShardRouter;
 use crate::proxy::Proxy;
 use crate::querynode::QueryNode;
 use crate::rpc::{DataNodeApi, QueryNodeApi, StreamingApi};
-use crate::streaming::{StreamingConfig, StreamingNode};
+use crate::streaming::{LocalWals, StreamingConfig, StreamingDeps, StreamingNode};
 
 /// Everything standalone mode needs to know.
 #[derive(Debug, Clone)]
@@ -91,11 +92,12 @@ async fn data_node_link(dn: Arc<DataNode>) -> Result<Arc<dyn DataNodeApi>, ApiEr
 
 #[cfg(not(madsim))]
 async fn links(
-    coord: &Arc<Coordinator>,
+    seat: &Arc<CoordinatorSeat>,
+    _coord: &Arc<Coordinator>,
     streaming: &Arc<StreamingNode>,
 ) -> Result<Links, ApiError> {
     let c = serve_loopback!(
-        crate::rpc::CoordinatorService(coord.clone()).into_server(),
+        crate::rpc::CoordinatorService(seat.clone()).into_server(),
         "coordinator"
     );
     let s = serve_loopback!(
@@ -111,6 +113,7 @@ async fn links(
 
 #[cfg(madsim)]
 async fn links(
+    _seat: &Arc<CoordinatorSeat>,
     coord: &Arc<Coordinator>,
     streaming: &Arc<StreamingNode>,
 ) -> Result<Links, ApiError> {
@@ -125,7 +128,12 @@ pub struct Standalone {
     pub proxy: Proxy,
     pub streaming: Arc<StreamingNode>,
     pub coord: Arc<Coordinator>,
+    /// Keeps the coordinator's seat renewed while the instance runs.
+    pub seat: Arc<CoordinatorSeat>,
 }
+
+/// The streaming node's id in the vchannel assignments.
+const STREAMING_NODE_ID: &str = "standalone";
 
 impl Standalone {
     /// Opens (or creates) the data directory and starts every role, recovering each
@@ -147,30 +155,39 @@ impl Standalone {
             LocalFileSystem::new_with_prefix(&objects)
                 .map_err(|e| internal("opening the object store", &e))?,
         );
-        let tso = Arc::new(TsoAllocator::open(meta.clone(), "tso").await?);
-        let coord = Arc::new(Coordinator::open(meta.clone(), tso.clone()).await?);
+        let seat = CoordinatorSeat::new("standalone", meta.clone());
+        let coord = seat.wait_for_office().await?;
+        seat.spawn();
         let query_node = query_node_link(QueryNode::new(store.clone())).await?;
         let data_node = data_node_link(DataNode::new(store.clone())).await?;
+        let wals = LocalWals::new(
+            disk,
+            &cfg.data_dir,
+            LocalWalOptions {
+                fsync: cfg.fsync,
+                ..LocalWalOptions::default()
+            },
+        );
         let streaming = StreamingNode::start(
             StreamingConfig {
-                data_dir: cfg.data_dir.clone(),
-                wal: LocalWalOptions {
-                    fsync: cfg.fsync,
-                    ..LocalWalOptions::default()
-                },
+                node_id: STREAMING_NODE_ID.to_string(),
                 seal_rows: cfg.seal_rows,
                 idle_flush: cfg.idle_flush,
             },
-            disk,
-            meta,
-            store,
-            tso,
-            Some(query_node),
-            Some(data_node),
+            StreamingDeps {
+                meta,
+                store,
+                tso: coord.tso().clone(),
+                coord: coord.clone(),
+                wals: Arc::new(wals),
+                query_nodes: vec![query_node],
+                data_node: Some(data_node),
+            },
         )
         .await?;
+        streaming.spawn_heartbeat_loop();
         for info in coord.all().await {
-            streaming.shards(&info).await?;
+            streaming.open_owned(&info).await?;
             tracing::info!(
                 collection = info.name(),
                 loaded = info.loaded,
@@ -178,12 +195,26 @@ impl Standalone {
             );
         }
         streaming.spawn_flush_loop();
-        let l = links(&coord, &streaming).await?;
-        let proxy = Proxy::new(l.coord, l.streaming, cfg.auth_token.as_deref());
+        let l = links(&seat, &coord, &streaming).await?;
+        let local = l.streaming;
+        let router = ShardRouter::new(
+            l.coord.clone(),
+            Box::new(move |node: &str| {
+                if node == STREAMING_NODE_ID {
+                    Ok(local.clone())
+                } else {
+                    Err(ApiError::internal(format!(
+                        "standalone has no streaming node {node}"
+                    )))
+                }
+            }),
+        );
+        let proxy = Proxy::new(l.coord, Arc::new(router), cfg.auth_token.as_deref());
         Ok(Standalone {
             proxy,
             streaming,
             coord,
+            seat,
         })
     }
 
@@ -198,6 +229,7 @@ impl Standalone {
             proxy,
             streaming,
             coord,
+            seat: _seat,
         } = self;
         let svc = MilvusServiceServer::new(proxy)
             .max_decoding_message_size(256 << 20)
@@ -211,7 +243,7 @@ impl Standalone {
             .map_err(|e| ApiError::internal(format!("server: {e}")))?;
         tracing::info!("shutting down: flushing shards");
         for info in coord.all().await {
-            if let Ok(shards) = streaming.shards(&info).await {
+            if let Ok(shards) = streaming.open_owned(&info).await {
                 for s in shards {
                     if let Err(e) = s.flush().await {
                         tracing::warn!(error = %e, "flush at shutdown failed; the WAL keeps the data");

@@ -1,7 +1,13 @@
-//! The streaming node: owns the shards (vchannels) of every collection — their WALs on
-//! local disk, growing segments, flushes to object storage — and serves their reads as
-//! each shard's delegator. A background task flushes shards whose growing data is
-//! large or idle.
+//! The streaming node: owns the shards (vchannels) the coordinator assigns it — their
+//! WALs (on local disk, or in a WAL store in a cluster), growing segments, flushes to
+//! object storage — and serves their reads as each shard's delegator. A background task
+//! flushes shards whose growing data is large or idle; another heartbeats the
+//! coordinator, which keeps the node's lease and tells it which vchannels it owns.
+//!
+//! Ownership is checked three ways: a shard opens only on the node the coordinator
+//! names, under the epoch it names; the WAL refuses appends and time ticks under an
+//! older epoch once a new owner claimed it; and a node whose lease ran out serves
+//! nothing until a heartbeat renews it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,12 +15,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::ObjectStore;
-use quiver_core::ids::CollectionId;
+use quiver_core::ids::{CollectionId, VChannel};
 use quiver_core::meta::MetaStore;
 use quiver_core::rt::{self, disk::Disk};
 use quiver_core::shard::{Shard, ShardConfig, ShardDeps};
 use quiver_core::tso::TimestampOracle;
-use quiver_core::wal::{Epoch, LocalWal, LocalWalOptions};
+use quiver_core::wal::{Epoch, LocalWal, LocalWalOptions, Wal, WalError};
+
+use crate::channels::{HEARTBEAT, LEASE};
+use crate::coordinator::CoordinatorApi;
+use crate::error::WAL_FAILURE;
+use crate::walstore::{RemoteWal, WalRequest, WalStoreApi};
+
+/// A node serves for this long after sending a heartbeat the coordinator answered:
+/// a second less than the coordinator waits before giving its vchannels away.
+const LEASE_MARGIN: Duration = LEASE.saturating_sub(Duration::from_secs(1));
 
 use quiver_core::segment::SegmentView;
 
@@ -28,6 +43,62 @@ use quiver_core::search::{reduce, Hit};
 use quiver_core::segment::storage::SegmentFiles;
 use quiver_core::segment::DeleteRecord;
 use quiver_core::shard::DeleteForwarder;
+
+/// Runs a split read (local part here, remote segments named) and returns the local
+/// answer with the healthy remote segments. Stale remote segments (their query node
+/// failed) are taken back first and the read runs again, so their rows are in the
+/// local answer — never in neither part.
+async fn split_read<T, F, Fut>(shard: &Shard, read: F) -> ApiResult<(T, Vec<SegmentId>)>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = (T, Vec<(SegmentId, bool)>)>,
+{
+    for _ in 0..5 {
+        let (out, remote) = read().await;
+        let stale: Vec<SegmentId> = remote
+            .iter()
+            .filter(|(_, s)| *s)
+            .map(|(id, _)| *id)
+            .collect();
+        if stale.is_empty() {
+            return Ok((out, remote.into_iter().map(|(id, _)| id).collect()));
+        }
+        shard.reclaim(&stale).await?;
+    }
+    Err(ApiError::new(
+        code::UNAVAILABLE,
+        format!(
+            "{}: handed-off segments keep going stale; retry the read",
+            shard.config().vchannel
+        ),
+    ))
+}
+
+/// Runs a split read until every segment it touches is served here, taking back what
+/// is still (or, after a handoff that ran meanwhile, newly) on a query node. The
+/// fallback when a query node fails: a plain local read would silently skip the
+/// segments handed off between the first attempt and this one.
+async fn all_local<T, F, Fut>(shard: &Shard, read: F) -> ApiResult<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = (T, Vec<(SegmentId, bool)>)>,
+{
+    for _ in 0..5 {
+        let (out, remote) = read().await;
+        if remote.is_empty() {
+            return Ok(out);
+        }
+        let ids: Vec<SegmentId> = remote.into_iter().map(|(id, _)| id).collect();
+        shard.reclaim(&ids).await?;
+    }
+    Err(ApiError::new(
+        code::UNAVAILABLE,
+        format!(
+            "{}: segments keep moving to a query node; retry the read",
+            shard.config().vchannel
+        ),
+    ))
+}
 
 /// Forwards a shard's deletes to the query node serving its handed-off segments.
 struct Forwarder {
@@ -53,159 +124,426 @@ impl DeleteForwarder for Forwarder {
 
 #[derive(Debug, Clone)]
 pub struct StreamingConfig {
-    pub data_dir: PathBuf,
-    pub wal: LocalWalOptions,
+    /// This node's id in the vchannel assignments (its address, in a cluster).
+    pub node_id: String,
     /// A growing segment is sealed (and the shard flushed) at this many rows.
     pub seal_rows: usize,
     /// A shard with growing data and no writes for this long is flushed.
     pub idle_flush: Duration,
 }
 
+/// Where a streaming node's WALs live: on its own disk (standalone) or in a WAL store
+/// that other streaming nodes can reach too (a cluster, where vchannels move).
+#[async_trait::async_trait]
+pub trait WalOpener: Send + Sync {
+    async fn open(&self, vchannel: &str) -> Result<Arc<dyn Wal>, WalError>;
+    /// Deletes a dropped vchannel's log.
+    async fn remove(&self, vchannel: &str) -> ApiResult<()>;
+}
+
+/// WALs on a local disk, one directory per vchannel under `<dir>/wal`. Each log is
+/// opened once per process and shared by every incarnation of its shard here.
+pub struct LocalWals {
+    disk: Arc<dyn Disk>,
+    dir: PathBuf,
+    opts: LocalWalOptions,
+    open: tokio::sync::Mutex<BTreeMap<String, Arc<LocalWal>>>,
+}
+
+impl LocalWals {
+    pub fn new(disk: Arc<dyn Disk>, data_dir: &std::path::Path, opts: LocalWalOptions) -> Self {
+        LocalWals {
+            disk,
+            dir: data_dir.join("wal"),
+            opts,
+            open: Default::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl WalOpener for LocalWals {
+    async fn open(&self, vchannel: &str) -> Result<Arc<dyn Wal>, WalError> {
+        let mut open = self.open.lock().await;
+        if let Some(w) = open.get(vchannel) {
+            return Ok(w.clone());
+        }
+        let w = Arc::new(LocalWal::open(
+            self.disk.clone(),
+            self.dir.join(vchannel),
+            self.opts.clone(),
+        )?);
+        open.insert(vchannel.to_string(), w.clone());
+        Ok(w)
+    }
+
+    async fn remove(&self, vchannel: &str) -> ApiResult<()> {
+        self.open.lock().await.remove(vchannel);
+        let dir = self.dir.join(vchannel);
+        if let Ok(files) = self.disk.list(&dir) {
+            for f in files {
+                self.disk
+                    .remove(&dir.join(f))
+                    .map_err(|e| ApiError::internal(format!("removing WAL of {vchannel}: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// WALs in a [`WalStore`](crate::walstore::WalStore), reachable from every streaming node.
+pub struct RemoteWals(pub Arc<dyn WalStoreApi>);
+
+#[async_trait::async_trait]
+impl WalOpener for RemoteWals {
+    async fn open(&self, vchannel: &str) -> Result<Arc<dyn Wal>, WalError> {
+        Ok(Arc::new(RemoteWal::new(self.0.clone(), vchannel)))
+    }
+
+    async fn remove(&self, vchannel: &str) -> ApiResult<()> {
+        self.0
+            .call(WalRequest::Remove {
+                log: vchannel.to_string(),
+            })
+            .await
+            .map(|_| ())
+    }
+}
+
+/// What a streaming node is started with.
+pub struct StreamingDeps {
+    pub meta: Arc<dyn MetaStore>,
+    pub store: Arc<dyn ObjectStore>,
+    pub tso: Arc<dyn TimestampOracle>,
+    pub coord: Arc<dyn CoordinatorApi>,
+    pub wals: Arc<dyn WalOpener>,
+    /// Where sealed segments are handed off (each vchannel sticks to one, by hash);
+    /// none keeps them here.
+    pub query_nodes: Vec<Arc<dyn QueryNodeApi>>,
+    /// Who builds indexes for sealed segments; `None` leaves them to exact search.
+    pub data_node: Option<Arc<dyn DataNodeApi>>,
+}
+
 pub struct StreamingNode {
     cfg: StreamingConfig,
-    disk: Arc<dyn Disk>,
     meta: Arc<dyn MetaStore>,
     store: Arc<dyn ObjectStore>,
     tso: Arc<dyn TimestampOracle>,
-    /// Where sealed segments are handed off; `None` keeps them here.
-    query_node: Option<Arc<dyn QueryNodeApi>>,
-    /// Who builds indexes for sealed segments; `None` leaves them to exact search.
+    coord: Arc<dyn CoordinatorApi>,
+    wals: Arc<dyn WalOpener>,
+    query_nodes: Vec<Arc<dyn QueryNodeApi>>,
     data_node: Option<Arc<dyn DataNodeApi>>,
     /// Indexes known to be built: (segment, index id).
     built: std::sync::Mutex<std::collections::BTreeSet<(SegmentId, i64)>>,
     /// Indexes the query node has for handed-off segments: (segment, index id).
     served_with: std::sync::Mutex<std::collections::BTreeSet<(SegmentId, i64)>>,
-    epoch: Epoch,
+    /// This node may serve until then: the send time of its last acknowledged
+    /// heartbeat plus a lease a little shorter than the coordinator's. After that the
+    /// coordinator may have given its vchannels away.
+    lease_until: std::sync::Mutex<Option<rt::Instant>>,
+    /// The epoch each vchannel was last opened under in this process.
+    incarnations: std::sync::Mutex<BTreeMap<String, u64>>,
+    opening: tokio::sync::Mutex<()>,
     shards: tokio::sync::RwLock<BTreeMap<CollectionId, Opened>>,
 }
 
-/// An open collection: its catalog entry (for schemas and filters) and its shards.
+/// An open collection: its catalog entry (for schemas and filters) and the shards of
+/// it this node owns and has opened.
 #[derive(Clone)]
 struct Opened {
     info: CollectionInfo,
-    shards: Vec<Arc<Shard>>,
+    shards: BTreeMap<u32, Arc<Shard>>,
 }
 
-const EPOCH_KEY: &str = "streaming/epoch";
+fn not_owner(vchannel: &str, why: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        code::NOT_OWNER,
+        format!("vchannel {vchannel} is not served here: {why}"),
+    )
+}
 
 impl StreamingNode {
-    /// Starts the node: takes a new fencing epoch (above every earlier incarnation's).
-    pub async fn start(
-        cfg: StreamingConfig,
-        disk: Arc<dyn Disk>,
-        meta: Arc<dyn MetaStore>,
-        store: Arc<dyn ObjectStore>,
-        tso: Arc<dyn TimestampOracle>,
-        query_node: Option<Arc<dyn QueryNodeApi>>,
-        data_node: Option<Arc<dyn DataNodeApi>>,
-    ) -> ApiResult<Arc<Self>> {
-        let epoch = loop {
-            let cur = meta.get(EPOCH_KEY).await?;
-            let n = match &cur {
-                Some(v) if v.len() == 8 => u64::from_le_bytes(v[..].try_into().expect("8 bytes")),
-                Some(_) => return Err(ApiError::internal("corrupt streaming epoch")),
-                None => 0,
-            } + 1;
-            if meta
-                .compare_and_swap(EPOCH_KEY, cur.as_deref(), Some(n.to_le_bytes().to_vec()))
-                .await?
-            {
-                break Epoch(n);
-            }
-        };
-        tracing::info!(epoch = epoch.0, "streaming node started");
+    /// Starts the node: its first heartbeat tells the coordinator this is a new
+    /// incarnation, which takes new epochs for every vchannel the node owned.
+    pub async fn start(cfg: StreamingConfig, deps: StreamingDeps) -> ApiResult<Arc<Self>> {
+        let sent = rt::now();
+        let owned = deps.coord.heartbeat(&cfg.node_id, true).await?;
+        tracing::info!(node = %cfg.node_id, vchannels = owned.len(), "streaming node started");
         Ok(Arc::new(StreamingNode {
             cfg,
-            disk,
-            meta,
-            store,
-            tso,
-            query_node,
-            data_node,
+            meta: deps.meta,
+            store: deps.store,
+            tso: deps.tso,
+            coord: deps.coord,
+            wals: deps.wals,
+            query_nodes: deps.query_nodes,
+            data_node: deps.data_node,
             built: Default::default(),
             served_with: Default::default(),
-            epoch,
+            lease_until: std::sync::Mutex::new(Some(sent + LEASE_MARGIN)),
+            incarnations: Default::default(),
+            opening: Default::default(),
+
             shards: tokio::sync::RwLock::new(BTreeMap::new()),
         }))
     }
 
-    fn wal_dir(&self, info: &CollectionInfo, shard: usize) -> PathBuf {
-        self.cfg
-            .data_dir
-            .join("wal")
-            .join(info.vchannels()[shard].0.as_str())
+    pub fn node_id(&self) -> &str {
+        &self.cfg.node_id
     }
 
-    /// The collection's shards, opening (and recovering) them on first use.
-    pub async fn shards(&self, info: &CollectionInfo) -> ApiResult<Vec<Arc<Shard>>> {
-        if let Some(o) = self.shards.read().await.get(&info.id) {
-            if o.info == *info {
-                return Ok(o.shards.clone());
+    /// Refuses to serve once the lease has run out.
+    fn check_lease(&self, vchannel: &str) -> ApiResult<()> {
+        let until = *self.lease_until.lock().unwrap_or_else(|e| e.into_inner());
+        match until {
+            Some(t) if rt::now() < t => Ok(()),
+            _ => Err(not_owner(vchannel, "the node's lease ran out")),
+        }
+    }
+
+    /// The query node a vchannel's segments go to.
+    fn query_node_for(&self, vchannel: &VChannel) -> Option<&Arc<dyn QueryNodeApi>> {
+        if self.query_nodes.is_empty() {
+            return None;
+        }
+        let h = xxhash_rust::xxh3::xxh3_64(vchannel.0.as_bytes());
+        self.query_nodes
+            .get((h % self.query_nodes.len() as u64) as usize)
+    }
+
+    /// Records (or refreshes) a collection's catalog entry; opens nothing.
+    pub async fn register(&self, info: &CollectionInfo) {
+        let mut all = self.shards.write().await;
+        match all.get_mut(&info.id) {
+            Some(o) => {
+                if o.info != *info {
+                    o.info = info.clone();
+                }
+            }
+            None => {
+                all.insert(
+                    info.id,
+                    Opened {
+                        info: info.clone(),
+                        shards: BTreeMap::new(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Registers the collection and opens (recovering) every shard of it this node
+    /// owns; returns them.
+    pub async fn open_owned(&self, info: &CollectionInfo) -> ApiResult<Vec<Arc<Shard>>> {
+        self.register(info).await;
+        let mut out = Vec::new();
+        for i in 0..info.shards {
+            match self.shard(info.id, i).await {
+                Ok((_, s)) => out.push(s),
+                Err(e) if e.code == code::NOT_OWNER => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The shard, opening (and recovering) it if this node owns its vchannel.
+    async fn shard(
+        &self,
+        collection: CollectionId,
+        idx: u32,
+    ) -> ApiResult<(CollectionInfo, Arc<Shard>)> {
+        let info = {
+            let all = self.shards.read().await;
+            let o = all.get(&collection).ok_or_else(|| {
+                ApiError::new(
+                    code::NOT_OPEN,
+                    format!("collection {collection} is not open on this streaming node"),
+                )
+            })?;
+            if let Some(s) = o.shards.get(&idx) {
+                self.check_lease(&s.config().vchannel.0)?;
+                return Ok((o.info.clone(), s.clone()));
+            }
+            o.info.clone()
+        };
+        let vchannel = info.vchannels().get(idx as usize).cloned().ok_or_else(|| {
+            ApiError::invalid(format!("collection {collection} has no shard {idx}"))
+        })?;
+        self.check_lease(&vchannel.0)?;
+        // One open at a time: two racing opens of one vchannel would otherwise each
+        // take an epoch, and the loser's would close the winner's copy.
+        let _opening = self.opening.lock().await;
+        if let Some(o) = self.shards.read().await.get(&collection) {
+            if let Some(s) = o.shards.get(&idx) {
+                return Ok((o.info.clone(), s.clone()));
+            }
+        }
+        let mut a = self.coord.locate(&vchannel.0).await?;
+        if a.node != self.cfg.node_id {
+            return Err(not_owner(&vchannel.0, format_args!("owned by {}", a.node)));
+        }
+        let opened_before = self
+            .incarnations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&vchannel.0)
+            .copied();
+        if opened_before.is_some_and(|e| e >= a.epoch) {
+            // This process already had the shard open under this epoch (it was closed
+            // after a lapsed lease or a WAL failure). Its old copy may still have a
+            // write in flight; a new epoch makes the WAL refuse it, so nothing can be
+            // appended behind the new copy's replay.
+            a = self
+                .coord
+                .reassign(&vchannel.0, Some(&self.cfg.node_id))
+                .await?;
+            if a.node != self.cfg.node_id {
+                return Err(not_owner(&vchannel.0, format_args!("owned by {}", a.node)));
             }
         }
         let mut all = self.shards.write().await;
-        if let Some(o) = all.get_mut(&info.id) {
-            // A newer catalog entry (an index was created, a partition added).
-            o.info = info.clone();
-            return Ok(o.shards.clone());
-        }
-        let schema = Arc::new(info.schema.clone());
-        let mut opened = Vec::new();
-        for (i, vchannel) in info.vchannels().into_iter().enumerate() {
-            let wal = LocalWal::open(
-                self.disk.clone(),
-                self.wal_dir(info, i),
-                self.cfg.wal.clone(),
+        let o = all.get_mut(&collection).ok_or_else(|| {
+            ApiError::new(
+                code::NOT_OPEN,
+                format!("collection {collection} was dropped"),
             )
+        })?;
+        if let Some(s) = o.shards.get(&idx) {
+            return Ok((o.info.clone(), s.clone()));
+        }
+        let wal = self
+            .wals
+            .open(&vchannel.0)
+            .await
             .map_err(|e| ApiError::internal(format!("WAL of {vchannel}: {e}")))?;
-            let shard = Shard::open(
-                ShardConfig {
-                    collection: info.id,
-                    vchannel,
-                    schema: schema.clone(),
-                    seal_rows: self.cfg.seal_rows,
-                    first_segment_id: ((i as i64) << 40) + 1,
-                },
-                ShardDeps {
-                    wal: Arc::new(wal),
-                    epoch: self.epoch,
-                    meta: self.meta.clone(),
-                    store: self.store.clone(),
-                    tso: self.tso.clone(),
-                    forwarder: self.forwarder(info, i),
-                },
-            )
-            .await?;
-            opened.push(Arc::new(shard));
-        }
-        all.insert(
-            info.id,
-            Opened {
-                info: info.clone(),
-                shards: opened.clone(),
+        let shard = Shard::open(
+            ShardConfig {
+                collection: info.id,
+                vchannel: vchannel.clone(),
+                schema: Arc::new(info.schema.clone()),
+                seal_rows: self.cfg.seal_rows,
+                first_segment_id: ((idx as i64) << 40) + 1,
             },
-        );
-        Ok(opened)
+            ShardDeps {
+                wal,
+                epoch: Epoch(a.epoch),
+                meta: self.meta.clone(),
+                store: self.store.clone(),
+                tso: self.tso.clone(),
+                forwarder: self.forwarder(&info, idx, &vchannel),
+            },
+        )
+        .await?;
+        tracing::info!(%vchannel, epoch = a.epoch, "shard opened");
+        self.incarnations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(vchannel.0.clone(), a.epoch);
+        let shard = Arc::new(shard);
+        o.shards.insert(idx, shard.clone());
+        Ok((o.info.clone(), shard))
+    }
+
+    /// Forgets an open shard (it moved, or its WAL failed): the next request reopens
+    /// it from the manifest and the WAL, or finds its new owner.
+    async fn close(&self, collection: CollectionId, idx: u32, why: &str) {
+        let mut all = self.shards.write().await;
+        if let Some(s) = all.get_mut(&collection).and_then(|o| o.shards.remove(&idx)) {
+            tracing::warn!(vchannel = %s.config().vchannel, why, "shard closed");
+        }
     }
 
     /// Closes a dropped collection's shards and deletes their WALs and manifests.
     /// (Its segment objects stay in object storage as garbage for a later sweep.)
     pub async fn drop_collection(&self, info: &CollectionInfo) -> ApiResult<()> {
         self.shards.write().await.remove(&info.id);
-        for (i, vchannel) in info.vchannels().iter().enumerate() {
-            let dir = self.wal_dir(info, i);
-            if let Ok(files) = self.disk.list(&dir) {
-                for f in files {
-                    self.disk.remove(&dir.join(f)).map_err(|e| {
-                        ApiError::internal(format!("removing WAL of {vchannel}: {e}"))
-                    })?;
-                }
-            }
+        for vchannel in info.vchannels().iter() {
+            self.wals.remove(&vchannel.0).await?;
             self.meta
                 .delete(&format!("shard/{}/{}/manifest", info.id, vchannel))
                 .await?;
         }
         Ok(())
+    }
+
+    /// One heartbeat: renews the lease, closes shards that moved elsewhere and takes
+    /// over (in the background) the vchannels newly assigned here, so a moved or
+    /// orphaned vchannel is recovered and fenced at once, not at its first request.
+    pub async fn heartbeat(self: &Arc<Self>) -> ApiResult<()> {
+        let sent = rt::now();
+        let owned = self.coord.heartbeat(&self.cfg.node_id, false).await?;
+        *self.lease_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(sent + LEASE_MARGIN);
+        let owned: BTreeMap<String, u64> =
+            owned.into_iter().map(|a| (a.vchannel, a.epoch)).collect();
+        self.take_over(&owned).await;
+        let gone: Vec<(CollectionId, u32)> = self
+            .shards
+            .read()
+            .await
+            .values()
+            .flat_map(|o| {
+                o.shards
+                    .iter()
+                    .filter(|(_, s)| owned.get(&s.config().vchannel.0).copied() != Some(s.epoch()))
+                    .map(|(i, _)| (o.info.id, *i))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (c, i) in gone {
+            self.close(c, i, "the vchannel has a new owner or epoch")
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Opens the owned vchannels that are not open here yet (each in its own task).
+    async fn take_over(self: &Arc<Self>, owned: &BTreeMap<String, u64>) {
+        let mut known: BTreeMap<String, (CollectionId, u32, bool)> = BTreeMap::new();
+        for o in self.shards.read().await.values() {
+            for (i, v) in o.info.vchannels().into_iter().enumerate() {
+                let open = o.shards.contains_key(&(i as u32));
+                known.insert(v.0, (o.info.id, i as u32, open));
+            }
+        }
+        if owned.keys().any(|v| !known.contains_key(v)) {
+            // A vchannel of a collection this node has not seen yet.
+            if let Ok(all) = self.coord.list(crate::coordinator::DEFAULT_DB).await {
+                for info in all {
+                    if info.vchannels().iter().any(|v| owned.contains_key(&v.0)) {
+                        self.register(&info).await;
+                        for (i, v) in info.vchannels().into_iter().enumerate() {
+                            known.insert(v.0, (info.id, i as u32, false));
+                        }
+                    }
+                }
+            }
+        }
+        for v in owned.keys() {
+            let Some(&(c, i, false)) = known.get(v) else {
+                continue;
+            };
+            let node = self.clone();
+            rt::spawn(async move {
+                if let Err(e) = node.shard(c, i).await {
+                    tracing::debug!(error = %e.reason, "taking over a vchannel failed; will retry");
+                }
+            });
+        }
+    }
+
+    /// Runs [`StreamingNode::heartbeat`] every [`HEARTBEAT`] until the node is dropped.
+    pub fn spawn_heartbeat_loop(self: &Arc<Self>) -> rt::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        rt::spawn(async move {
+            loop {
+                rt::sleep(HEARTBEAT).await;
+                let Some(node) = weak.upgrade() else { return };
+                if let Err(e) = node.heartbeat().await {
+                    tracing::warn!(error = %e.reason, "heartbeat failed");
+                }
+            }
+        })
     }
 
     /// Flushes every open shard that has growing data past the size or idle bounds.
@@ -218,11 +556,14 @@ impl StreamingNode {
             .flat_map(|o| {
                 o.shards
                     .iter()
-                    .enumerate()
-                    .map(|(i, s)| (o.info.clone(), i as u32, s.clone()))
+                    .map(|(i, s)| (o.info.clone(), *i, s.clone()))
+                    .collect::<Vec<_>>()
             })
             .collect();
         for (info, i, shard) in all {
+            if self.check_lease(&shard.config().vchannel.0).is_err() {
+                return;
+            }
             let st = shard.stats().await;
             let idle = st
                 .last_mutation
@@ -230,6 +571,10 @@ impl StreamingNode {
             if st.growing_rows >= self.cfg.seal_rows || (st.growing_rows > 0 && idle) {
                 if let Err(e) = shard.flush().await {
                     tracing::warn!(vchannel = %shard.config().vchannel, error = %e, "background flush failed; will retry");
+                    if e.is_fenced() {
+                        self.close(info.id, i, "fenced during a flush").await;
+                        continue;
+                    }
                 }
             }
             // Sealed segments still served here (new, recovered or taken back) move on.
@@ -240,7 +585,9 @@ impl StreamingNode {
     /// Hands the shard's local sealed segments to the query node, if there is one.
     /// A failure leaves them served here; the next tick tries again.
     async fn hand_off(&self, info: &CollectionInfo, shard_idx: u32, shard: &Shard) {
-        let Some(qn) = &self.query_node else { return };
+        let Some(qn) = self.query_node_for(&shard.config().vchannel) else {
+            return;
+        };
         self.build_indexes(info, shard_idx, shard).await;
         let res = shard
             .hand_off(|segments| async move {
@@ -317,8 +664,11 @@ impl StreamingNode {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .contains(&key);
-                if let (Some(qn), true, false) = (&self.query_node, remote.contains(&files), served)
-                {
+                if let (Some(qn), true, false) = (
+                    self.query_node_for(&shard.config().vchannel),
+                    remote.contains(&files),
+                    served,
+                ) {
                     let req = QueryNodeRequest::LoadIndex {
                         info: Box::new(info.clone()),
                         shard: shard_idx,
@@ -342,12 +692,17 @@ impl StreamingNode {
     }
 
     /// The delete forwarder of a shard, when segments can be handed off.
-    fn forwarder(&self, info: &CollectionInfo, shard: usize) -> Option<Arc<dyn DeleteForwarder>> {
-        let qn = self.query_node.clone()?;
+    fn forwarder(
+        &self,
+        info: &CollectionInfo,
+        shard: u32,
+        vchannel: &VChannel,
+    ) -> Option<Arc<dyn DeleteForwarder>> {
+        let qn = self.query_node_for(vchannel)?.clone();
         Some(Arc::new(Forwarder {
             qn,
             collection: info.id,
-            shard: shard as u32,
+            shard,
         }))
     }
 
@@ -364,56 +719,39 @@ impl StreamingNode {
         Ok(scope)
     }
 
-    /// Takes back stale handed-off segments, then returns the healthy remote ids.
-    async fn usable_remote(
-        &self,
-        shard: &Shard,
-        remote: Vec<(SegmentId, bool)>,
-    ) -> ApiResult<Vec<SegmentId>> {
-        let stale: Vec<SegmentId> = remote
-            .iter()
-            .filter(|(_, s)| *s)
-            .map(|(id, _)| *id)
-            .collect();
-        if !stale.is_empty() {
-            shard.reclaim(&stale).await?;
-        }
-        Ok(remote
-            .into_iter()
-            .filter(|(_, s)| !s)
-            .map(|(id, _)| id)
-            .collect())
-    }
-
     async fn opened(
         &self,
         collection: CollectionId,
         shard: u32,
     ) -> ApiResult<(CollectionInfo, Arc<Shard>)> {
-        let all = self.shards.read().await;
-        let o = all.get(&collection).ok_or_else(|| {
-            ApiError::new(
-                code::NOT_OPEN,
-                format!("collection {collection} is not open on this streaming node"),
-            )
-        })?;
-        let s = o.shards.get(shard as usize).ok_or_else(|| {
-            ApiError::invalid(format!("collection {collection} has no shard {shard}"))
-        })?;
-        Ok((o.info.clone(), s.clone()))
+        self.shard(collection, shard).await
     }
 
     /// Serves one internal request.
     #[tracing::instrument(skip_all, fields(op = req.name()))]
     pub async fn handle(&self, req: StreamRequest) -> ApiResult<StreamResponse> {
+        let target = req.target();
+        let res = self.dispatch(req).await;
+        if let (Err(e), Some((c, i))) = (&res, target) {
+            // A shard whose vchannel moved on, or whose WAL failed (its state may no
+            // longer match the log), is closed: the next request reopens it from the
+            // manifest and the WAL, or learns the new owner.
+            if e.code == code::NOT_OWNER || e.reason.starts_with(WAL_FAILURE) {
+                self.close(c, i, &e.reason).await;
+            }
+        }
+        res
+    }
+
+    async fn dispatch(&self, req: StreamRequest) -> ApiResult<StreamResponse> {
         match req {
             StreamRequest::Open { info } => {
-                self.shards(&info).await?;
+                self.register(&info).await;
                 Ok(StreamResponse::Done)
             }
             StreamRequest::Drop { info } => {
                 self.drop_collection(&info).await?;
-                if let Some(qn) = &self.query_node {
+                for qn in &self.query_nodes {
                     if let Err(e) = qn
                         .call(QueryNodeRequest::DropCollection {
                             collection: info.id,
@@ -475,9 +813,11 @@ impl StreamingNode {
                     ..scope.read_scope(&pred, &f)
                 };
                 let k = k as usize;
-                let (mut local, remote) = s.search_split(field, &queries, k, metric, rs).await;
-                let remote = self.usable_remote(&s, remote).await?;
-                if let (Some(qn), false) = (&self.query_node, remote.is_empty()) {
+                let (mut local, remote) =
+                    split_read(&s, || s.search_split(field, &queries, k, metric, rs)).await?;
+                if let (Some(qn), false) =
+                    (self.query_node_for(&s.config().vchannel), remote.is_empty())
+                {
                     let req = QueryNodeRequest::Search {
                         collection,
                         shard,
@@ -506,7 +846,9 @@ impl StreamingNode {
                         other => {
                             tracing::warn!(error = ?other.err(), "query node search failed; serving its segments here");
                             s.reclaim(&remote).await?;
-                            local = s.search_scoped(field, &queries, k, metric, rs).await;
+                            local =
+                                all_local(&s, || s.search_split(field, &queries, k, metric, rs))
+                                    .await?;
                         }
                     }
                 }
@@ -539,9 +881,20 @@ impl StreamingNode {
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
                 let rs = scope.read_scope(&pred, &f);
                 let limit_us = limit.map(|l| l as usize);
-                let (mut rows, remote) = s.query_rows_split(rs, limit_us).await;
-                let remote = self.usable_remote(&s, remote).await?;
-                if let (Some(qn), false) = (&self.query_node, remote.is_empty()) {
+                let (mut rows, remote) =
+                    split_read(&s, || s.query_rows_split(rs, limit_us)).await?;
+                tracing::debug!(
+                    vchannel = %s.config().vchannel,
+                    guarantee = scope.guarantee_ts.0,
+                    read_ts = scope.read_ts.0,
+                    local = rows.len(),
+                    remote = ?remote,
+                    "query split"
+                );
+
+                if let (Some(qn), false) =
+                    (self.query_node_for(&s.config().vchannel), remote.is_empty())
+                {
                     let req = QueryNodeRequest::QueryRows {
                         collection,
                         shard,
@@ -551,7 +904,9 @@ impl StreamingNode {
                     };
                     match qn.call(req).await {
                         Ok(StreamResponse::Rows(r)) => {
+                            tracing::debug!(remote_rows = r.len(), "query node answered");
                             rows.extend(r);
+
                             rows.sort();
                             if let Some(l) = limit_us {
                                 rows.truncate(l);
@@ -560,7 +915,7 @@ impl StreamingNode {
                         other => {
                             tracing::warn!(error = ?other.err(), "query node query failed; serving its segments here");
                             s.reclaim(&remote).await?;
-                            rows = s.query_rows(rs, limit_us).await;
+                            rows = all_local(&s, || s.query_rows_split(rs, limit_us)).await?;
                         }
                     }
                 }
@@ -576,9 +931,10 @@ impl StreamingNode {
                 let pred = scope.compile(&info)?;
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
                 let rs = scope.read_scope(&pred, &f);
-                let (mut n, remote) = s.count_split(rs).await;
-                let remote = self.usable_remote(&s, remote).await?;
-                if let (Some(qn), false) = (&self.query_node, remote.is_empty()) {
+                let (mut n, remote) = split_read(&s, || s.count_split(rs)).await?;
+                if let (Some(qn), false) =
+                    (self.query_node_for(&s.config().vchannel), remote.is_empty())
+                {
                     let req = QueryNodeRequest::Count {
                         collection,
                         shard,
@@ -590,7 +946,7 @@ impl StreamingNode {
                         other => {
                             tracing::warn!(error = ?other.err(), "query node count failed; serving its segments here");
                             s.reclaim(&remote).await?;
-                            n = s.count(rs).await;
+                            n = all_local(&s, || s.count_split(rs)).await?;
                         }
                     }
                 }
@@ -608,8 +964,7 @@ impl StreamingNode {
                 }
                 let far: Vec<(SegmentId, u32)> = far_pos.iter().map(|&p| refs[p]).collect();
                 let qn = self
-                    .query_node
-                    .as_ref()
+                    .query_node_for(&s.config().vchannel)
                     .ok_or_else(|| ApiError::internal("remote segments without a query node"))?;
                 let far_batch = match qn
                     .call(QueryNodeRequest::Fetch {

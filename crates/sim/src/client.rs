@@ -185,3 +185,56 @@ pub fn count_of(fields: &[FieldData]) -> Option<i64> {
         _ => None,
     }
 }
+
+/// The wire value of a consistency level.
+pub fn level_code(level: crate::model::Level) -> i32 {
+    use crate::model::Level;
+    match level {
+        Level::Strong => 0,
+        Level::Session => 1,
+        Level::Bounded => 2,
+        Level::Eventually => 3,
+    }
+}
+
+/// Every key of the collection (`id >= 0`) at a consistency level; `session_ts` is the
+/// client's last write timestamp (what pymilvus sends for Session).
+pub fn scan(name: &str, level: crate::model::Level, session_ts: u64) -> QueryRequest {
+    QueryRequest {
+        collection_name: name.into(),
+        expr: "id >= 0".into(),
+        output_fields: vec!["id".into()],
+        consistency_level: level_code(level),
+        guarantee_timestamp: session_ts,
+        ..Default::default()
+    }
+}
+
+/// Top-`k` of one query vector at a consistency level.
+pub fn search_at(
+    name: &str,
+    query: &[f32],
+    k: usize,
+    level: crate::model::Level,
+    session_ts: u64,
+) -> SearchRequest {
+    SearchRequest {
+        consistency_level: level_code(level),
+        guarantee_timestamp: session_ts,
+        ..search(name, &[query.to_vec()], k)
+    }
+}
+
+/// The Int64 values of the `id` column of a query answer.
+pub fn id_column(fields: &[FieldData]) -> Vec<i64> {
+    fields
+        .iter()
+        .find(|f| f.field_name == "id")
+        .and_then(|f| match f.field.as_ref()? {
+            Field::Scalars(ps::ScalarField {
+                data: Some(Sd::LongData(l)),
+            }) => Some(l.data.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}

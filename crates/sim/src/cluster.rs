@@ -1,194 +1,375 @@
-//! A cluster of the real roles on simulated nodes: a coordinator, a streaming node, a
-//! query node and a proxy, each on its own node with its own IP, talking over the internal RPCs.
-//! The meta store and object store live outside the nodes (like etcd and S3); the
-//! streaming node's WALs live on a simulated disk that outlives it and loses unsynced
-//! bytes when it is killed.
+//! A Quiver cluster on simulated nodes: every role is the real code from
+//! `quiver-nodes`, on its own madsim node with its own IP, talking over the internal
+//! RPCs.
+//!
+//! | role | nodes | address |
+//! |---|---|---|
+//! | coordinator (active + standby seats) | 2 | 10.0.1.x:7000 |
+//! | streaming node | 1–3 | 10.0.2.x:7001 |
+//! | proxy | 1–2 | 10.0.3.x (in-process API, no listener) |
+//! | query node | 1–3 | 10.0.4.x:7002 |
+//! | data node | 1 | 10.0.5.1:7003 |
+//! | WAL store | 1 | 10.0.6.1:7004 |
+//!
+//! The meta store (our etcd) and the object store (our S3) are in-process services the
+//! harness can fail and slow down ([`FaultyMeta`], [`FaultyStore`]); they keep
+//! everything acknowledged, as etcd and S3 do. The WAL store keeps its logs on a
+//! [`SimDisk`] that outlives its node: killing the node loses every unsynced byte.
+//! Streaming and query nodes keep nothing local: a restart recovers from the WAL store,
+//! the meta store and object storage.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use madsim::runtime::{Handle, NodeHandle};
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
-use quiver_core::meta::{MemMetaStore, MetaStore};
+use quiver_core::meta::MetaStore;
+use quiver_core::objstore::FaultyStore;
 use quiver_core::rt::disk::{Disk, SimDisk};
-use quiver_core::tso::TsoAllocator;
 use quiver_core::wal::LocalWalOptions;
-use quiver_nodes::coordinator::Coordinator;
+use quiver_nodes::coordinator::CoordinatorApi;
+use quiver_nodes::datanode::DataNode;
+use quiver_nodes::leader::CoordinatorSeat;
+use quiver_nodes::proxy::router::ShardRouter;
 use quiver_nodes::proxy::Proxy;
 use quiver_nodes::querynode::QueryNode;
 use quiver_nodes::rpc::{
-    CoordinatorService, QueryNodeService, RemoteCoordinator, RemoteQueryNode, RemoteStreaming,
-    StreamingService,
+    CoordinatorService, DataNodeService, QueryNodeApi, QueryNodeService, RemoteCoordinator,
+    RemoteDataNode, RemoteQueryNode, RemoteStreaming, RemoteWalStore, StreamingApi,
+    StreamingService, WalStoreService,
 };
-use quiver_nodes::streaming::{StreamingConfig, StreamingNode};
+use quiver_nodes::streaming::{RemoteWals, StreamingConfig, StreamingDeps, StreamingNode};
+use quiver_nodes::walstore::WalStore;
 
-pub const COORDINATOR_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 1);
-pub const STREAMING_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 1);
-pub const PROXY_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 1);
-pub const QUERY_NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 4, 1);
+use crate::faulty_meta::FaultyMeta;
+
 const COORDINATOR_PORT: u16 = 7000;
 const STREAMING_PORT: u16 = 7001;
 const QUERY_NODE_PORT: u16 = 7002;
+const DATA_NODE_PORT: u16 = 7003;
+const WAL_STORE_PORT: u16 = 7004;
+
+/// The cluster's shape.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub coordinators: usize,
+    pub proxies: usize,
+    pub streaming_nodes: usize,
+    pub query_nodes: usize,
+    /// Rows at which a growing segment is sealed (small, so flushes and handoffs are
+    /// frequent).
+    pub seal_rows: usize,
+    pub idle_flush: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            coordinators: 2,
+            proxies: 2,
+            streaming_nodes: 2,
+            query_nodes: 2,
+            seal_rows: 120,
+            idle_flush: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A role's kind, for fault injection and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Coordinator,
+    Streaming,
+    QueryNode,
+    DataNode,
+    WalStore,
+    Proxy,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Coordinator => "coordinator",
+            Role::Streaming => "streaming",
+            Role::QueryNode => "query",
+            Role::DataNode => "data",
+            Role::WalStore => "walstore",
+            Role::Proxy => "proxy",
+        }
+    }
+}
 
 pub struct Cluster {
     pub handle: Handle,
-    pub disk: SimDisk,
-    pub meta: MemMetaStore,
-    pub coordinator: NodeHandle,
-    pub streaming: NodeHandle,
-    pub query_node: NodeHandle,
-    pub proxy_node: NodeHandle,
-    pub proxy: Arc<Proxy>,
+    pub cfg: ClusterConfig,
+    pub meta: FaultyMeta,
+    pub store: FaultyStore,
+    pub wal_disk: SimDisk,
+    pub coordinators: Vec<NodeHandle>,
+    pub streaming: Vec<NodeHandle>,
+    pub query_nodes: Vec<NodeHandle>,
+    pub data_node: NodeHandle,
+    pub wal_store: NodeHandle,
+    pub proxy_nodes: Vec<NodeHandle>,
+    pub proxies: Vec<Arc<Proxy>>,
+    /// A node for the harness's own calls (the nemesis's coordinator requests).
+    pub control: NodeHandle,
 }
 
-fn addr(ip: Ipv4Addr, port: u16) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(ip), port)
+fn ip(subnet: u8, i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, subnet, i as u8 + 1)
+}
+
+fn url(ip: Ipv4Addr, port: u16) -> String {
+    format!("http://{}", SocketAddr::new(IpAddr::V4(ip), port))
+}
+
+pub fn coordinator_urls(n: usize) -> Vec<String> {
+    (0..n).map(|i| url(ip(1, i), COORDINATOR_PORT)).collect()
+}
+
+pub fn streaming_url(i: usize) -> String {
+    url(ip(2, i), STREAMING_PORT)
+}
+
+fn remote_coordinator(n: usize) -> RemoteCoordinator {
+    let urls = coordinator_urls(n);
+    let refs: Vec<&str> = urls.iter().map(String::as_str).collect();
+    RemoteCoordinator::with_seats(&refs).expect("coordinator addresses")
+}
+
+/// Serves one tonic service on `addr` for as long as the node lives.
+macro_rules! serve {
+    ($svc:expr, $addr:expr) => {
+        tonic::transport::Server::builder()
+            .add_service($svc)
+            .serve($addr)
+            .await
+            .expect("server")
+    };
 }
 
 impl Cluster {
-    /// Starts the roles; the proxy is built on the proxy node.
-    pub async fn start(seed: u64) -> Cluster {
+    /// Starts every role; returns once the proxies exist (the roles come up
+    /// concurrently; a workload retries until they answer).
+    pub async fn start(seed: u64, cfg: ClusterConfig) -> Cluster {
         let handle = Handle::current();
-        let meta = MemMetaStore::new();
-        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let disk = SimDisk::new(seed);
+        let meta = FaultyMeta::new(seed ^ 0x6d65_7461);
+        let store = FaultyStore::new(Arc::new(InMemory::new()), seed ^ 0x7333);
+        let wal_disk = SimDisk::new(seed);
+        let n_coord = cfg.coordinators;
 
-        let m = meta.clone();
-        let coordinator = handle
-            .create_node()
-            .name("coordinator")
-            .ip(IpAddr::V4(COORDINATOR_IP))
-            .init(move || {
-                let meta: Arc<dyn MetaStore> = Arc::new(m.clone());
-                async move {
-                    let tso = Arc::new(TsoAllocator::open(meta.clone(), "tso").await.expect("tso"));
-                    let coord = Arc::new(Coordinator::open(meta, tso).await.expect("catalog"));
-                    tonic::transport::Server::builder()
-                        .add_service(CoordinatorService(coord).into_server())
-                        .serve(addr(COORDINATOR_IP, COORDINATOR_PORT))
-                        .await
-                        .expect("coordinator server");
-                }
-            })
-            .build();
-
-        let qs = store.clone();
-        let query_node = handle
-            .create_node()
-            .name("query-1")
-            .ip(IpAddr::V4(QUERY_NODE_IP))
-            .init(move || {
-                let store = qs.clone();
-                async move {
-                    tonic::transport::Server::builder()
-                        .add_service(QueryNodeService(QueryNode::new(store)).into_server())
-                        .serve(addr(QUERY_NODE_IP, QUERY_NODE_PORT))
-                        .await
-                        .expect("query node server");
-                }
-            })
-            .build();
-
-        let (m, s, d) = (meta.clone(), store.clone(), disk.clone());
-        let streaming = handle
-            .create_node()
-            .name("streaming-1")
-            .ip(IpAddr::V4(STREAMING_IP))
-            .init(move || {
-                let meta: Arc<dyn MetaStore> = Arc::new(m.clone());
-                let (store, disk) = (s.clone(), d.clone());
-                async move {
-                    let tso = Arc::new(
-                        RemoteCoordinator::new(&format!("http://{}", addr(COORDINATOR_IP, COORDINATOR_PORT))).expect("address"),
-                    );
-                                        let disk: Arc<dyn Disk> = Arc::new(disk);
-                    let qn: Arc<dyn quiver_nodes::rpc::QueryNodeApi> = Arc::new(
-                        RemoteQueryNode::new(&format!("http://{}", addr(QUERY_NODE_IP, QUERY_NODE_PORT))).expect("address"),
-                    );
-                    let node = loop {
-                        match StreamingNode::start(
-                            StreamingConfig {
-                                data_dir: PathBuf::from("/data"),
-                                wal: LocalWalOptions::default(),
-                                seal_rows: 200,
-                                idle_flush: Duration::from_secs(2),
-                            },
-                            disk.clone(),
-                            meta.clone(),
-                                                                                    store.clone(),
-                            tso.clone(),
-                                                        Some(qn.clone()),
-                            None,
-                        )
-                        .await
-                        {
-                            Ok(n) => break n,
-                            Err(e) => {
-                                tracing::warn!(error = %e.reason, "streaming node start failed; retrying");
-                                quiver_core::rt::sleep(Duration::from_millis(100)).await;
-                            }
+        let coordinators = (0..cfg.coordinators)
+            .map(|i| {
+                let m = meta.clone();
+                let addr = SocketAddr::new(IpAddr::V4(ip(1, i)), COORDINATOR_PORT);
+                handle
+                    .create_node()
+                    .name(format!("coordinator-{}", i + 1))
+                    .ip(IpAddr::V4(ip(1, i)))
+                    .init(move || {
+                        let meta: Arc<dyn MetaStore> = Arc::new(m.clone());
+                        async move {
+                            let seat = CoordinatorSeat::new(format!("coordinator-{}", i + 1), meta);
+                            let _campaign = seat.spawn();
+                            serve!(CoordinatorService(seat).into_server(), addr);
                         }
-                    };
-                    node.spawn_flush_loop();
-                    tonic::transport::Server::builder()
-                        .add_service(StreamingService(node).into_server())
-                        .serve(addr(STREAMING_IP, STREAMING_PORT))
-                        .await
-                        .expect("streaming server");
+                    })
+                    .build()
+            })
+            .collect();
+
+        let d = wal_disk.clone();
+        let wal_store = handle
+            .create_node()
+            .name("walstore")
+            .ip(IpAddr::V4(ip(6, 0)))
+            .init(move || {
+                let disk: Arc<dyn Disk> = Arc::new(d.clone());
+                async move {
+                    let ws = WalStore::new(disk, "/wal", LocalWalOptions::default());
+                    serve!(
+                        WalStoreService(ws).into_server(),
+                        SocketAddr::new(IpAddr::V4(ip(6, 0)), WAL_STORE_PORT)
+                    );
                 }
             })
             .build();
 
-        let proxy_node = handle
-            .create_node()
-            .name("proxy-1")
-            .ip(IpAddr::V4(PROXY_IP))
-            .build();
-        let proxy = proxy_node
-            .spawn(async move {
-                let coord = RemoteCoordinator::new(&format!(
-                    "http://{}",
-                    addr(COORDINATOR_IP, COORDINATOR_PORT)
-                ))
-                .expect("address");
-                let streaming =
-                    RemoteStreaming::new(&format!("http://{}", addr(STREAMING_IP, STREAMING_PORT)))
-                        .expect("address");
-                Arc::new(Proxy::new(Arc::new(coord), Arc::new(streaming), None))
+        let objects: Arc<dyn ObjectStore> = Arc::new(store.clone());
+        let query_nodes = (0..cfg.query_nodes)
+            .map(|i| {
+                let s = objects.clone();
+                handle
+                    .create_node()
+                    .name(format!("query-{}", i + 1))
+                    .ip(IpAddr::V4(ip(4, i)))
+                    .init(move || {
+                        let store = s.clone();
+                        async move {
+                            serve!(
+                                QueryNodeService(QueryNode::new(store)).into_server(),
+                                SocketAddr::new(IpAddr::V4(ip(4, i)), QUERY_NODE_PORT)
+                            );
+                        }
+                    })
+                    .build()
             })
-            .await
-            .expect("proxy");
+            .collect();
+
+        let s = objects.clone();
+        let data_node = handle
+            .create_node()
+            .name("data-1")
+            .ip(IpAddr::V4(ip(5, 0)))
+            .init(move || {
+                let store = s.clone();
+                async move {
+                    serve!(
+                        DataNodeService(DataNode::new(store)).into_server(),
+                        SocketAddr::new(IpAddr::V4(ip(5, 0)), DATA_NODE_PORT)
+                    );
+                }
+            })
+            .build();
+
+        let n_qn = cfg.query_nodes;
+        let streaming = (0..cfg.streaming_nodes)
+            .map(|i| {
+                let (m, s, c) = (meta.clone(), objects.clone(), cfg.clone());
+                handle
+                    .create_node()
+                    .name(format!("streaming-{}", i + 1))
+                    .ip(IpAddr::V4(ip(2, i)))
+                    .init(move || {
+                        let meta: Arc<dyn MetaStore> = Arc::new(m.clone());
+                        let (store, cfg) = (s.clone(), c.clone());
+                        async move {
+                            let coord = Arc::new(remote_coordinator(n_coord));
+                            let query_nodes: Vec<Arc<dyn QueryNodeApi>> = (0..n_qn)
+                                .map(|q| {
+                                    Arc::new(
+                                        RemoteQueryNode::new(&url(ip(4, q), QUERY_NODE_PORT))
+                                            .expect("address"),
+                                    ) as Arc<dyn QueryNodeApi>
+                                })
+                                .collect();
+                            let wals = RemoteWals(Arc::new(
+                                RemoteWalStore::new(&url(ip(6, 0), WAL_STORE_PORT))
+                                    .expect("address"),
+                            ));
+                            let data_node = RemoteDataNode::new(&url(ip(5, 0), DATA_NODE_PORT))
+                                .expect("address");
+                            let wals = Arc::new(wals);
+                            let node = loop {
+                                let deps = StreamingDeps {
+                                    meta: meta.clone(),
+                                    store: store.clone(),
+                                    tso: coord.clone(),
+                                    coord: coord.clone() as Arc<dyn CoordinatorApi>,
+                                    wals: wals.clone(),
+                                    query_nodes: query_nodes.clone(),
+                                    data_node: Some(Arc::new(data_node.clone())),
+                                };
+                                let scfg = StreamingConfig {
+                                    node_id: streaming_url(i),
+                                    seal_rows: cfg.seal_rows,
+                                    idle_flush: cfg.idle_flush,
+                                };
+                                match StreamingNode::start(scfg, deps).await {
+                                    Ok(n) => break n,
+                                    Err(e) => {
+                                        tracing::debug!(error = %e.reason, "streaming node start failed; retrying");
+                                        quiver_core::rt::sleep(Duration::from_millis(200)).await;
+                                    }
+                                }
+                            };
+                            let _flush = node.spawn_flush_loop();
+                            let _beat = node.spawn_heartbeat_loop();
+                            serve!(
+                                StreamingService(node).into_server(),
+                                SocketAddr::new(IpAddr::V4(ip(2, i)), STREAMING_PORT)
+                            );
+                        }
+                    })
+                    .build()
+            })
+            .collect();
+
+        let mut proxy_nodes = Vec::new();
+        let mut proxies = Vec::new();
+        for i in 0..cfg.proxies {
+            let node = handle
+                .create_node()
+                .name(format!("proxy-{}", i + 1))
+                .ip(IpAddr::V4(ip(3, i)))
+                .build();
+            let proxy = node
+                .spawn(async move {
+                    let coord: Arc<dyn CoordinatorApi> = Arc::new(remote_coordinator(n_coord));
+                    let router = ShardRouter::new(
+                        coord.clone(),
+                        Box::new(|node: &str| {
+                            Ok(Arc::new(RemoteStreaming::new(node)?) as Arc<dyn StreamingApi>)
+                        }),
+                    );
+                    Arc::new(Proxy::new(coord, Arc::new(router), None))
+                })
+                .await
+                .expect("proxy");
+            proxy_nodes.push(node);
+            proxies.push(proxy);
+        }
+        let control = handle
+            .create_node()
+            .name("control")
+            .ip(IpAddr::V4(ip(9, 0)))
+            .build();
         Cluster {
             handle,
-            disk,
+            cfg,
             meta,
-            coordinator,
+            store,
+            wal_disk,
+            coordinators,
             streaming,
-            query_node,
-            proxy_node,
-            proxy,
+            query_nodes,
+            data_node,
+            wal_store,
+            proxy_nodes,
+            proxies,
+            control,
         }
     }
 
-    /// Kills the streaming node; its disk loses what was not synced.
-    pub fn kill_streaming(&self) {
-        self.handle.kill(self.streaming.id());
-        self.disk.crash();
+    /// The nodes of a role.
+    pub fn nodes(&self, role: Role) -> Vec<&NodeHandle> {
+        match role {
+            Role::Coordinator => self.coordinators.iter().collect(),
+            Role::Streaming => self.streaming.iter().collect(),
+            Role::QueryNode => self.query_nodes.iter().collect(),
+            Role::DataNode => vec![&self.data_node],
+            Role::WalStore => vec![&self.wal_store],
+            Role::Proxy => self.proxy_nodes.iter().collect(),
+        }
     }
 
-    pub fn restart_streaming(&self) {
-        self.handle.restart(self.streaming.id());
+    /// Kills a node. The WAL store's disk loses what was not synced.
+    pub fn kill(&self, role: Role, i: usize) {
+        self.handle.kill(self.nodes(role)[i].id());
+        if role == Role::WalStore {
+            self.wal_disk.crash();
+        }
     }
 
-    /// Kills the query node; it loses every segment it served.
-    pub fn kill_query_node(&self) {
-        self.handle.kill(self.query_node.id());
+    pub fn restart(&self, role: Role, i: usize) {
+        self.handle.restart(self.nodes(role)[i].id());
     }
 
-    pub fn restart_query_node(&self) {
-        self.handle.restart(self.query_node.id());
+    /// A coordinator client for the harness (runs on the control node).
+    pub fn coordinator_client(&self) -> RemoteCoordinator {
+        remote_coordinator(self.cfg.coordinators)
     }
 }

@@ -8,7 +8,17 @@
 pub mod client;
 #[cfg(madsim)]
 pub mod cluster;
+pub mod faulty_meta;
 pub mod history;
+pub mod model;
+#[cfg(madsim)]
+pub mod nemesis;
+#[cfg(madsim)]
+pub mod scenario;
+#[cfg(madsim)]
+pub mod scenarios;
 #[cfg(madsim)]
 pub mod shard_node;
 pub mod trace;
+#[cfg(madsim)]
+pub mod workload;

@@ -34,6 +34,10 @@ pub enum ObjectKind {
     ShardManifest = 5,
     /// A catalog entry (collection metadata) in the meta store.
     CatalogEntry = 6,
+    /// Which streaming node owns a vchannel, under which epoch (meta store).
+    ChannelAssignment = 7,
+    /// Who holds the coordinator's seat (meta store).
+    LeaderSeat = 8,
 }
 
 impl ObjectKind {
@@ -45,6 +49,8 @@ impl ObjectKind {
             4 => ObjectKind::DeltaLog,
             5 => ObjectKind::ShardManifest,
             6 => ObjectKind::CatalogEntry,
+            7 => ObjectKind::ChannelAssignment,
+            8 => ObjectKind::LeaderSeat,
             _ => return None,
         })
     }

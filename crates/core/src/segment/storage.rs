@@ -52,8 +52,11 @@ pub struct SegmentFiles {
     pub deltalogs: Vec<String>,
 }
 
-fn seg_dir(kind: &str, c: CollectionId, p: PartitionId, s: SegmentId) -> String {
-    format!("{kind}/{c}/{p}/{s}")
+/// A segment's objects live under the writer's epoch: a writer that lost its vchannel
+/// and has not noticed yet can never overwrite what the new owner wrote for the same
+/// segment id.
+fn seg_dir(kind: &str, c: CollectionId, p: PartitionId, s: SegmentId, writer: u64) -> String {
+    format!("{kind}/{c}/{p}/{s}/e{writer}")
 }
 
 async fn put(store: &dyn ObjectStore, path: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
@@ -98,12 +101,17 @@ pub async fn write_sealed(
     store: &Arc<dyn ObjectStore>,
     collection: CollectionId,
     seg: &SealedSegment,
+    writer: u64,
 ) -> Result<SegmentFiles, StorageError> {
     let (c, p, s) = (collection, seg.partition, seg.id);
     let data = seg.data();
     let mut binlogs = Vec::with_capacity(data.columns.len());
     for col in &data.columns {
-        let path = format!("{}/{}", seg_dir("insert_log", c, p, s), col.field_id);
+        let path = format!(
+            "{}/{}",
+            seg_dir("insert_log", c, p, s, writer),
+            col.field_id
+        );
         put(
             store.as_ref(),
             &path,
@@ -112,14 +120,14 @@ pub async fn write_sealed(
         .await?;
         binlogs.push((col.field_id, path));
     }
-    let ts_log = format!("{}/ts", seg_dir("insert_log", c, p, s));
+    let ts_log = format!("{}/ts", seg_dir("insert_log", c, p, s, writer));
     put(
         store.as_ref(),
         &ts_log,
         format::encode(ObjectKind::TimestampLog, &data.timestamps),
     )
     .await?;
-    let stats_log = format!("{}/pk", seg_dir("stats_log", c, p, s));
+    let stats_log = format!("{}/pk", seg_dir("stats_log", c, p, s, writer));
     put(
         store.as_ref(),
         &stats_log,
@@ -145,11 +153,13 @@ pub async fn write_deltalog(
     segment: SegmentId,
     log_id: u64,
     records: &[DeleteRecord],
+    writer: u64,
 ) -> Result<String, StorageError> {
     let path = format!(
         "{}/{log_id}",
-        seg_dir("delta_log", collection, partition, segment)
+        seg_dir("delta_log", collection, partition, segment, writer)
     );
+
     put(
         store.as_ref(),
         &path,
@@ -276,7 +286,7 @@ mod tests {
         g.insert(&batch(&[1, 2, 3]), Timestamp(5));
         g.delete(&Pk::Int(2), Timestamp(6));
         let sealed = g.seal();
-        let mut files = write_sealed(&store, CollectionId(1), &sealed)
+        let mut files = write_sealed(&store, CollectionId(1), &sealed, 1)
             .await
             .unwrap();
         let log = write_deltalog(
@@ -286,6 +296,7 @@ mod tests {
             SegmentId(7),
             1,
             sealed.unflushed_deletes(),
+            1,
         )
         .await
         .unwrap();

@@ -7,6 +7,7 @@
 mod convert;
 mod params;
 mod reads;
+pub mod router;
 mod shards;
 
 use std::collections::{BTreeMap, HashMap};

@@ -13,7 +13,10 @@ use quiver_core::tso::Timestamp;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response};
 
-use crate::coordinator::{CatalogChange, CollectionInfo, Coordinator, CoordinatorApi};
+use crate::channels::ChannelAssignment;
+use crate::coordinator::{CatalogChange, CollectionInfo, CoordinatorApi};
+use crate::leader::CoordinatorSeat;
+
 use crate::error::{code, ApiError, ApiResult};
 use crate::pb::internal::coordinator_client::CoordinatorClient;
 use crate::pb::internal::coordinator_server::{Coordinator as CoordinatorRpc, CoordinatorServer};
@@ -41,8 +44,9 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 // Coordinator
 // ---------------------------------------------------------------------------------------
 
-/// Serves a [`Coordinator`] over RPC.
-pub struct CoordinatorService(pub Arc<Coordinator>);
+/// Serves the coordinator over RPC while its seat holds office; a standby answers
+/// `NOT_LEADER`.
+pub struct CoordinatorService(pub Arc<CoordinatorSeat>);
 
 impl CoordinatorService {
     pub fn into_server(self) -> CoordinatorServerOf<Self> {
@@ -50,8 +54,17 @@ impl CoordinatorService {
     }
 
     async fn dispatch(&self, r: CoordRequest) -> ApiResult<CoordResponse> {
-        let c = &self.0;
+        let c = &self.0.current().await?;
         Ok(match r {
+            CoordRequest::Heartbeat { node, fresh } => {
+                CoordResponse::Assignments(c.heartbeat(&node, fresh).await?)
+            }
+            CoordRequest::Locate { vchannel } => {
+                CoordResponse::Assignment(c.locate(&vchannel).await?)
+            }
+            CoordRequest::Reassign { vchannel, to } => {
+                CoordResponse::Assignment(c.reassign(&vchannel, to.as_deref()).await?)
+            }
             CoordRequest::Get { db, name } => {
                 CoordResponse::Collection(CoordinatorApi::get(c.as_ref(), &db, &name).await?)
             }
@@ -102,28 +115,74 @@ fn channel(addr: &str) -> ApiResult<Channel> {
         .connect_lazy())
 }
 
-/// A coordinator across the network.
+/// The coordinator across the network: the active one of several seats. A call that
+/// finds a standby or no answer tries the next address; after a full round without
+/// an active coordinator it waits a little and tries once more.
 #[derive(Clone)]
 pub struct RemoteCoordinator {
-    client: CoordinatorClient<Channel>,
+    clients: Arc<Vec<CoordinatorClient<Channel>>>,
+    /// The address that answered last.
+    current: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl RemoteCoordinator {
     /// `addr` like `http://10.0.0.1:7000`; connects on first use.
     pub fn new(addr: &str) -> ApiResult<Self> {
+        Self::with_seats(&[addr])
+    }
+
+    /// Every coordinator seat's address.
+    pub fn with_seats(addrs: &[&str]) -> ApiResult<Self> {
+        if addrs.is_empty() {
+            return Err(ApiError::internal("no coordinator address"));
+        }
         Ok(RemoteCoordinator {
-            client: CoordinatorClient::new(channel(addr)?),
+            clients: Arc::new(
+                addrs
+                    .iter()
+                    .map(|a| Ok(CoordinatorClient::new(channel(a)?)))
+                    .collect::<ApiResult<Vec<_>>>()?,
+            ),
+            current: Default::default(),
         })
     }
 
-    async fn call(&self, r: CoordRequest) -> ApiResult<CoordResponse> {
-        let mut c = self.client.clone();
+    async fn call_one(&self, i: usize, r: &CoordRequest) -> ApiResult<CoordResponse> {
+        let mut c = self.clients[i].clone();
         let resp = c
-            .call(wire::seal(&r))
+            .call(wire::seal(r))
             .await
             .map_err(|s| unreachable_role("coordinator", s))?;
         let res: WireResult<CoordResponse> = wire::open(resp.get_ref())?;
         res.map_err(Into::into)
+    }
+
+    async fn call(&self, r: CoordRequest) -> ApiResult<CoordResponse> {
+        use std::sync::atomic::Ordering;
+        let n = self.clients.len();
+        let mut last = None;
+        for round in 0..2 {
+            if round > 0 {
+                quiver_core::rt::sleep(crate::leader::TAKEOVER_AFTER).await;
+            }
+            let start = self.current.load(Ordering::Relaxed);
+            for k in 0..n {
+                let i = (start + k) % n;
+                match self.call_one(i, &r).await {
+                    Err(e) if e.code == code::NOT_LEADER || e.code == code::UNAVAILABLE => {
+                        last = Some(e)
+                    }
+                    other => {
+                        self.current.store(i, Ordering::Relaxed);
+                        return other;
+                    }
+                }
+            }
+            if n == 1 && last.as_ref().is_some_and(|e| e.code == code::UNAVAILABLE) {
+                break;
+            }
+        }
+        Err(last.unwrap_or_else(|| ApiError::new(code::UNAVAILABLE, "no coordinator")))
     }
 }
 
@@ -201,6 +260,41 @@ impl CoordinatorApi for RemoteCoordinator {
         match self.call(CoordRequest::Alloc { count }).await? {
             CoordResponse::Timestamp(t) => Ok(t),
             _ => Err(wire::unexpected("alloc")),
+        }
+    }
+    async fn heartbeat(&self, node: &str, fresh: bool) -> ApiResult<Vec<ChannelAssignment>> {
+        match self
+            .call(CoordRequest::Heartbeat {
+                node: node.into(),
+                fresh,
+            })
+            .await?
+        {
+            CoordResponse::Assignments(v) => Ok(v),
+            _ => Err(wire::unexpected("heartbeat")),
+        }
+    }
+    async fn locate(&self, vchannel: &str) -> ApiResult<ChannelAssignment> {
+        match self
+            .call(CoordRequest::Locate {
+                vchannel: vchannel.into(),
+            })
+            .await?
+        {
+            CoordResponse::Assignment(a) => Ok(a),
+            _ => Err(wire::unexpected("locate")),
+        }
+    }
+    async fn reassign(&self, vchannel: &str, to: Option<&str>) -> ApiResult<ChannelAssignment> {
+        match self
+            .call(CoordRequest::Reassign {
+                vchannel: vchannel.into(),
+                to: to.map(Into::into),
+            })
+            .await?
+        {
+            CoordResponse::Assignment(a) => Ok(a),
+            _ => Err(wire::unexpected("reassign")),
         }
     }
 }
@@ -437,6 +531,70 @@ impl DataNodeApi for RemoteDataNode {
             .await
             .map_err(|s| unreachable_role("data node", s))?;
         let res: WireResult<StreamResponse> = wire::open(resp.get_ref())?;
+        res.map_err(Into::into)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// WAL store
+// ---------------------------------------------------------------------------------------
+
+use crate::pb::internal::wal_store_client::WalStoreClient;
+use crate::pb::internal::wal_store_server::{WalStore as WalStoreRpc, WalStoreServer};
+use crate::walstore::{WalRequest, WalResponse, WalStore, WalStoreApi};
+
+#[cfg(not(madsim))]
+pub type WalStoreServerOf<T> = WalStoreServer<T>;
+#[cfg(madsim)]
+pub type WalStoreServerOf<T> = WalStoreServer<T, tonic::codegen::IdentityInterceptor>;
+
+/// Serves a [`WalStore`] over RPC.
+pub struct WalStoreService(pub Arc<WalStore>);
+
+impl WalStoreService {
+    pub fn into_server(self) -> WalStoreServerOf<Self> {
+        WalStoreServer::new(self)
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20)
+    }
+}
+
+#[tonic::async_trait]
+impl WalStoreRpc for WalStoreService {
+    async fn call(&self, req: Request<Envelope>) -> Result<Response<Envelope>, tonic::Status> {
+        let res: WireResult<WalResponse> = match wire::open::<WalRequest>(req.get_ref()) {
+            Ok(r) => self.0.handle(r).await.map_err(Into::into),
+            Err(e) => Err(e.into()),
+        };
+        Ok(Response::new(wire::seal(&res)))
+    }
+}
+
+/// A WAL store across the network.
+#[derive(Clone)]
+pub struct RemoteWalStore {
+    client: WalStoreClient<Channel>,
+}
+
+impl RemoteWalStore {
+    pub fn new(addr: &str) -> ApiResult<Self> {
+        Ok(RemoteWalStore {
+            client: WalStoreClient::new(channel(addr)?)
+                .max_decoding_message_size(256 << 20)
+                .max_encoding_message_size(256 << 20),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl WalStoreApi for RemoteWalStore {
+    async fn call(&self, req: WalRequest) -> ApiResult<WalResponse> {
+        let mut c = self.client.clone();
+        let resp = c
+            .call(wire::seal(&req))
+            .await
+            .map_err(|s| unreachable_role("WAL store", s))?;
+        let res: WireResult<WalResponse> = wire::open(resp.get_ref())?;
         res.map_err(Into::into)
     }
 }

@@ -11,11 +11,14 @@ use quiver_core::shard::MutationAck;
 use quiver_core::tso::Timestamp;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use crate::channels::ChannelAssignment;
 use crate::coordinator::{CatalogChange, CollectionInfo};
+
 use crate::error::{code, ApiError, ApiResult};
 use crate::pb::internal::Envelope;
 
-pub const WIRE_VERSION: u32 = 1;
+/// 2: vchannel assignments (coordinator), WAL store requests.
+pub const WIRE_VERSION: u32 = 2;
 
 pub fn seal<T: Serialize>(v: &T) -> Envelope {
     let body = postcard::to_allocvec(v).expect("in-memory serialization cannot fail");
@@ -98,6 +101,17 @@ pub enum CoordRequest {
     Alloc {
         count: u32,
     },
+    Heartbeat {
+        node: String,
+        fresh: bool,
+    },
+    Locate {
+        vchannel: String,
+    },
+    Reassign {
+        vchannel: String,
+        to: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -106,6 +120,8 @@ pub enum CoordResponse {
     Collections(Vec<CollectionInfo>),
     Dropped(Option<CollectionInfo>),
     Timestamp(Timestamp),
+    Assignment(ChannelAssignment),
+    Assignments(Vec<ChannelAssignment>),
 }
 
 /// A read's scope on the wire: the filter travels as source text and is compiled
@@ -228,6 +244,32 @@ pub enum StreamRequest {
 }
 
 impl StreamRequest {
+    /// The shard the request is for, if it is for one.
+    pub fn target(&self) -> Option<(CollectionId, u32)> {
+        match self {
+            StreamRequest::Open { .. } | StreamRequest::Drop { .. } => None,
+            StreamRequest::Insert {
+                collection, shard, ..
+            }
+            | StreamRequest::Delete {
+                collection, shard, ..
+            }
+            | StreamRequest::Flush { collection, shard }
+            | StreamRequest::Search {
+                collection, shard, ..
+            }
+            | StreamRequest::QueryRows {
+                collection, shard, ..
+            }
+            | StreamRequest::Count {
+                collection, shard, ..
+            }
+            | StreamRequest::Fetch {
+                collection, shard, ..
+            } => Some((*collection, *shard)),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             StreamRequest::Open { .. } => "open",
@@ -278,11 +320,11 @@ mod tests {
         bad.body[0] ^= 1;
         assert!(open::<CoordRequest>(&bad).is_err());
         let mut newer = e;
-        newer.version = 2;
+        newer.version = 3;
         assert!(open::<CoordRequest>(&newer)
             .unwrap_err()
             .reason
-            .contains("version 2"));
+            .contains("version 3"));
     }
 }
 

@@ -1,0 +1,410 @@
+//! The WAL store: per-vchannel logs kept by a service of their own, so that a
+//! vchannel's log outlives the streaming node writing it and another streaming node
+//! can take it over. Fencing happens here, where the log lives: once a newer owner
+//! has claimed a log, appends under an older epoch are refused no matter who sends
+//! them. Each log is a [`LocalWal`] on the service's disk.
+//!
+//! [`RemoteWal`] is the client side: it implements [`Wal`], so a shard cannot tell a
+//! local log from a remote one. A transport failure during an append is reported as
+//! an I/O error — the record may or may not be in the log, and the shard's caller
+//! must treat the write as unknown.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use quiver_core::rt::disk::Disk;
+use quiver_core::wal::{Epoch, LocalWal, LocalWalOptions, Offset, Wal, WalError, WalRecord};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum WalRequest {
+    Fence {
+        log: String,
+        epoch: u64,
+    },
+    Append {
+        log: String,
+        epoch: u64,
+        payload: Vec<u8>,
+    },
+    Read {
+        log: String,
+        from: u64,
+        max: u32,
+    },
+    Truncate {
+        log: String,
+        before: u64,
+    },
+    State {
+        log: String,
+    },
+    Remove {
+        log: String,
+    },
+}
+
+impl WalRequest {
+    pub fn name(&self) -> &'static str {
+        match self {
+            WalRequest::Fence { .. } => "fence",
+            WalRequest::Append { .. } => "append",
+            WalRequest::Read { .. } => "read",
+            WalRequest::Truncate { .. } => "truncate",
+            WalRequest::State { .. } => "state",
+            WalRequest::Remove { .. } => "remove",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum WalResponse {
+    Done,
+    Offset(u64),
+    Records(Vec<(u64, u64, Vec<u8>)>),
+    State {
+        next: u64,
+        first: u64,
+        epoch: u64,
+    },
+    /// The definite refusals travel as answers, not errors, so the client can
+    /// rebuild the exact [`WalError`].
+    Fenced {
+        attempted: u64,
+        current: u64,
+    },
+    Truncated {
+        requested: u64,
+        first: u64,
+    },
+}
+
+/// The service: logs opened on first use, one directory each.
+pub struct WalStore {
+    disk: Arc<dyn Disk>,
+    dir: PathBuf,
+    opts: LocalWalOptions,
+    logs: tokio::sync::Mutex<BTreeMap<String, Arc<LocalWal>>>,
+}
+
+fn valid_log_name(log: &str) -> ApiResult<()> {
+    let ok = !log.is_empty()
+        && log.len() <= 255
+        && log
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && !log.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!("bad log name {log:?}")))
+    }
+}
+
+impl WalStore {
+    pub fn new(disk: Arc<dyn Disk>, dir: impl Into<PathBuf>, opts: LocalWalOptions) -> Arc<Self> {
+        Arc::new(WalStore {
+            disk,
+            dir: dir.into(),
+            opts,
+            logs: tokio::sync::Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    async fn log(&self, log: &str) -> ApiResult<Arc<LocalWal>> {
+        valid_log_name(log)?;
+        let mut logs = self.logs.lock().await;
+        if let Some(l) = logs.get(log) {
+            return Ok(l.clone());
+        }
+        let wal = LocalWal::open(self.disk.clone(), self.dir.join(log), self.opts.clone())
+            .map_err(|e| ApiError::internal(format!("opening log {log}: {e}")))?;
+        let wal = Arc::new(wal);
+        logs.insert(log.to_string(), wal.clone());
+        Ok(wal)
+    }
+
+    /// Turns a log's answer into a response. A log that failed an I/O operation
+    /// accepts nothing more until reopened; it is dropped here so the next request
+    /// reopens it (recovery cuts a torn tail).
+    async fn answer<T>(
+        &self,
+        log: &str,
+        r: Result<T, WalError>,
+        ok: impl FnOnce(T) -> WalResponse,
+    ) -> ApiResult<WalResponse> {
+        if matches!(r, Err(WalError::Io(_) | WalError::Broken)) {
+            tracing::warn!(log, "WAL failed an I/O operation; reopening it on next use");
+            self.logs.lock().await.remove(log);
+        }
+        match r {
+            Ok(v) => Ok(ok(v)),
+            Err(WalError::Fenced { attempted, current }) => {
+                Ok(WalResponse::Fenced { attempted, current })
+            }
+            Err(WalError::Truncated { requested, first }) => {
+                Ok(WalResponse::Truncated { requested, first })
+            }
+            Err(e) => Err(ApiError::internal(e)),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(op = req.name()))]
+    pub async fn handle(&self, req: WalRequest) -> ApiResult<WalResponse> {
+        match req {
+            WalRequest::Fence { log, epoch } => {
+                let l = self.log(&log).await?;
+                self.answer(&log, l.fence(Epoch(epoch)).await, |_| WalResponse::Done)
+                    .await
+            }
+            WalRequest::Append {
+                log,
+                epoch,
+                payload,
+            } => {
+                let l = self.log(&log).await?;
+                self.answer(
+                    &log,
+                    l.append(Epoch(epoch), Bytes::from(payload)).await,
+                    WalResponse::Offset,
+                )
+                .await
+            }
+            WalRequest::Read { log, from, max } => {
+                let l = self.log(&log).await?;
+                self.answer(
+                    &log,
+                    l.read_from(from, max.min(4096) as usize).await,
+                    |rs| {
+                        WalResponse::Records(
+                            rs.into_iter()
+                                .map(|r| (r.offset, r.epoch.0, r.payload.to_vec()))
+                                .collect(),
+                        )
+                    },
+                )
+                .await
+            }
+            WalRequest::Truncate { log, before } => {
+                let l = self.log(&log).await?;
+                self.answer(&log, l.truncate_before(before).await, |_| WalResponse::Done)
+                    .await
+            }
+            WalRequest::State { log } => {
+                let l = self.log(&log).await?;
+                Ok(WalResponse::State {
+                    next: l.next_offset().await,
+                    first: l.first_offset().await,
+                    epoch: l.epoch().await.0,
+                })
+            }
+            WalRequest::Remove { log } => {
+                valid_log_name(&log)?;
+                self.logs.lock().await.remove(&log);
+                let dir = self.dir.join(&log);
+                if let Ok(files) = self.disk.list(&dir) {
+                    for f in files {
+                        self.disk
+                            .remove(&dir.join(f))
+                            .map_err(|e| ApiError::internal(format!("removing log {log}: {e}")))?;
+                    }
+                }
+                Ok(WalResponse::Done)
+            }
+        }
+    }
+}
+
+/// What a streaming node needs from the WAL store; served locally or over RPC.
+#[async_trait]
+pub trait WalStoreApi: Send + Sync {
+    async fn call(&self, req: WalRequest) -> ApiResult<WalResponse>;
+}
+
+#[async_trait]
+impl WalStoreApi for WalStore {
+    async fn call(&self, req: WalRequest) -> ApiResult<WalResponse> {
+        self.handle(req).await
+    }
+}
+
+/// One log of a WAL store, as a [`Wal`].
+pub struct RemoteWal {
+    api: Arc<dyn WalStoreApi>,
+    log: String,
+}
+
+impl std::fmt::Debug for RemoteWal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteWal").field("log", &self.log).finish()
+    }
+}
+
+impl RemoteWal {
+    pub fn new(api: Arc<dyn WalStoreApi>, log: impl Into<String>) -> Self {
+        RemoteWal {
+            api,
+            log: log.into(),
+        }
+    }
+
+    async fn call(&self, req: WalRequest) -> Result<WalResponse, WalError> {
+        match self.api.call(req).await {
+            Ok(WalResponse::Fenced { attempted, current }) => {
+                Err(WalError::Fenced { attempted, current })
+            }
+            Ok(WalResponse::Truncated { requested, first }) => {
+                Err(WalError::Truncated { requested, first })
+            }
+            Ok(r) => Ok(r),
+            // The store may have done it: an I/O error, whose outcome is unknown.
+            Err(e) => Err(WalError::Io(std::io::Error::other(format!(
+                "WAL store: {}",
+                e.reason
+            )))),
+        }
+    }
+
+    async fn state(&self) -> Option<(u64, u64, u64)> {
+        match self
+            .call(WalRequest::State {
+                log: self.log.clone(),
+            })
+            .await
+        {
+            Ok(WalResponse::State { next, first, epoch }) => Some((next, first, epoch)),
+            _ => None,
+        }
+    }
+}
+
+fn unexpected() -> WalError {
+    WalError::Io(std::io::Error::other("WAL store: unexpected answer"))
+}
+
+#[async_trait]
+impl Wal for RemoteWal {
+    async fn fence(&self, epoch: Epoch) -> Result<(), WalError> {
+        self.call(WalRequest::Fence {
+            log: self.log.clone(),
+            epoch: epoch.0,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn append(&self, epoch: Epoch, payload: Bytes) -> Result<Offset, WalError> {
+        match self
+            .call(WalRequest::Append {
+                log: self.log.clone(),
+                epoch: epoch.0,
+                payload: payload.to_vec(),
+            })
+            .await?
+        {
+            WalResponse::Offset(o) => Ok(o),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn read_from(&self, from: Offset, max: usize) -> Result<Vec<WalRecord>, WalError> {
+        match self
+            .call(WalRequest::Read {
+                log: self.log.clone(),
+                from,
+                max: max.min(u32::MAX as usize) as u32,
+            })
+            .await?
+        {
+            WalResponse::Records(rs) => Ok(rs
+                .into_iter()
+                .map(|(offset, epoch, payload)| WalRecord {
+                    offset,
+                    epoch: Epoch(epoch),
+                    payload: Bytes::from(payload),
+                })
+                .collect()),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn truncate_before(&self, offset: Offset) -> Result<(), WalError> {
+        self.call(WalRequest::Truncate {
+            log: self.log.clone(),
+            before: offset,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    // The trait's state queries cannot fail; an unreachable store reads as zero, which
+    // only the shard's recovery uses and which then fails on its next real call.
+    async fn next_offset(&self) -> Offset {
+        self.state().await.map_or(0, |s| s.0)
+    }
+
+    async fn first_offset(&self) -> Offset {
+        self.state().await.map_or(0, |s| s.1)
+    }
+
+    async fn epoch(&self) -> Epoch {
+        Epoch(self.state().await.map_or(0, |s| s.2))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quiver_core::rt::disk::SimDisk;
+
+    #[test]
+    fn remote_wal_fences_stale_writers() {
+        quiver_core::rt::block_on(async {
+            let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(1));
+            let store: Arc<dyn WalStoreApi> =
+                WalStore::new(disk, "/wal", LocalWalOptions::default());
+            let old = RemoteWal::new(store.clone(), "c1_v0");
+            let new = RemoteWal::new(store.clone(), "c1_v0");
+            assert_eq!(
+                old.append(Epoch(1), Bytes::from_static(b"a"))
+                    .await
+                    .unwrap(),
+                0
+            );
+            new.fence(Epoch(2)).await.unwrap();
+            assert!(matches!(
+                old.append(Epoch(1), Bytes::from_static(b"b")).await,
+                Err(WalError::Fenced {
+                    attempted: 1,
+                    current: 2
+                })
+            ));
+            assert_eq!(
+                new.append(Epoch(2), Bytes::from_static(b"c"))
+                    .await
+                    .unwrap(),
+                1
+            );
+            let rs = new.read_from(0, 10).await.unwrap();
+            assert_eq!(rs.len(), 2);
+            assert_eq!(&rs[1].payload[..], b"c");
+            // Truncation drops whole files: the active one stays readable.
+            new.truncate_before(1).await.unwrap();
+            assert_eq!(new.read_from(1, 10).await.unwrap().len(), 1);
+            assert_eq!(new.next_offset().await, 2);
+            assert_eq!(new.epoch().await, Epoch(2));
+
+            assert!(store
+                .call(WalRequest::State {
+                    log: "../etc".into()
+                })
+                .await
+                .is_err());
+        });
+    }
+}

@@ -1,0 +1,239 @@
+//! A scenario: a cluster shape, a workload, a nemesis; run for one seed, it returns a
+//! report with the invariant violations found and the trace hash.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use quiver_core::rt::{self, Rng};
+
+use crate::client;
+use crate::cluster::{Cluster, ClusterConfig};
+use crate::model::{check_search_exact, CheckConfig, Key};
+use crate::nemesis::{self, NemesisConfig, NemesisLog};
+use crate::trace::TraceHash;
+use crate::workload::{self, Recorder, WorkloadConfig, DIM};
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub cluster: ClusterConfig,
+    pub workload: WorkloadConfig,
+    pub nemesis: NemesisConfig,
+    pub shards: i32,
+    /// Switch `buggify` points on for the run (each point enabled with this
+    /// probability, then firing with the second per call).
+    pub buggify: Option<(f64, f64)>,
+    /// After the faults heal, the cluster must answer a Strong scan within this long
+    /// (simulated): the liveness bound.
+    pub converge_within: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub scenario: &'static str,
+    pub seed: u64,
+    pub violations: Vec<String>,
+    pub trace_line: String,
+    pub summary: String,
+    pub faults: BTreeMap<&'static str, u64>,
+    pub buggify_fired: Vec<(&'static str, u64)>,
+    pub simulated: Duration,
+    /// Every operation and fault, one per line; filled for failing runs when
+    /// `QUIVER_SIM_DUMP` is set.
+    pub dump: String,
+}
+
+impl Report {
+    /// The one command that replays this seed.
+    pub fn replay_command(&self) -> String {
+        format!(
+            "MADSIM_TEST_SEED={} MADSIM_TEST_NUM=1 RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/sim \
+             cargo test --release -p quiver-sim-tests --test scenarios -- --exact {} --nocapture",
+            self.seed,
+            self.scenario.replace('-', "_")
+        )
+    }
+
+    /// One line for soak summaries: `scenario seed violations sim_secs faults...`.
+    pub fn summary_line(&self) -> String {
+        let faults: Vec<String> = self
+            .faults
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!(
+            "result scenario={} seed={} violations={} simulated_s={:.1} faults={} buggify_fired={}",
+            self.scenario,
+            self.seed,
+            self.violations.len(),
+            self.simulated.as_secs_f64(),
+            faults.join(","),
+            self.buggify_fired.iter().map(|(_, n)| n).sum::<u64>()
+        )
+    }
+}
+
+/// Runs the scenario on the current madsim runtime.
+pub async fn run(s: &Scenario, seed: u64) -> Report {
+    let t0 = rt::now();
+    let cluster = Arc::new(Cluster::start(seed, s.cluster.clone()).await);
+    let proxy0 = cluster.proxies[0].clone();
+    let shards = s.shards;
+    cluster.proxy_nodes[0]
+        .spawn(async move { workload::setup(&proxy0, shards).await })
+        .await
+        .expect("setup");
+    if let Some((p, f)) = s.buggify {
+        rt::buggify::enable(p, f);
+    }
+
+    let rec = Recorder::new();
+    let until = rt::now() + s.workload.duration;
+    let mut clients = Vec::new();
+    for c in 0..s.workload.clients {
+        let p = c % cluster.proxies.len();
+        let (proxy, rec, cfg) = (cluster.proxies[p].clone(), rec.clone(), s.workload.clone());
+        clients.push(
+            cluster.proxy_nodes[p]
+                .spawn(workload::run_client(c as u32, seed, proxy, rec, cfg, until)),
+        );
+    }
+    let log = Arc::new(Mutex::new(NemesisLog::default()));
+    nemesis::run(cluster.clone(), s.nemesis.clone(), seed, until, log.clone()).await;
+    let mut ops = 0;
+    for c in clients {
+        ops += c.await.unwrap_or(0);
+    }
+    rt::buggify::disable();
+    let buggify_fired = rt::buggify::fired();
+
+    // Everything is healed: the cluster must converge, and then agree with the model.
+    let mut violations = Vec::new();
+    let proxy = cluster.proxies[0].clone();
+    let deadline = rt::now() + s.converge_within;
+    let p = proxy.clone();
+    let first = cluster.proxy_nodes[0]
+        .spawn(async move { workload::final_scan(&p, deadline).await })
+        .await
+        .expect("final scan");
+    let history = rec
+        .history
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut trace = TraceHash::default();
+    for op in history.ops() {
+        trace.record(&(
+            op.id,
+            op.client,
+            &op.kind,
+            op.outcome,
+            op.invoked_at,
+            op.completed_at,
+            op.ack_ts,
+        ));
+    }
+    for e in &log.lock().unwrap_or_else(|e| e.into_inner()).events {
+        trace.record(e);
+    }
+    match &first {
+        None => violations.push(format!(
+            "liveness: no Strong scan succeeded within {:?} after the faults healed",
+            s.converge_within
+        )),
+        Some(visible) => {
+            trace.record(&("final", visible.len()));
+            violations.extend(
+                history
+                    .check_all(visible, &CheckConfig::default())
+                    .into_iter()
+                    .map(|v| v.to_string()),
+            );
+            violations.extend(exactness(&cluster, visible, seed).await);
+        }
+    }
+    for v in &violations {
+        trace.record(v);
+    }
+    let simulated = rt::now().duration_since(t0);
+    trace.record(&("ops", ops, simulated.as_millis()));
+    let faults = log.lock().unwrap_or_else(|e| e.into_inner()).counts.clone();
+    let mut dump = String::new();
+    if !violations.is_empty() && std::env::var_os("QUIVER_SIM_DUMP").is_some() {
+        use std::fmt::Write;
+        for e in &log.lock().unwrap_or_else(|e| e.into_inner()).events {
+            let _ = writeln!(dump, "fault {e}");
+        }
+        for op in history.ops() {
+            let _ = writeln!(
+                dump,
+                "op {} client {} {:?} {:?} {:.3}ms..{:?} ts={:?}",
+                op.id,
+                op.client,
+                op.kind,
+                op.outcome,
+                op.invoked_at as f64 / 1e6,
+                op.completed_at.map(|t| t as f64 / 1e6),
+                op.ack_ts
+            );
+        }
+    }
+    Report {
+        dump,
+        scenario: s.name,
+        seed,
+        violations,
+        trace_line: trace.line(s.name, seed),
+        summary: history.summary(),
+        faults,
+        buggify_fired,
+        simulated,
+    }
+}
+
+/// With a FLAT index, search must equal brute force over the visible keys. Checked
+/// only if the visible set does not change around the searches (a write whose client
+/// gave up on it may still land).
+async fn exactness(cluster: &Arc<Cluster>, visible: &BTreeSet<Key>, seed: u64) -> Vec<String> {
+    let mut rng = Rng::seed_from_u64(seed ^ 0xe8ac7);
+    let keys: Vec<Key> = visible.iter().copied().collect();
+    let mut probes: Vec<Vec<f32>> = (0..4)
+        .filter(|_| !keys.is_empty())
+        .map(|_| client::vector(keys[rng.index(keys.len())], DIM))
+        .collect();
+    probes.extend((0..4).map(|_| (0..DIM).map(|_| rng.next_f32() * 100.0).collect()));
+    let proxy = cluster.proxies[0].clone();
+    let answers = cluster.proxy_nodes[0]
+        .spawn(async move {
+            let mut out = Vec::new();
+            for q in probes {
+                let got = workload::exact_search(&proxy, &q, 10).await;
+                out.push((q, got));
+            }
+            let after = workload::final_scan(&proxy, rt::now() + Duration::from_secs(30)).await;
+            (out, after)
+        })
+        .await
+        .expect("exactness");
+    let (answers, after) = answers;
+    if after.as_ref() != Some(visible) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (i, (q, got)) in answers.into_iter().enumerate() {
+        match got {
+            None => out.push(format!(
+                "exactness: Strong search {i} failed on a healed cluster"
+            )),
+            Some(got) => out.extend(
+                check_search_exact(i as u64, visible, &q, 10, &got, 1e-3, |k| {
+                    client::vector(k, DIM)
+                })
+                .into_iter()
+                .map(|v| v.to_string()),
+            ),
+        }
+    }
+    out
+}

@@ -1,0 +1,159 @@
+//! The named scenarios. Each is a cluster shape, a workload and a nemesis; the
+//! `sim-tests` crate runs each over many seeds.
+
+use std::time::Duration;
+
+use crate::cluster::{ClusterConfig, Role};
+use crate::nemesis::{Fault, NemesisConfig};
+use crate::scenario::Scenario;
+use crate::workload::WorkloadConfig;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn base(name: &'static str, faults: Vec<Fault>, roles: Vec<Role>) -> Scenario {
+    Scenario {
+        name,
+        cluster: ClusterConfig::default(),
+        workload: WorkloadConfig::default(),
+        nemesis: NemesisConfig {
+            faults,
+            gap: (ms(1_000), ms(4_000)),
+            hold: (ms(500), ms(4_000)),
+            roles,
+        },
+        shards: 2,
+        buggify: None,
+        converge_within: Duration::from_secs(60),
+    }
+}
+
+/// Nodes die and come back: streaming nodes, query nodes, the data node, the WAL store
+/// (losing its unsynced bytes) and coordinators.
+pub fn crash_recovery() -> Scenario {
+    base(
+        "crash-recovery",
+        vec![Fault::KillRestart],
+        vec![
+            Role::Streaming,
+            Role::QueryNode,
+            Role::WalStore,
+            Role::DataNode,
+            Role::Coordinator,
+        ],
+    )
+}
+
+/// Nodes are cut off (both ways or one way), single links fail in one direction,
+/// nodes pause, messages slow down.
+pub fn partition() -> Scenario {
+    base(
+        "partition",
+        vec![
+            Fault::Partition,
+            Fault::OneWayLink,
+            Fault::Pause,
+            Fault::Latency,
+        ],
+        vec![
+            Role::Streaming,
+            Role::QueryNode,
+            Role::Coordinator,
+            Role::WalStore,
+            Role::Proxy,
+        ],
+    )
+}
+
+/// The coordinator in office dies, again and again; the standby takes over.
+pub fn coordinator_failover() -> Scenario {
+    Scenario {
+        nemesis: NemesisConfig {
+            gap: (ms(2_000), ms(5_000)),
+            hold: (ms(1_000), ms(6_000)),
+            ..base(
+                "",
+                vec![Fault::CoordinatorFailover],
+                vec![Role::Coordinator],
+            )
+            .nemesis
+        },
+        ..base("coordinator-failover", vec![], vec![])
+    }
+}
+
+/// vchannels move between streaming nodes (the old owner alive and unaware for a
+/// while), and streaming nodes die: WAL ownership changes under load.
+pub fn streaming_handoff() -> Scenario {
+    Scenario {
+        cluster: ClusterConfig {
+            streaming_nodes: 3,
+            ..ClusterConfig::default()
+        },
+        ..base(
+            "streaming-handoff",
+            vec![Fault::MoveVchannel, Fault::MoveVchannel, Fault::KillRestart],
+            vec![Role::Streaming],
+        )
+    }
+}
+
+/// Object storage and the meta store fail a share of requests and slow down.
+pub fn object_store_brownout() -> Scenario {
+    base(
+        "object-store-brownout",
+        vec![Fault::ObjectStoreBrownout, Fault::MetaBrownout],
+        vec![],
+    )
+}
+
+/// Every fault, buggify points on.
+pub fn everything_at_once() -> Scenario {
+    Scenario {
+        cluster: ClusterConfig {
+            streaming_nodes: 3,
+            query_nodes: 3,
+            ..ClusterConfig::default()
+        },
+        buggify: Some((0.3, 0.02)),
+        nemesis: NemesisConfig {
+            gap: (ms(500), ms(3_000)),
+            ..base(
+                "",
+                vec![
+                    Fault::KillRestart,
+                    Fault::CoordinatorFailover,
+                    Fault::Partition,
+                    Fault::OneWayLink,
+                    Fault::Pause,
+                    Fault::Latency,
+                    Fault::MoveVchannel,
+                    Fault::ObjectStoreBrownout,
+                    Fault::MetaBrownout,
+                ],
+                vec![
+                    Role::Streaming,
+                    Role::QueryNode,
+                    Role::WalStore,
+                    Role::DataNode,
+                    Role::Coordinator,
+                ],
+            )
+            .nemesis
+        },
+        ..base("everything-at-once", vec![], vec![])
+    }
+}
+
+/// Every named scenario.
+pub fn all() -> Vec<Scenario> {
+    vec![
+        crash_recovery(),
+        partition(),
+        coordinator_failover(),
+        streaming_handoff(),
+        object_store_brownout(),
+        everything_at_once(),
+    ]
+}
