@@ -65,7 +65,13 @@ fn same_seed_same_trace() {
     ] {
         let a = run(s.clone(), seed);
         let b = run(s, seed);
-        assert_eq!(a.trace_line, b.trace_line, "seed {seed} replayed differently");
-        assert_ne!(a.trace_line, run(scenarios::everything_at_once(), seed + 1).trace_line);
+        assert_eq!(
+            a.trace_line, b.trace_line,
+            "seed {seed} replayed differently"
+        );
+        assert_ne!(
+            a.trace_line,
+            run(scenarios::everything_at_once(), seed + 1).trace_line
+        );
     }
 }
