@@ -56,6 +56,27 @@ fn stale_segment_reclaimed_after_local_read() {
     assert_clean(&run(scenarios::everything_at_once(), 101));
 }
 
+/// everything-at-once seed 89: a vchannel moved while its old owner was still
+/// handing segments off; the old owner's load reached the query node after the new
+/// owner's and replaced its segments with copies that lacked the new owner's deletes
+/// (Strong reads saw deleted keys). Fixed: loads, deletes and index loads carry the
+/// owner's epoch and a query node refuses an older owner once a newer one has spoken.
+#[test]
+fn deposed_owner_handoff_replaces_new_owners_segments() {
+    assert_clean(&run(scenarios::everything_at_once(), 89));
+}
+
+/// everything-at-once seed 749 (before the take-over refresh changed its path): an
+/// upsert's delete hit handed-off segments, forwarding failed, and taking them back
+/// stopped at the first segment that would not load — the segments after it stayed
+/// "healthy" on the query node without the delete, and a read returned both the old
+/// and the new version of a key. Fixed: every segment named is marked stale before
+/// any is loaded, so none is read from the query node until it is taken back.
+#[test]
+fn partial_reclaim_leaves_segments_without_their_delete() {
+    assert_clean(&run(scenarios::everything_at_once(), 749));
+}
+
 /// The same seed twice gives the same trace, bit for bit.
 #[test]
 fn same_seed_same_trace() {

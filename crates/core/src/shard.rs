@@ -769,9 +769,19 @@ impl Shard {
         Ok(())
     }
 
+    /// Takes the named remote segments back. Every one of them is marked stale first,
+    /// so one that cannot be loaded now is never read from its query node again (its
+    /// copy there may lack deletes); the first load error is returned after trying
+    /// them all.
     async fn reclaim_locked(&self, st: &mut State, ids: &[SegmentId]) -> Result<(), ShardError> {
         for id in ids {
-            let Some(stub) = st.remote.get_mut(id) else {
+            if let Some(stub) = st.remote.get_mut(id) {
+                stub.stale = true;
+            }
+        }
+        let mut first_error = None;
+        for id in ids {
+            let Some(stub) = st.remote.get(id) else {
                 continue;
             };
             let files = st
@@ -791,12 +801,14 @@ impl Shard {
                     st.sealed.insert(*id, seg);
                 }
                 Err(e) => {
-                    stub.stale = true;
-                    return Err(e.into());
+                    first_error.get_or_insert(e);
                 }
             }
         }
-        Ok(())
+        match first_error {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     /// The files of the sealed segments served here (not handed off).

@@ -31,6 +31,8 @@ struct Served {
 pub struct QueryNode {
     store: Arc<dyn ObjectStore>,
     served: Arc<tokio::sync::RwLock<BTreeMap<(CollectionId, u32), Served>>>,
+    /// The newest owner epoch each shard's delegator has spoken with.
+    epochs: Arc<std::sync::Mutex<BTreeMap<(CollectionId, u32), u64>>>,
 }
 
 /// The segment a read names. A segment this node does not serve is an error, so the
@@ -88,6 +90,7 @@ impl QueryNode {
         Arc::new(QueryNode {
             store,
             served: Default::default(),
+            epochs: Default::default(),
         })
     }
 
@@ -97,7 +100,9 @@ impl QueryNode {
         info: CollectionInfo,
         shard: u32,
         segments: Vec<(SegmentFiles, Vec<quiver_core::segment::DeleteRecord>)>,
+        epoch: u64,
     ) -> ApiResult<StreamResponse> {
+        self.fence(info.id, shard, epoch)?;
         // Load outside the lock: object reads may be slow.
         let mut loaded = Vec::new();
         let mut indexes = Vec::new();
@@ -127,6 +132,8 @@ impl QueryNode {
             segments: BTreeMap::new(),
             indexes: BTreeMap::new(),
         });
+        // A newer delegator may have spoken while the objects loaded.
+        self.fence(info.id, shard, epoch)?;
         entry.info = info.clone();
         for seg in loaded {
             entry.indexes.retain(|(id, _), _| *id != seg.id);
@@ -134,6 +141,23 @@ impl QueryNode {
         }
         entry.indexes.extend(indexes);
         Ok(StreamResponse::Done)
+    }
+
+    /// Refuses a delegator older than the newest one seen for the shard; records a
+    /// newer one.
+    fn fence(&self, collection: CollectionId, shard: u32, epoch: u64) -> ApiResult<()> {
+        let mut epochs = self.epochs.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = epochs.entry((collection, shard)).or_insert(epoch);
+        if epoch < *seen {
+            return Err(ApiError::new(
+                code::NOT_OWNER,
+                format!(
+                    "shard {shard} of collection {collection} has a newer delegator (epoch {seen}, this one {epoch})"
+                ),
+            ));
+        }
+        *seen = epoch;
+        Ok(())
     }
 
     /// Serves one request.
@@ -144,16 +168,18 @@ impl QueryNode {
                 info,
                 shard,
                 segments,
+                epoch,
             } if quiver_core::mutation::active("early-release") => {
                 // Planted bug: acknowledge the load (so the delegator releases its
                 // copy) and load later.
                 let node = QueryNode {
                     store: self.store.clone(),
                     served: self.served.clone(),
+                    epochs: self.epochs.clone(),
                 };
                 rt::spawn(async move {
                     rt::sleep(std::time::Duration::from_millis(1500)).await;
-                    let _ = node.load(info, shard, segments).await;
+                    let _ = node.load(info, shard, segments, epoch).await;
                 });
                 Ok(StreamResponse::Done)
             }
@@ -161,12 +187,15 @@ impl QueryNode {
                 info,
                 shard,
                 segments,
-            } => self.load(info, shard, segments).await,
+                epoch,
+            } => self.load(info, shard, segments, epoch).await,
             QueryNodeRequest::Release {
                 collection,
                 shard,
                 segments,
+                epoch,
             } => {
+                self.fence(collection, shard, epoch)?;
                 if let Some(s) = self.served.write().await.get_mut(&(collection, shard)) {
                     for id in segments {
                         s.segments.remove(&id);
@@ -180,7 +209,9 @@ impl QueryNode {
                 shard,
                 files,
                 index,
+                epoch,
             } => {
+                self.fence(info.id, shard, epoch)?;
                 let Some(idx) = self.load_index(&info, &files, &index).await else {
                     return Err(ApiError::internal(format!(
                         "index {} of segment {} is not readable",
@@ -216,7 +247,9 @@ impl QueryNode {
                 collection,
                 shard,
                 deletes,
+                epoch,
             } => {
+                self.fence(collection, shard, epoch)?;
                 let mut all = self.served.write().await;
                 let s = all.get_mut(&(collection, shard)).ok_or_else(|| {
                     ApiError::new(

@@ -105,6 +105,7 @@ struct Forwarder {
     qn: Arc<dyn QueryNodeApi>,
     collection: CollectionId,
     shard: u32,
+    epoch: u64,
 }
 
 #[async_trait::async_trait]
@@ -115,6 +116,7 @@ impl DeleteForwarder for Forwarder {
                 collection: self.collection,
                 shard: self.shard,
                 deletes: deletes.to_vec(),
+                epoch: self.epoch,
             })
             .await
             .map(|_| ())
@@ -136,7 +138,8 @@ pub struct StreamingConfig {
 /// that other streaming nodes can reach too (a cluster, where vchannels move).
 #[async_trait::async_trait]
 pub trait WalOpener: Send + Sync {
-    async fn open(&self, vchannel: &str) -> Result<Arc<dyn Wal>, WalError>;
+    /// The log of `vchannel`, for the shard copy named `writer`.
+    async fn open(&self, vchannel: &str, writer: &str) -> Result<Arc<dyn Wal>, WalError>;
     /// Deletes a dropped vchannel's log.
     async fn remove(&self, vchannel: &str) -> ApiResult<()>;
 }
@@ -163,7 +166,7 @@ impl LocalWals {
 
 #[async_trait::async_trait]
 impl WalOpener for LocalWals {
-    async fn open(&self, vchannel: &str) -> Result<Arc<dyn Wal>, WalError> {
+    async fn open(&self, vchannel: &str, _writer: &str) -> Result<Arc<dyn Wal>, WalError> {
         let mut open = self.open.lock().await;
         if let Some(w) = open.get(vchannel) {
             return Ok(w.clone());
@@ -196,8 +199,8 @@ pub struct RemoteWals(pub Arc<dyn WalStoreApi>);
 
 #[async_trait::async_trait]
 impl WalOpener for RemoteWals {
-    async fn open(&self, vchannel: &str) -> Result<Arc<dyn Wal>, WalError> {
-        Ok(Arc::new(RemoteWal::new(self.0.clone(), vchannel)))
+    async fn open(&self, vchannel: &str, writer: &str) -> Result<Arc<dyn Wal>, WalError> {
+        Ok(Arc::new(RemoteWal::new(self.0.clone(), vchannel, writer)))
     }
 
     async fn remove(&self, vchannel: &str) -> ApiResult<()> {
@@ -244,6 +247,10 @@ pub struct StreamingNode {
     /// The epoch each vchannel was last opened under in this process.
     incarnations: std::sync::Mutex<BTreeMap<String, u64>>,
     opening: tokio::sync::Mutex<()>,
+    /// A random id of this process's life and a counter of shard copies opened: the
+    /// name each copy appends under (for audits).
+    incarnation: u64,
+    copies: std::sync::atomic::AtomicU64,
     shards: tokio::sync::RwLock<BTreeMap<CollectionId, Opened>>,
 }
 
@@ -283,6 +290,8 @@ impl StreamingNode {
             lease_until: std::sync::Mutex::new(Some(sent + LEASE_MARGIN)),
             incarnations: Default::default(),
             opening: Default::default(),
+            incarnation: rt::Rng::from_entropy().next_u64(),
+            copies: Default::default(),
 
             shards: tokio::sync::RwLock::new(BTreeMap::new()),
         }))
@@ -412,9 +421,16 @@ impl StreamingNode {
         if let Some(s) = o.shards.get(&idx) {
             return Ok((o.info.clone(), s.clone()));
         }
+        let writer = format!(
+            "{}/{:x}#{}",
+            self.cfg.node_id,
+            self.incarnation,
+            self.copies
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let wal = self
             .wals
-            .open(&vchannel.0)
+            .open(&vchannel.0, &writer)
             .await
             .map_err(|e| ApiError::internal(format!("WAL of {vchannel}: {e}")))?;
         let shard = Shard::open(
@@ -431,7 +447,7 @@ impl StreamingNode {
                 meta: self.meta.clone(),
                 store: self.store.clone(),
                 tso: self.tso.clone(),
-                forwarder: self.forwarder(&info, idx, &vchannel),
+                forwarder: self.forwarder(&info, idx, &vchannel, a.epoch),
             },
         )
         .await?;
@@ -506,8 +522,14 @@ impl StreamingNode {
                 known.insert(v.0, (o.info.id, i as u32, open));
             }
         }
-        if owned.keys().any(|v| !known.contains_key(v)) {
-            // A vchannel of a collection this node has not seen yet.
+        if owned
+            .keys()
+            .any(|v| known.get(v).is_none_or(|&(_, _, open)| !open))
+        {
+            // A vchannel to take over: its collection's catalog entry may be unknown
+            // here, or stale (this node may have missed changes while it owned no
+            // vchannel of the collection), so fetch it fresh.
+
             if let Ok(all) = self.coord.list(crate::coordinator::DEFAULT_DB).await {
                 for info in all {
                     if info.vchannels().iter().any(|v| owned.contains_key(&v.0)) {
@@ -595,6 +617,7 @@ impl StreamingNode {
                     info: info.clone(),
                     shard: shard_idx,
                     segments,
+                    epoch: shard.epoch(),
                 })
                 .await
                 .map(|_| ())
@@ -674,6 +697,7 @@ impl StreamingNode {
                         shard: shard_idx,
                         files: Box::new(files.clone()),
                         index: Box::new(index.clone()),
+                        epoch: shard.epoch(),
                     };
                     match qn.call(req).await {
                         Ok(_) => {
@@ -697,12 +721,14 @@ impl StreamingNode {
         info: &CollectionInfo,
         shard: u32,
         vchannel: &VChannel,
+        epoch: u64,
     ) -> Option<Arc<dyn DeleteForwarder>> {
         let qn = self.query_node_for(vchannel)?.clone();
         Some(Arc::new(Forwarder {
             qn,
             collection: info.id,
             shard,
+            epoch,
         }))
     }
 

@@ -31,6 +31,8 @@ pub enum WalRequest {
         log: String,
         epoch: u64,
         payload: Vec<u8>,
+        /// Who appends (a shard copy's id): for audits, not for fencing.
+        writer: String,
     },
     Read {
         log: String,
@@ -84,12 +86,27 @@ pub enum WalResponse {
     },
 }
 
+/// One append as the store saw it, for an audit (the simulator checks that no log
+/// ever has two writers under one epoch, and that no stale epoch gets in).
+#[derive(Debug, Clone)]
+pub struct AppendEvent {
+    pub log: String,
+    pub epoch: u64,
+    pub writer: String,
+    /// The log's epoch before the append.
+    pub log_epoch: u64,
+    pub accepted: bool,
+}
+
+pub type AppendObserver = Arc<dyn Fn(AppendEvent) + Send + Sync>;
+
 /// The service: logs opened on first use, one directory each.
 pub struct WalStore {
     disk: Arc<dyn Disk>,
     dir: PathBuf,
     opts: LocalWalOptions,
     logs: tokio::sync::Mutex<BTreeMap<String, Arc<LocalWal>>>,
+    observer: Option<AppendObserver>,
 }
 
 fn valid_log_name(log: &str) -> ApiResult<()> {
@@ -113,6 +130,23 @@ impl WalStore {
             dir: dir.into(),
             opts,
             logs: tokio::sync::Mutex::new(BTreeMap::new()),
+            observer: None,
+        })
+    }
+
+    /// The same, reporting every append to `observer`.
+    pub fn with_observer(
+        disk: Arc<dyn Disk>,
+        dir: impl Into<PathBuf>,
+        opts: LocalWalOptions,
+        observer: AppendObserver,
+    ) -> Arc<Self> {
+        Arc::new(WalStore {
+            disk,
+            dir: dir.into(),
+            opts,
+            logs: tokio::sync::Mutex::new(BTreeMap::new()),
+            observer: Some(observer),
         })
     }
 
@@ -166,14 +200,21 @@ impl WalStore {
                 log,
                 epoch,
                 payload,
+                writer,
             } => {
                 let l = self.log(&log).await?;
-                self.answer(
-                    &log,
-                    l.append(Epoch(epoch), Bytes::from(payload)).await,
-                    WalResponse::Offset,
-                )
-                .await
+                let log_epoch = l.epoch().await.0;
+                let r = l.append(Epoch(epoch), Bytes::from(payload)).await;
+                if let Some(obs) = &self.observer {
+                    obs(AppendEvent {
+                        log: log.clone(),
+                        epoch,
+                        writer,
+                        log_epoch,
+                        accepted: r.is_ok(),
+                    });
+                }
+                self.answer(&log, r, WalResponse::Offset).await
             }
             WalRequest::Read { log, from, max } => {
                 let l = self.log(&log).await?;
@@ -237,6 +278,7 @@ impl WalStoreApi for WalStore {
 pub struct RemoteWal {
     api: Arc<dyn WalStoreApi>,
     log: String,
+    writer: String,
 }
 
 impl std::fmt::Debug for RemoteWal {
@@ -246,10 +288,16 @@ impl std::fmt::Debug for RemoteWal {
 }
 
 impl RemoteWal {
-    pub fn new(api: Arc<dyn WalStoreApi>, log: impl Into<String>) -> Self {
+    /// `writer` names the copy of the shard that appends through this handle.
+    pub fn new(
+        api: Arc<dyn WalStoreApi>,
+        log: impl Into<String>,
+        writer: impl Into<String>,
+    ) -> Self {
         RemoteWal {
             api,
             log: log.into(),
+            writer: writer.into(),
         }
     }
 
@@ -304,6 +352,7 @@ impl Wal for RemoteWal {
                 log: self.log.clone(),
                 epoch: epoch.0,
                 payload: payload.to_vec(),
+                writer: self.writer.clone(),
             })
             .await?
         {
@@ -368,8 +417,8 @@ mod tests {
             let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(1));
             let store: Arc<dyn WalStoreApi> =
                 WalStore::new(disk, "/wal", LocalWalOptions::default());
-            let old = RemoteWal::new(store.clone(), "c1_v0");
-            let new = RemoteWal::new(store.clone(), "c1_v0");
+            let old = RemoteWal::new(store.clone(), "c1_v0", "a");
+            let new = RemoteWal::new(store.clone(), "c1_v0", "b");
             assert_eq!(
                 old.append(Epoch(1), Bytes::from_static(b"a"))
                     .await

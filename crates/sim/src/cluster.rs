@@ -18,8 +18,9 @@
 //! Streaming and query nodes keep nothing local: a restart recovers from the WAL store,
 //! the meta store and object storage.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use madsim::runtime::{Handle, NodeHandle};
@@ -41,7 +42,7 @@ use quiver_nodes::rpc::{
     StreamingService, WalStoreService,
 };
 use quiver_nodes::streaming::{RemoteWals, StreamingConfig, StreamingDeps, StreamingNode};
-use quiver_nodes::walstore::WalStore;
+use quiver_nodes::walstore::{AppendEvent, WalStore};
 
 use crate::faulty_meta::FaultyMeta;
 
@@ -101,8 +102,57 @@ impl Role {
     }
 }
 
+/// What the WAL store saw: which shard copies appended to each log under each epoch,
+/// and any append accepted under an epoch older than its log's.
+#[derive(Debug, Default)]
+pub struct WalAudit {
+    pub appends: u64,
+    pub writers: BTreeMap<(String, u64), BTreeSet<String>>,
+    pub stale_accepted: Vec<AppendEvent>,
+}
+
+impl WalAudit {
+    fn record(&mut self, e: AppendEvent) {
+        if !e.accepted {
+            return;
+        }
+        self.appends += 1;
+        if e.epoch < e.log_epoch {
+            self.stale_accepted.push(e.clone());
+        }
+        self.writers
+            .entry((e.log, e.epoch))
+            .or_default()
+            .insert(e.writer);
+    }
+
+    /// The WAL invariants: at most one writer per log per epoch, and no append under
+    /// a stale epoch.
+    pub fn violations(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .writers
+            .iter()
+            .filter(|(_, w)| w.len() > 1)
+            .map(|((log, epoch), w)| {
+                format!(
+                    "WAL {log} had {} writers under epoch {epoch}: {w:?}",
+                    w.len()
+                )
+            })
+            .collect();
+        out.extend(self.stale_accepted.iter().take(5).map(|e| {
+            format!(
+                "WAL {} accepted an append from {} under epoch {} after epoch {} claimed it",
+                e.log, e.writer, e.epoch, e.log_epoch
+            )
+        }));
+        out
+    }
+}
+
 pub struct Cluster {
     pub handle: Handle,
+    pub wal_audit: Arc<Mutex<WalAudit>>,
     pub cfg: ClusterConfig,
     pub meta: FaultyMeta,
     pub store: FaultyStore,
@@ -182,14 +232,24 @@ impl Cluster {
             .collect();
 
         let d = wal_disk.clone();
+        let wal_audit: Arc<Mutex<WalAudit>> = Default::default();
+        let audit = wal_audit.clone();
         let wal_store = handle
             .create_node()
             .name("walstore")
             .ip(IpAddr::V4(ip(6, 0)))
             .init(move || {
                 let disk: Arc<dyn Disk> = Arc::new(d.clone());
+                let audit = audit.clone();
                 async move {
-                    let ws = WalStore::new(disk, "/wal", LocalWalOptions::default());
+                    let ws = WalStore::with_observer(
+                        disk,
+                        "/wal",
+                        LocalWalOptions::default(),
+                        Arc::new(move |e| {
+                            audit.lock().unwrap_or_else(|p| p.into_inner()).record(e)
+                        }),
+                    );
                     serve!(
                         WalStoreService(ws).into_server(),
                         SocketAddr::new(IpAddr::V4(ip(6, 0)), WAL_STORE_PORT)
@@ -329,6 +389,7 @@ impl Cluster {
             .build();
         Cluster {
             handle,
+            wal_audit,
             cfg,
             meta,
             store,

@@ -30,6 +30,8 @@ pub enum Fault {
     Pause,
     /// Slow every message down.
     Latency,
+    /// Drop a share of messages (streams retransmit, so calls slow down or time out).
+    Drop,
     /// Move a vchannel's WAL ownership to another streaming node.
     MoveVchannel,
     /// Object store errors and latency spikes.
@@ -47,6 +49,7 @@ impl Fault {
             Fault::OneWayLink => "one-way-link",
             Fault::Pause => "pause",
             Fault::Latency => "latency",
+            Fault::Drop => "drop",
             Fault::MoveVchannel => "move-vchannel",
             Fault::ObjectStoreBrownout => "object-store-brownout",
             Fault::MetaBrownout => "meta-brownout",
@@ -209,6 +212,13 @@ pub async fn run(
                 net.update_config(|c| {
                     c.send_latency = Duration::from_millis(1)..Duration::from_millis(10)
                 });
+            }
+            Fault::Drop => {
+                let p = [0.02, 0.1, 0.3][rng.index(3)];
+                note(fault, format!("loss {p} for {hold:?}"));
+                net.update_config(|c| c.packet_loss_rate = p);
+                rt::sleep(hold).await;
+                net.update_config(|c| c.packet_loss_rate = 0.0);
             }
             Fault::MoveVchannel => {
                 let shard = rng.index(2);

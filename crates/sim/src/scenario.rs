@@ -151,6 +151,13 @@ pub async fn run(s: &Scenario, seed: u64) -> Report {
                     .map(|v| v.to_string()),
             );
             violations.extend(exactness(&cluster, visible, seed).await);
+            violations.extend(
+                cluster
+                    .wal_audit
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .violations(),
+            );
         }
     }
     for v in &violations {
@@ -207,10 +214,18 @@ async fn exactness(cluster: &Arc<Cluster>, visible: &BTreeSet<Key>, seed: u64) -
     let answers = cluster.proxy_nodes[0]
         .spawn(async move {
             let mut out = Vec::new();
+            // The cluster has converged, but a lease may still be renewing: each
+            // search may retry for a while, as a client would.
             for q in probes {
-                let got = workload::exact_search(&proxy, &q, 10).await;
+                let deadline = rt::now() + Duration::from_secs(30);
+                let mut got = workload::exact_search(&proxy, &q, 10).await;
+                while got.is_none() && rt::now() < deadline {
+                    rt::sleep(Duration::from_millis(500)).await;
+                    got = workload::exact_search(&proxy, &q, 10).await;
+                }
                 out.push((q, got));
             }
+
             let after = workload::final_scan(&proxy, rt::now() + Duration::from_secs(30)).await;
             (out, after)
         })

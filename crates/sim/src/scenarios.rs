@@ -46,7 +46,7 @@ pub fn crash_recovery() -> Scenario {
 }
 
 /// Nodes are cut off (both ways or one way), single links fail in one direction,
-/// nodes pause, messages slow down.
+/// nodes pause, messages slow down or get lost.
 pub fn partition() -> Scenario {
     base(
         "partition",
@@ -55,6 +55,7 @@ pub fn partition() -> Scenario {
             Fault::OneWayLink,
             Fault::Pause,
             Fault::Latency,
+            Fault::Drop,
         ],
         vec![
             Role::Streaming,
@@ -128,6 +129,7 @@ pub fn everything_at_once() -> Scenario {
                     Fault::OneWayLink,
                     Fault::Pause,
                     Fault::Latency,
+                    Fault::Drop,
                     Fault::MoveVchannel,
                     Fault::ObjectStoreBrownout,
                     Fault::MetaBrownout,

@@ -332,15 +332,20 @@ mod tests {
 /// serve; a segment it does not have is an error, never a silent omission.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum QueryNodeRequest {
+    /// The requests that change what a query node serves carry the delegator's
+    /// owner epoch: once a newer owner of the shard has spoken, an older one is refused
+    /// (a deposed delegator must not replace the new owner's segments).
     Load {
         info: CollectionInfo,
         shard: u32,
         segments: Vec<(SegmentFiles, Vec<DeleteRecord>)>,
+        epoch: u64,
     },
     Release {
         collection: CollectionId,
         shard: u32,
         segments: Vec<SegmentId>,
+        epoch: u64,
     },
     /// Load an index built after its segment was handed off.
     LoadIndex {
@@ -348,6 +353,7 @@ pub enum QueryNodeRequest {
         shard: u32,
         files: Box<SegmentFiles>,
         index: Box<crate::coordinator::IndexInfo>,
+        epoch: u64,
     },
     DropCollection {
         collection: CollectionId,
@@ -356,6 +362,7 @@ pub enum QueryNodeRequest {
         collection: CollectionId,
         shard: u32,
         deletes: Vec<(SegmentId, DeleteRecord)>,
+        epoch: u64,
     },
     Search {
         collection: CollectionId,
