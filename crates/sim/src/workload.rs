@@ -234,23 +234,33 @@ async fn write_end(
     }
 }
 
+/// Sends a write and classifies its end; a timeout or a transport error is unknown.
+async fn send_write<F>(cfg: &WorkloadConfig, keys: usize, call: F) -> Option<WriteEnd>
+where
+    F: std::future::Future<
+        Output = Result<tonic::Response<quiver_nodes::pb::milvus::MutationResult>, tonic::Status>,
+    >,
+{
+    match rt::timeout(cfg.op_timeout, call).await {
+        Ok(Ok(resp)) => {
+            let m = resp.into_inner();
+            Some(classify_write(m.status.as_ref(), m.timestamp, keys))
+        }
+        _ => None,
+    }
+}
+
 async fn insert(c: &mut ClientState, proxy: &Proxy, rec: &Recorder, cfg: &WorkloadConfig) {
     let n = 1 + c.rng.index(cfg.max_batch);
     let keys: Vec<Key> = (0..n as i64).map(|i| c.next_key + i).collect();
     c.next_key += n as i64;
     let op = rec.with(|h| h.invoke(c.id, OpKind::Insert(keys.clone()), rec.now()));
-    let r = rt::timeout(
-        cfg.op_timeout,
+    let end = send_write(
+        cfg,
+        keys.len(),
         proxy.insert(Request::new(client::insert(COLLECTION, &keys, DIM))),
     )
     .await;
-    let end = match r {
-        Ok(Ok(resp)) => {
-            let m = resp.into_inner();
-            Some(classify_write(m.status.as_ref(), m.timestamp, keys.len()))
-        }
-        _ => None,
-    };
     write_end(c, rec, op, end, keys, true).await;
 }
 
@@ -262,18 +272,12 @@ async fn upsert(c: &mut ClientState, proxy: &Proxy, rec: &Recorder, cfg: &Worklo
         return;
     }
     let op = rec.with(|h| h.invoke(c.id, OpKind::Upsert(keys.clone()), rec.now()));
-    let r = rt::timeout(
-        cfg.op_timeout,
+    let end = send_write(
+        cfg,
+        keys.len(),
         proxy.upsert(Request::new(client::upsert(COLLECTION, &keys, DIM))),
     )
     .await;
-    let end = match r {
-        Ok(Ok(resp)) => {
-            let m = resp.into_inner();
-            Some(classify_write(m.status.as_ref(), m.timestamp, keys.len()))
-        }
-        _ => None,
-    };
     let refused = matches!(end, Some(WriteEnd::Refused));
     if refused {
         // Nothing happened: the keys keep their state.
@@ -295,18 +299,12 @@ async fn delete(c: &mut ClientState, proxy: &Proxy, rec: &Recorder, cfg: &Worklo
         return;
     }
     let op = rec.with(|h| h.invoke(c.id, OpKind::Delete(keys.clone()), rec.now()));
-    let r = rt::timeout(
-        cfg.op_timeout,
+    let end = send_write(
+        cfg,
+        keys.len(),
         proxy.delete(Request::new(client::delete_ids(COLLECTION, &keys))),
     )
     .await;
-    let end = match r {
-        Ok(Ok(resp)) => {
-            let m = resp.into_inner();
-            Some(classify_write(m.status.as_ref(), m.timestamp, keys.len()))
-        }
-        _ => None,
-    };
     if matches!(end, Some(WriteEnd::Refused)) {
         rec.with(|h| h.refuse(op, rec.now()));
         c.present.extend(keys);
