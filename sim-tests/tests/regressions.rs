@@ -77,6 +77,28 @@ fn partial_reclaim_leaves_segments_without_their_delete() {
     assert_clean(&run(scenarios::everything_at_once(), 749));
 }
 
+/// object-store-brownout seed 11 (once the meta store could fail *after* a write
+/// committed, as etcd does on a timeout): the TSO's window write committed but
+/// reported an error; the allocator's next compare-and-swap expected the old window,
+/// failed, and it declared itself fenced for ever — no timestamps, no writes, no
+/// convergence. Fixed: the allocator remembers writes with unknown outcomes and adopts
+/// the stored window when it is one of them.
+#[test]
+fn tso_survives_a_window_write_with_unknown_outcome() {
+    assert_clean(&run(scenarios::object_store_brownout(), 11));
+}
+
+/// object-store-brownout seed 13: a flush's manifest commit committed but reported an
+/// error; a write queued behind the flush then went into the growing segment the
+/// committed manifest had already sealed, and the reopened shard replayed it into a
+/// second segment with the same id — the query node kept one, the other's rows
+/// vanished. Fixed: a flush with an unknown commit retires the shard copy (nothing
+/// more runs on it) and the shard reopens under a new epoch from what is durable.
+#[test]
+fn write_after_uncertain_flush_commit_reuses_sealed_segment() {
+    assert_clean(&run(scenarios::object_store_brownout(), 13));
+}
+
 /// The same seed twice gives the same trace, bit for bit.
 #[test]
 fn same_seed_same_trace() {

@@ -56,6 +56,20 @@ pub enum ShardError {
         #[source]
         source: FormatError,
     },
+    /// The meta store failed while committing a flush: the manifest may or may not
+    /// have changed. This copy's state can no longer be trusted to match it; the
+    /// shard must be reopened (under a new epoch) from what is durable.
+    #[error("flush commit of shard {vchannel} has an unknown outcome: {source}")]
+    CommitUnknown {
+        vchannel: String,
+        #[source]
+        source: MetaError,
+    },
+    /// This copy of the shard was retired (a flush commit's outcome is unknown, or a
+    /// newer owner claimed the manifest): nothing more runs on it; the operation did
+    /// not happen.
+    #[error("this copy of shard {vchannel} is retired; reopen the shard")]
+    Retired { vchannel: String },
     /// Another owner (a newer epoch) has claimed the shard: this one must stop.
     #[error(
         "shard {vchannel} now belongs to a newer owner (epoch {current}; this one has {mine})"
@@ -68,12 +82,23 @@ pub enum ShardError {
 }
 
 impl ShardError {
+    /// Whether this copy of the shard must be closed and the shard reopened from what
+    /// is durable: it lost ownership, its WAL failed, or a flush commit's outcome is
+    /// unknown.
+    pub fn needs_reopen(&self) -> bool {
+        self.is_fenced()
+            || matches!(self, ShardError::CommitUnknown { .. })
+            || matches!(self, ShardError::Wal(w) if !matches!(w, WalError::TooLarge { .. }))
+    }
+
     /// Whether the shard has a newer owner (this copy must be closed; the operation
     /// did not happen).
     pub fn is_fenced(&self) -> bool {
         matches!(
             self,
-            ShardError::NotOwner { .. } | ShardError::Wal(WalError::Fenced { .. })
+            ShardError::NotOwner { .. }
+                | ShardError::Retired { .. }
+                | ShardError::Wal(WalError::Fenced { .. })
         )
     }
 }
@@ -223,6 +248,11 @@ struct State {
     manifest: Manifest,
     /// The manifest's bytes in the meta store as this owner last saw them.
     manifest_raw: Option<Vec<u8>>,
+    /// Set when this copy can no longer trust its state to match what is durable (a
+    /// flush commit with an unknown outcome, or a lost manifest race). A write that
+    /// waited for the lock behind that flush must not run: it would target a growing
+    /// segment the committed manifest may already have sealed.
+    retired: bool,
     next_segment: i64,
     /// The next WAL offset to apply.
     applied: Offset,
@@ -421,6 +451,15 @@ impl Shard {
         &self.cfg
     }
 
+    fn check_live(&self, st: &State) -> Result<(), ShardError> {
+        if st.retired {
+            return Err(ShardError::Retired {
+                vchannel: self.cfg.vchannel.0.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// The owner epoch this copy of the shard writes under.
     pub fn epoch(&self) -> u64 {
         self.deps.epoch.0
@@ -433,6 +472,7 @@ impl Shard {
     ) -> Result<MutationAck, ShardError> {
         // One writer at a time: WAL order, timestamp order and apply order agree.
         let mut st = self.state.write().await;
+        self.check_live(&st)?;
         let ts = self.deps.tso.next().await?;
         let msg = build(&mut st, ts);
         let payload = Bytes::from(message::encode(&msg));
@@ -520,6 +560,7 @@ impl Shard {
     #[tracing::instrument(skip_all, fields(vchannel = %self.cfg.vchannel))]
     pub async fn flush(&self) -> Result<Manifest, ShardError> {
         let mut st = self.state.write().await;
+        self.check_live(&st)?;
         let c = self.cfg.collection;
         let mut manifest = st.manifest.clone();
         manifest.checkpoint = st.applied;
@@ -606,7 +647,7 @@ impl Shard {
         // The commit point: only if no newer owner has claimed the shard since.
         manifest.owner_epoch = self.deps.epoch.0;
         let encoded = format::encode(ObjectKind::ShardManifest, &manifest);
-        if !self
+        let committed = self
             .deps
             .meta
             .compare_and_swap(
@@ -614,8 +655,19 @@ impl Shard {
                 st.manifest_raw.as_deref(),
                 Some(encoded.clone()),
             )
-            .await?
-        {
+            .await;
+        let committed = match committed {
+            Ok(c) => c,
+            Err(source) => {
+                st.retired = true;
+                return Err(ShardError::CommitUnknown {
+                    vchannel: self.cfg.vchannel.0.clone(),
+                    source,
+                });
+            }
+        };
+        if !committed {
+            st.retired = true;
             return Err(ShardError::NotOwner {
                 vchannel: self.cfg.vchannel.0.clone(),
                 mine: self.deps.epoch.0,
@@ -980,6 +1032,7 @@ impl Shard {
     /// at the returned timestamp sees everything acknowledged before the tick.
     pub async fn tick(&self) -> Result<Timestamp, ShardError> {
         let mut st = self.state.write().await;
+        self.check_live(&st)?;
         // Only the owner may declare time safe: a copy whose vchannel moved on would
         // otherwise serve a "strong" read without the new owner's writes.
         self.deps.wal.fence(self.deps.epoch).await?;

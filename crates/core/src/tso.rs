@@ -90,6 +90,9 @@ struct State {
     window_end: u64,
     /// The window value as last written, for compare-and-swap.
     stored: Option<Vec<u8>>,
+    /// Window writes whose outcome is unknown since the last known one (the meta
+    /// store failed after the request left): any of them may have committed.
+    pending: Vec<Vec<u8>>,
 }
 
 /// Allocates strictly increasing timestamps, persisting a reservation window.
@@ -153,6 +156,7 @@ impl TsoAllocator {
                 logical: 0,
                 window_end: saved,
                 stored,
+                pending: Vec::new(),
             }),
         })
     }
@@ -177,13 +181,33 @@ impl TsoAllocator {
         if physical >= s.window_end {
             let new_end = physical + self.window_ms;
             let new_val = new_end.to_le_bytes().to_vec();
-            let ok = self
+            let ok = match self
                 .meta
                 .compare_and_swap(&self.key, s.stored.as_deref(), Some(new_val.clone()))
-                .await?;
+                .await
+            {
+                Ok(ok) => ok,
+                Err(e) => {
+                    s.pending.push(new_val);
+                    return Err(e.into());
+                }
+            };
             if !ok {
-                return Err(TsoError::Fenced(self.key.clone()));
+                // Our earlier write whose answer was lost may have committed: then
+                // the stored window is ours, and so is this one to move from.
+                let current = self.meta.get(&self.key).await?;
+                match current {
+                    Some(cur) if s.pending.contains(&cur) => {
+                        s.window_end = decode_window(&self.key, &cur)?;
+                        s.stored = Some(cur);
+                        s.pending.clear();
+                        drop(s);
+                        return Box::pin(self.alloc(count)).await;
+                    }
+                    _ => return Err(TsoError::Fenced(self.key.clone())),
+                }
             }
+            s.pending.clear();
             s.window_end = new_end;
             s.stored = Some(new_val);
         }
@@ -284,6 +308,67 @@ mod tests {
             }
         }
         assert!(fenced);
+    }
+
+    /// A meta store whose next compare-and-swap commits and then reports an error.
+    #[derive(Debug)]
+    struct LostAnswer {
+        inner: MemMetaStore,
+        armed: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl MetaStore for LostAnswer {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, MetaError> {
+            self.inner.get(key).await
+        }
+        async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), MetaError> {
+            self.inner.put(key, value).await
+        }
+        async fn compare_and_swap(
+            &self,
+            key: &str,
+            expected: Option<&[u8]>,
+            new: Option<Vec<u8>>,
+        ) -> Result<bool, MetaError> {
+            let r = self.inner.compare_and_swap(key, expected, new).await;
+            if self.armed.swap(false, Ordering::SeqCst) {
+                return Err(MetaError::Unavailable("timeout after commit".into()));
+            }
+            r
+        }
+        async fn range(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+            self.inner.range(prefix).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), MetaError> {
+            self.inner.delete(key).await
+        }
+    }
+
+    #[test]
+    fn window_write_with_lost_answer_is_adopted() {
+        crate::rt::block_on(async {
+            let meta = Arc::new(LostAnswer {
+                inner: MemMetaStore::new(),
+                armed: std::sync::atomic::AtomicBool::new(false),
+            });
+            let now = Arc::new(AtomicU64::new(1000));
+            let n = now.clone();
+            let clock: Clock = Arc::new(move || n.load(Ordering::SeqCst));
+            let a = TsoAllocator::open_with_clock(meta.clone(), "tso", 10, clock)
+                .await
+                .unwrap();
+            let t1 = a.next().await.unwrap();
+            // The next window write commits but its answer is lost.
+            now.store(2000, Ordering::SeqCst);
+            meta.armed.store(true, Ordering::SeqCst);
+            assert!(a.next().await.is_err());
+            // The allocator recognises its own write and carries on, rising.
+            let t2 = a.next().await.unwrap();
+            assert!(t2 > t1);
+            now.store(3000, Ordering::SeqCst);
+            assert!(a.next().await.unwrap() > t2);
+        });
     }
 
     #[test]

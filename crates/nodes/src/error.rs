@@ -94,8 +94,9 @@ pub fn ok_status() -> Status {
     Status::default()
 }
 
-/// The reason of an error from a shard's WAL starts with this: the shard must be
-/// reopened (its state may no longer match the log).
+/// The reason of an error from a shard's WAL, or of a flush whose commit has an
+/// unknown outcome, starts with this: the shard must be reopened (its state may no
+/// longer match what is durable).
 pub const WAL_FAILURE: &str = "WAL failure: ";
 
 impl From<quiver_core::shard::ShardError> for ApiError {
@@ -105,6 +106,7 @@ impl From<quiver_core::shard::ShardError> for ApiError {
             ShardError::Invalid(b) => ApiError::invalid(b.to_string()),
             e if e.is_fenced() => ApiError::new(code::NOT_OWNER, e.to_string()),
             ShardError::Wal(w) => ApiError::internal(format!("{WAL_FAILURE}{w}")),
+            e @ ShardError::CommitUnknown { .. } => ApiError::internal(format!("{WAL_FAILURE}{e}")),
             other => ApiError::internal(other),
         }
     }

@@ -593,8 +593,9 @@ impl StreamingNode {
             if st.growing_rows >= self.cfg.seal_rows || (st.growing_rows > 0 && idle) {
                 if let Err(e) = shard.flush().await {
                     tracing::warn!(vchannel = %shard.config().vchannel, error = %e, "background flush failed; will retry");
-                    if e.is_fenced() {
-                        self.close(info.id, i, "fenced during a flush").await;
+                    if e.needs_reopen() {
+                        self.close(info.id, i, "a flush left the shard's state uncertain")
+                            .await;
                         continue;
                     }
                 }

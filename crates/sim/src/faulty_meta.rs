@@ -1,6 +1,8 @@
-//! A meta store (our etcd) that fails and slows down on command. Errors are injected
-//! before the store is touched, so a failed call definitely did nothing; latency is
-//! added to every call while a spike is on.
+//! A meta store (our etcd) that fails and slows down on command. Most errors are
+//! injected before the store is touched, so the failed call definitely did nothing;
+//! an "ambiguous" error is returned after a write took effect, as etcd does when a
+//! request times out after it committed. Latency is added to every call while a spike
+//! is on.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,6 +14,8 @@ use quiver_core::rt::{self, Rng};
 #[derive(Debug, Clone, Default)]
 pub struct MetaFaults {
     pub error_probability: f64,
+    /// Probability that a write succeeds but reports an error.
+    pub ambiguous_probability: f64,
     pub latency: Duration,
 }
 
@@ -49,6 +53,26 @@ impl FaultyMeta {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).errors
     }
 
+    /// Whether this write, once done, reports an error anyway.
+    fn ambiguous(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let p = s.faults.ambiguous_probability;
+        let hit = p > 0.0 && s.rng.gen_bool(p);
+        if hit {
+            s.errors += 1;
+        }
+        hit
+    }
+
+    fn after<T>(&self, r: Result<T, MetaError>) -> Result<T, MetaError> {
+        match r {
+            Ok(_) if self.ambiguous() => Err(MetaError::Unavailable(
+                "injected meta store timeout after the write committed".into(),
+            )),
+            r => r,
+        }
+    }
+
     async fn before(&self) -> Result<(), MetaError> {
         let (latency, fail) = {
             let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -77,7 +101,8 @@ impl MetaStore for FaultyMeta {
     }
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), MetaError> {
         self.before().await?;
-        self.inner.put(key, value).await
+        let r = self.inner.put(key, value).await;
+        self.after(r)
     }
     async fn compare_and_swap(
         &self,
@@ -86,7 +111,8 @@ impl MetaStore for FaultyMeta {
         new: Option<Vec<u8>>,
     ) -> Result<bool, MetaError> {
         self.before().await?;
-        self.inner.compare_and_swap(key, expected, new).await
+        let r = self.inner.compare_and_swap(key, expected, new).await;
+        self.after(r)
     }
     async fn range(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
         self.before().await?;
@@ -94,6 +120,7 @@ impl MetaStore for FaultyMeta {
     }
     async fn delete(&self, key: &str) -> Result<(), MetaError> {
         self.before().await?;
-        self.inner.delete(key).await
+        let r = self.inner.delete(key).await;
+        self.after(r)
     }
 }

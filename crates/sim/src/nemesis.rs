@@ -36,7 +36,7 @@ pub enum Fault {
     MoveVchannel,
     /// Object store errors and latency spikes.
     ObjectStoreBrownout,
-    /// Meta store errors and latency.
+    /// Meta store errors (some after the write committed) and latency.
     MetaBrownout,
 }
 
@@ -259,6 +259,7 @@ pub async fn run(
                 note(fault, format!("error rate {p} for {hold:?}"));
                 cluster.meta.set_faults(MetaFaults {
                     error_probability: p,
+                    ambiguous_probability: p / 2.0,
                     latency: Duration::from_millis(rng.gen_range(1, 100)),
                 });
                 rt::sleep(hold).await;

@@ -172,6 +172,9 @@ pub async fn run(s: &Scenario, seed: u64) -> Report {
         for e in &log.lock().unwrap_or_else(|e| e.into_inner()).events {
             let _ = writeln!(dump, "fault {e}");
         }
+        for v in &violations {
+            let _ = writeln!(dump, "violation {v}");
+        }
         for op in history.ops() {
             let _ = writeln!(
                 dump,
