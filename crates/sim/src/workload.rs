@@ -49,35 +49,24 @@ impl Default for WorkloadConfig {
     }
 }
 
-/// Shared by the clients: the history and the simulated start time.
-#[derive(Clone)]
+/// Shared by the clients: the history.
+#[derive(Clone, Default)]
 pub struct Recorder {
     pub history: Arc<Mutex<History>>,
-    start: rt::Instant,
 }
 
 impl Recorder {
     pub fn new() -> Self {
-        Recorder {
-            history: Default::default(),
-            start: rt::now(),
-        }
+        Self::default()
     }
 
     /// Simulated time since the run began (the clock the nemesis log uses too).
     pub fn now(&self) -> Nanos {
-        let _ = self.start;
         madsim::time::TimeHandle::current().elapsed().as_nanos() as Nanos
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut History) -> R) -> R {
         f(&mut self.history.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-impl Default for Recorder {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
