@@ -22,7 +22,7 @@ use quiver_core::shard::{Shard, ShardConfig, ShardDeps};
 use quiver_core::tso::TimestampOracle;
 use quiver_core::wal::{Epoch, LocalWal, LocalWalOptions, Wal, WalError};
 
-use crate::channels::{HEARTBEAT, LEASE};
+use crate::channels::{ChannelAssignment, HEARTBEAT, LEASE};
 use crate::coordinator::CoordinatorApi;
 use crate::error::WAL_FAILURE;
 use crate::walstore::{RemoteWal, WalRequest, WalStoreApi};
@@ -44,60 +44,66 @@ use quiver_core::segment::storage::SegmentFiles;
 use quiver_core::segment::DeleteRecord;
 use quiver_core::shard::DeleteForwarder;
 
-/// Runs a split read (local part here, remote segments named) and returns the local
-/// answer with the healthy remote segments. Stale remote segments (their query node
-/// failed) are taken back first and the read runs again, so their rows are in the
-/// local answer — never in neither part.
-async fn split_read<T, F, Fut>(shard: &Shard, read: F) -> ApiResult<(T, Vec<SegmentId>)>
+/// Which handed-off segments a read takes back before it trusts its local part.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TakeBack {
+    /// Only stale ones (their query node failed): healthy ones are asked remotely.
+    Stale,
+    /// All of them: the query node just failed this read.
+    All,
+}
+
+/// Runs a split read (local part here, remote segments named) until no segment it
+/// touches needs taking back, taking back what does; returns the local answer with
+/// the remaining (healthy) remote segments. Running the read again after each take-back
+/// is what keeps a segment from being in neither part: one taken back, or handed off by
+/// a concurrent tick, between two attempts is seen by the next.
+async fn settled_read<T, F, Fut>(
+    shard: &Shard,
+    take_back: TakeBack,
+    read: F,
+) -> ApiResult<(T, Vec<SegmentId>)>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = (T, Vec<(SegmentId, bool)>)>,
 {
     for _ in 0..5 {
         let (out, remote) = read().await;
-        let stale: Vec<SegmentId> = remote
+        let back: Vec<SegmentId> = remote
             .iter()
-            .filter(|(_, s)| *s)
+            .filter(|(_, stale)| *stale || take_back == TakeBack::All)
             .map(|(id, _)| *id)
             .collect();
-        if stale.is_empty() {
+        if back.is_empty() {
             return Ok((out, remote.into_iter().map(|(id, _)| id).collect()));
         }
-        shard.reclaim(&stale).await?;
+        shard.reclaim(&back).await?;
     }
     Err(ApiError::new(
         code::UNAVAILABLE,
         format!(
-            "{}: handed-off segments keep going stale; retry the read",
+            "{}: handed-off segments keep changing under the read; retry it",
             shard.config().vchannel
         ),
     ))
 }
 
-/// Runs a split read until every segment it touches is served here, taking back what
-/// is still (or, after a handoff that ran meanwhile, newly) on a query node. The
-/// fallback when a query node fails: a plain local read would silently skip the
-/// segments handed off between the first attempt and this one.
+/// A split read whose stale remote segments have been taken back.
+async fn split_read<T, F, Fut>(shard: &Shard, read: F) -> ApiResult<(T, Vec<SegmentId>)>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = (T, Vec<(SegmentId, bool)>)>,
+{
+    settled_read(shard, TakeBack::Stale, read).await
+}
+
+/// The fallback when a query node fails a read: everything taken back, answered here.
 async fn all_local<T, F, Fut>(shard: &Shard, read: F) -> ApiResult<T>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = (T, Vec<(SegmentId, bool)>)>,
 {
-    for _ in 0..5 {
-        let (out, remote) = read().await;
-        if remote.is_empty() {
-            return Ok(out);
-        }
-        let ids: Vec<SegmentId> = remote.into_iter().map(|(id, _)| id).collect();
-        shard.reclaim(&ids).await?;
-    }
-    Err(ApiError::new(
-        code::UNAVAILABLE,
-        format!(
-            "{}: segments keep moving to a query node; retry the read",
-            shard.config().vchannel
-        ),
-    ))
+    Ok(settled_read(shard, TakeBack::All, read).await?.0)
 }
 
 /// Forwards a shard's deletes to the query node serving its handed-off segments.
@@ -262,6 +268,15 @@ struct Opened {
     shards: BTreeMap<u32, Arc<Shard>>,
 }
 
+fn not_open(collection: CollectionId, why: &str) -> ApiError {
+    ApiError::new(code::NOT_OPEN, format!("collection {collection} {why}"))
+}
+
+/// The open copy of shard `idx`, with the catalog entry it serves under.
+fn open_copy(o: &Opened, idx: u32) -> Option<(CollectionInfo, Arc<Shard>)> {
+    o.shards.get(&idx).map(|s| (o.info.clone(), s.clone()))
+}
+
 fn not_owner(vchannel: &str, why: impl std::fmt::Display) -> ApiError {
     ApiError::new(
         code::NOT_OWNER,
@@ -299,6 +314,15 @@ impl StreamingNode {
 
     pub fn node_id(&self) -> &str {
         &self.cfg.node_id
+    }
+
+    /// Refuses an assignment naming another node.
+    fn check_assigned(&self, a: &ChannelAssignment) -> ApiResult<()> {
+        if a.node == self.cfg.node_id {
+            Ok(())
+        } else {
+            Err(not_owner(&a.vchannel, format_args!("owned by {}", a.node)))
+        }
     }
 
     /// Refuses to serve once the lease has run out.
@@ -364,15 +388,12 @@ impl StreamingNode {
     ) -> ApiResult<(CollectionInfo, Arc<Shard>)> {
         let info = {
             let all = self.shards.read().await;
-            let o = all.get(&collection).ok_or_else(|| {
-                ApiError::new(
-                    code::NOT_OPEN,
-                    format!("collection {collection} is not open on this streaming node"),
-                )
-            })?;
-            if let Some(s) = o.shards.get(&idx) {
-                self.check_lease(&s.config().vchannel.0)?;
-                return Ok((o.info.clone(), s.clone()));
+            let o = all
+                .get(&collection)
+                .ok_or_else(|| not_open(collection, "is not open on this streaming node"))?;
+            if let Some(found) = open_copy(o, idx) {
+                self.check_lease(&found.1.config().vchannel.0)?;
+                return Ok(found);
             }
             o.info.clone()
         };
@@ -383,15 +404,17 @@ impl StreamingNode {
         // One open at a time: two racing opens of one vchannel would otherwise each
         // take an epoch, and the loser's would close the winner's copy.
         let _opening = self.opening.lock().await;
-        if let Some(o) = self.shards.read().await.get(&collection) {
-            if let Some(s) = o.shards.get(&idx) {
-                return Ok((o.info.clone(), s.clone()));
-            }
+        if let Some(found) = self
+            .shards
+            .read()
+            .await
+            .get(&collection)
+            .and_then(|o| open_copy(o, idx))
+        {
+            return Ok(found);
         }
         let mut a = self.coord.locate(&vchannel.0).await?;
-        if a.node != self.cfg.node_id {
-            return Err(not_owner(&vchannel.0, format_args!("owned by {}", a.node)));
-        }
+        self.check_assigned(&a)?;
         let opened_before = self
             .incarnations
             .lock()
@@ -407,19 +430,14 @@ impl StreamingNode {
                 .coord
                 .reassign(&vchannel.0, Some(&self.cfg.node_id))
                 .await?;
-            if a.node != self.cfg.node_id {
-                return Err(not_owner(&vchannel.0, format_args!("owned by {}", a.node)));
-            }
+            self.check_assigned(&a)?;
         }
         let mut all = self.shards.write().await;
-        let o = all.get_mut(&collection).ok_or_else(|| {
-            ApiError::new(
-                code::NOT_OPEN,
-                format!("collection {collection} was dropped"),
-            )
-        })?;
-        if let Some(s) = o.shards.get(&idx) {
-            return Ok((o.info.clone(), s.clone()));
+        let o = all
+            .get_mut(&collection)
+            .ok_or_else(|| not_open(collection, "was dropped"))?;
+        if let Some(found) = open_copy(o, idx) {
+            return Ok(found);
         }
         let writer = format!(
             "{}/{:x}#{}",
@@ -746,14 +764,6 @@ impl StreamingNode {
         Ok(scope)
     }
 
-    async fn opened(
-        &self,
-        collection: CollectionId,
-        shard: u32,
-    ) -> ApiResult<(CollectionInfo, Arc<Shard>)> {
-        self.shard(collection, shard).await
-    }
-
     /// Serves one internal request.
     #[tracing::instrument(skip_all, fields(op = req.name()))]
     pub async fn handle(&self, req: StreamRequest) -> ApiResult<StreamResponse> {
@@ -797,7 +807,7 @@ impl StreamingNode {
                 batch,
                 upsert,
             } => {
-                let (_, s) = self.opened(collection, shard).await?;
+                let (_, s) = self.shard(collection, shard).await?;
                 let ack = if upsert {
                     s.upsert(partition, batch).await?
                 } else {
@@ -810,11 +820,11 @@ impl StreamingNode {
                 shard,
                 pks,
             } => {
-                let (_, s) = self.opened(collection, shard).await?;
+                let (_, s) = self.shard(collection, shard).await?;
                 Ok(StreamResponse::Ack(s.delete(pks).await?))
             }
             StreamRequest::Flush { collection, shard } => {
-                let (_, s) = self.opened(collection, shard).await?;
+                let (_, s) = self.shard(collection, shard).await?;
                 // Index builds and the handoff happen on the next tick, off this call.
                 let m = s.flush().await?;
                 Ok(StreamResponse::Flushed {
@@ -831,7 +841,7 @@ impl StreamingNode {
                 scope,
                 params,
             } => {
-                let (info, s) = self.opened(collection, shard).await?;
+                let (info, s) = self.shard(collection, shard).await?;
                 let scope = Self::snapshot(&s, scope).await?;
                 let pred = scope.compile(&info)?;
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
@@ -902,7 +912,7 @@ impl StreamingNode {
                 scope,
                 limit,
             } => {
-                let (info, s) = self.opened(collection, shard).await?;
+                let (info, s) = self.shard(collection, shard).await?;
                 let scope = Self::snapshot(&s, scope).await?;
                 let pred = scope.compile(&info)?;
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
@@ -953,7 +963,7 @@ impl StreamingNode {
                 shard,
                 scope,
             } => {
-                let (info, s) = self.opened(collection, shard).await?;
+                let (info, s) = self.shard(collection, shard).await?;
                 let scope = Self::snapshot(&s, scope).await?;
                 let pred = scope.compile(&info)?;
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
@@ -984,7 +994,7 @@ impl StreamingNode {
                 shard,
                 refs,
             } => {
-                let (_, s) = self.opened(collection, shard).await?;
+                let (_, s) = self.shard(collection, shard).await?;
                 let (near, far_pos) = s.fetch_split(&refs).await?;
                 if far_pos.is_empty() {
                     return Ok(StreamResponse::Fetched(near));

@@ -16,16 +16,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-/// How an operation ended, as the client saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Pending,
-    Acked,
-    /// Definitely did not happen.
-    Refused,
-    /// May or may not have happened.
-    Unknown,
-}
+/// How an operation ended, as the client saw it (shared with the cluster model).
+pub use crate::model::Outcome;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpKind {

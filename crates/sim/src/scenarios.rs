@@ -69,19 +69,14 @@ pub fn partition() -> Scenario {
 
 /// The coordinator in office dies, again and again; the standby takes over.
 pub fn coordinator_failover() -> Scenario {
-    Scenario {
-        nemesis: NemesisConfig {
-            gap: (ms(2_000), ms(5_000)),
-            hold: (ms(1_000), ms(6_000)),
-            ..base(
-                "",
-                vec![Fault::CoordinatorFailover],
-                vec![Role::Coordinator],
-            )
-            .nemesis
-        },
-        ..base("coordinator-failover", vec![], vec![])
-    }
+    let mut s = base(
+        "coordinator-failover",
+        vec![Fault::CoordinatorFailover],
+        vec![Role::Coordinator],
+    );
+    s.nemesis.gap = (ms(2_000), ms(5_000));
+    s.nemesis.hold = (ms(1_000), ms(6_000));
+    s
 }
 
 /// vchannels move between streaming nodes (the old owner alive and unaware for a
@@ -111,41 +106,33 @@ pub fn object_store_brownout() -> Scenario {
 
 /// Every fault, buggify points on.
 pub fn everything_at_once() -> Scenario {
-    Scenario {
-        cluster: ClusterConfig {
-            streaming_nodes: 3,
-            query_nodes: 3,
-            ..ClusterConfig::default()
-        },
-        buggify: Some((0.3, 0.02)),
-        nemesis: NemesisConfig {
-            gap: (ms(500), ms(3_000)),
-            ..base(
-                "",
-                vec![
-                    Fault::KillRestart,
-                    Fault::CoordinatorFailover,
-                    Fault::Partition,
-                    Fault::OneWayLink,
-                    Fault::Pause,
-                    Fault::Latency,
-                    Fault::Drop,
-                    Fault::MoveVchannel,
-                    Fault::ObjectStoreBrownout,
-                    Fault::MetaBrownout,
-                ],
-                vec![
-                    Role::Streaming,
-                    Role::QueryNode,
-                    Role::WalStore,
-                    Role::DataNode,
-                    Role::Coordinator,
-                ],
-            )
-            .nemesis
-        },
-        ..base("everything-at-once", vec![], vec![])
-    }
+    let mut s = base(
+        "everything-at-once",
+        vec![
+            Fault::KillRestart,
+            Fault::CoordinatorFailover,
+            Fault::Partition,
+            Fault::OneWayLink,
+            Fault::Pause,
+            Fault::Latency,
+            Fault::Drop,
+            Fault::MoveVchannel,
+            Fault::ObjectStoreBrownout,
+            Fault::MetaBrownout,
+        ],
+        vec![
+            Role::Streaming,
+            Role::QueryNode,
+            Role::WalStore,
+            Role::DataNode,
+            Role::Coordinator,
+        ],
+    );
+    s.cluster.streaming_nodes = 3;
+    s.cluster.query_nodes = 3;
+    s.buggify = Some((0.3, 0.02));
+    s.nemesis.gap = (ms(500), ms(3_000));
+    s
 }
 
 /// Every named scenario.

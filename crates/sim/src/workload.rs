@@ -93,35 +93,26 @@ fn ok(status: Option<&Status>) -> bool {
 
 /// Creates the collection (FLAT index, loaded), retrying until the cluster answers.
 pub async fn setup(proxy: &Proxy, shards: i32) {
+    until_ok(|| {
+        proxy.create_collection(Request::new(client::create_collection(
+            COLLECTION, DIM, shards,
+        )))
+    })
+    .await;
+    until_ok(|| proxy.create_index(Request::new(client::create_flat_index(COLLECTION, "L2"))))
+        .await;
+    until_ok(|| proxy.load_collection(Request::new(client::load(COLLECTION)))).await;
+}
+
+/// Repeats a DDL call until it answers success.
+async fn until_ok<F, Fut>(call: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<Status>, tonic::Status>>,
+{
     loop {
-        let r = proxy
-            .create_collection(Request::new(client::create_collection(
-                COLLECTION, DIM, shards,
-            )))
-            .await
-            .map(|r| r.into_inner());
-        if matches!(&r, Ok(s) if s.code == 0) {
-            break;
-        }
-        rt::sleep(Duration::from_millis(200)).await;
-    }
-    loop {
-        let r = proxy
-            .create_index(Request::new(client::create_flat_index(COLLECTION, "L2")))
-            .await
-            .map(|r| r.into_inner());
-        if matches!(&r, Ok(s) if s.code == 0) {
-            break;
-        }
-        rt::sleep(Duration::from_millis(200)).await;
-    }
-    loop {
-        let r = proxy
-            .load_collection(Request::new(client::load(COLLECTION)))
-            .await
-            .map(|r| r.into_inner());
-        if matches!(&r, Ok(s) if s.code == 0) {
-            break;
+        if matches!(call().await, Ok(r) if r.get_ref().code == 0) {
+            return;
         }
         rt::sleep(Duration::from_millis(200)).await;
     }
