@@ -19,6 +19,7 @@ use crate::error::{code, ApiError, ApiResult};
 pub const DEFAULT_DB: &str = "default";
 pub const DEFAULT_PARTITION: &str = "_default";
 const CATALOG_PREFIX: &str = "catalog/collection/";
+const DATABASE_PREFIX: &str = "catalog/database/";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartitionInfo {
@@ -49,13 +50,103 @@ pub struct CollectionInfo {
     pub properties: Vec<(String, String)>,
     pub partitions: Vec<PartitionInfo>,
     pub indexes: Vec<IndexInfo>,
-    pub loaded: bool,
+    pub load: Load,
     pub created_ts: u64,
 }
+
+/// What of a collection is loaded (served to reads).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Load {
+    NotLoaded,
+    /// LoadCollection: every partition, including ones created later.
+    Collection,
+    /// LoadPartitions: just these; partitions created later are not loaded.
+    Partitions(Vec<PartitionId>),
+}
+
+/// The catalog entry as written before partitions could be loaded one by one
+/// (kept so data directories from then still open).
+#[derive(Deserialize)]
+struct CollectionInfoV1 {
+    id: CollectionId,
+    db: String,
+    schema: CollectionSchema,
+    shards: u32,
+    consistency_level: i32,
+    properties: Vec<(String, String)>,
+    partitions: Vec<PartitionInfo>,
+    indexes: Vec<IndexInfo>,
+    loaded: bool,
+    created_ts: u64,
+}
+
+impl From<CollectionInfoV1> for CollectionInfo {
+    fn from(v: CollectionInfoV1) -> Self {
+        CollectionInfo {
+            id: v.id,
+            db: v.db,
+            schema: v.schema,
+            shards: v.shards,
+            consistency_level: v.consistency_level,
+            properties: v.properties,
+            partitions: v.partitions,
+            indexes: v.indexes,
+            load: if v.loaded {
+                Load::Collection
+            } else {
+                Load::NotLoaded
+            },
+            created_ts: v.created_ts,
+        }
+    }
+}
+
+/// One database: a namespace of collections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseInfo {
+    pub id: i64,
+    pub name: String,
+    pub created_ts: u64,
+    pub properties: Vec<(String, String)>,
+}
+
+impl DatabaseInfo {
+    /// The database every cluster has; it is never stored and cannot be dropped.
+    fn default_db() -> Self {
+        DatabaseInfo {
+            id: 1,
+            name: DEFAULT_DB.to_string(),
+            created_ts: 0,
+            properties: Vec::new(),
+        }
+    }
+}
+
+/// At most this many databases, as in Milvus (`rootCoord.maxDatabaseNum`).
+pub const MAX_DATABASES: usize = 64;
 
 impl CollectionInfo {
     pub fn name(&self) -> &str {
         &self.schema.name
+    }
+
+    /// Whether anything of the collection is loaded.
+    pub fn loaded(&self) -> bool {
+        self.load != Load::NotLoaded
+    }
+
+    pub fn partition_loaded(&self, id: PartitionId) -> bool {
+        match &self.load {
+            Load::NotLoaded => false,
+            Load::Collection => true,
+            Load::Partitions(ps) => ps.contains(&id),
+        }
+    }
+
+    /// Whether every partition is loaded (a partial load reads as "loading" in
+    /// ShowCollections, as Milvus reports it).
+    pub fn fully_loaded(&self) -> bool {
+        self.partitions.iter().all(|p| self.partition_loaded(p.id))
     }
 
     /// One vchannel per shard.
@@ -89,7 +180,12 @@ pub fn vchannel_of(collection: CollectionId, shard: u32) -> VChannel {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum CatalogChange {
+    /// LoadCollection (every partition) or ReleaseCollection.
     SetLoaded(bool),
+    /// LoadPartitions: adds these to what is loaded.
+    LoadPartitions(Vec<String>),
+    /// ReleasePartitions: takes these out; releasing the last releases the collection.
+    ReleasePartitions(Vec<String>),
     AddIndex(IndexInfo),
     /// Empty strings match any index / field.
     DropIndex {
@@ -103,7 +199,45 @@ pub enum CatalogChange {
 impl CatalogChange {
     fn apply(self, i: &mut CollectionInfo) -> ApiResult<()> {
         match self {
-            CatalogChange::SetLoaded(l) => i.loaded = l,
+            CatalogChange::SetLoaded(l) => {
+                i.load = if l { Load::Collection } else { Load::NotLoaded }
+            }
+            CatalogChange::LoadPartitions(names) => {
+                let ids = names
+                    .iter()
+                    .map(|n| i.partition(n).map(|p| p.id))
+                    .collect::<ApiResult<Vec<_>>>()?;
+                match &mut i.load {
+                    Load::Collection => {}
+                    Load::NotLoaded => i.load = Load::Partitions(ids),
+                    Load::Partitions(ps) => {
+                        for id in ids {
+                            if !ps.contains(&id) {
+                                ps.push(id);
+                            }
+                        }
+                    }
+                }
+            }
+            CatalogChange::ReleasePartitions(names) => {
+                let ids = names
+                    .iter()
+                    .map(|n| i.partition(n).map(|p| p.id))
+                    .collect::<ApiResult<Vec<_>>>()?;
+                let left: Vec<PartitionId> = i
+                    .partitions
+                    .iter()
+                    .map(|p| p.id)
+                    .filter(|id| i.partition_loaded(*id) && !ids.contains(id))
+                    .collect();
+                if !ids.is_empty() {
+                    i.load = if left.is_empty() {
+                        Load::NotLoaded
+                    } else {
+                        Load::Partitions(left)
+                    };
+                }
+            }
             CatalogChange::AddIndex(idx) => {
                 if let Some(existing) = i.indexes.iter().find(|x| x.field_name == idx.field_name) {
                     if existing.params == idx.params && existing.name == idx.name {
@@ -139,7 +273,7 @@ impl CatalogChange {
                             format!("index not found[index={index_name}]"),
                         )
                     })?;
-                if i.loaded {
+                if i.loaded() {
                     return Err(ApiError::invalid(
                         "index cannot be dropped, collection is loaded, please release it first",
                     ));
@@ -164,13 +298,20 @@ impl CatalogChange {
                 if name == DEFAULT_PARTITION {
                     return Err(ApiError::invalid("the default partition cannot be dropped"));
                 }
-                if i.loaded && i.partitions.iter().any(|p| p.name == name) {
+                if i.partitions
+                    .iter()
+                    .any(|p| p.name == name && i.partition_loaded(p.id))
+                {
                     return Err(ApiError::invalid(
                         "partition cannot be dropped, partition is loaded, please release it first",
                     ));
                 }
                 // Its rows become invisible at once: reads cover live partitions only.
                 i.partitions.retain(|p| p.name != name);
+                if let Load::Partitions(ps) = &mut i.load {
+                    let live: Vec<PartitionId> = i.partitions.iter().map(|p| p.id).collect();
+                    ps.retain(|id| live.contains(id));
+                }
             }
         }
         Ok(())
@@ -191,6 +332,20 @@ pub trait CoordinatorApi: Send + Sync {
         properties: Vec<(String, String)>,
     ) -> ApiResult<CollectionInfo>;
     async fn drop_collection(&self, db: &str, name: &str) -> ApiResult<Option<CollectionInfo>>;
+    async fn database(&self, name: &str) -> ApiResult<DatabaseInfo>;
+    async fn databases(&self) -> ApiResult<Vec<DatabaseInfo>>;
+    async fn create_database(
+        &self,
+        name: &str,
+        properties: Vec<(String, String)>,
+    ) -> ApiResult<DatabaseInfo>;
+    async fn drop_database(&self, name: &str) -> ApiResult<()>;
+    async fn alter_database(
+        &self,
+        name: &str,
+        set: Vec<(String, String)>,
+        delete: Vec<String>,
+    ) -> ApiResult<DatabaseInfo>;
     async fn change(
         &self,
         db: &str,
@@ -218,7 +373,7 @@ impl CoordinatorApi for Coordinator {
         Coordinator::get(self, db, name).await
     }
     async fn list(&self, db: &str) -> ApiResult<Vec<CollectionInfo>> {
-        Ok(Coordinator::list(self, db).await)
+        Coordinator::list(self, db).await
     }
     async fn create(
         &self,
@@ -233,6 +388,30 @@ impl CoordinatorApi for Coordinator {
     }
     async fn drop_collection(&self, db: &str, name: &str) -> ApiResult<Option<CollectionInfo>> {
         Coordinator::drop_collection(self, db, name).await
+    }
+    async fn database(&self, name: &str) -> ApiResult<DatabaseInfo> {
+        Coordinator::database(self, name).await
+    }
+    async fn databases(&self) -> ApiResult<Vec<DatabaseInfo>> {
+        Ok(Coordinator::databases(self).await)
+    }
+    async fn create_database(
+        &self,
+        name: &str,
+        properties: Vec<(String, String)>,
+    ) -> ApiResult<DatabaseInfo> {
+        Coordinator::create_database(self, name, properties).await
+    }
+    async fn drop_database(&self, name: &str) -> ApiResult<()> {
+        Coordinator::drop_database(self, name).await
+    }
+    async fn alter_database(
+        &self,
+        name: &str,
+        set: Vec<(String, String)>,
+        delete: Vec<String>,
+    ) -> ApiResult<DatabaseInfo> {
+        Coordinator::alter_database(self, name, set, delete).await
     }
     async fn change(
         &self,
@@ -269,23 +448,60 @@ pub struct Coordinator {
     meta: Arc<dyn MetaStore>,
     tso: Arc<TsoAllocator>,
     channels: ChannelTable,
-    catalog: tokio::sync::RwLock<BTreeMap<(String, String), CollectionInfo>>,
+    catalog: tokio::sync::RwLock<Catalog>,
+}
+
+/// Databases and their collections, guarded together so a database cannot be dropped
+/// while a collection is being created in it.
+struct Catalog {
+    databases: BTreeMap<String, DatabaseInfo>,
+    collections: BTreeMap<(String, String), CollectionInfo>,
+}
+
+impl Catalog {
+    fn database(&self, db: &str) -> ApiResult<&DatabaseInfo> {
+        self.databases.get(db).ok_or_else(|| database_not_found(db))
+    }
+}
+
+fn database_not_found(db: &str) -> ApiError {
+    ApiError::new(
+        code::DATABASE_NOT_FOUND,
+        format!("database not found[database={db}]"),
+    )
+}
+
+fn decode_collection(k: &str, v: &[u8]) -> ApiResult<CollectionInfo> {
+    format::decode::<CollectionInfo>(ObjectKind::CatalogEntry, v)
+        .or_else(|_| {
+            format::decode::<CollectionInfoV1>(ObjectKind::CatalogEntry, v).map(Into::into)
+        })
+        .map_err(|e| ApiError::internal(format!("corrupt catalog entry {k}: {e}")))
 }
 
 impl Coordinator {
     /// Loads the catalog from the meta store.
     pub async fn open(meta: Arc<dyn MetaStore>, tso: Arc<TsoAllocator>) -> ApiResult<Self> {
-        let mut catalog = BTreeMap::new();
+        let mut collections = BTreeMap::new();
         for (k, v) in meta.range(CATALOG_PREFIX).await? {
-            let info: CollectionInfo = format::decode(ObjectKind::CatalogEntry, &v)
-                .map_err(|e| ApiError::internal(format!("corrupt catalog entry {k}: {e}")))?;
-            catalog.insert((info.db.clone(), info.schema.name.clone()), info);
+            let info = decode_collection(&k, &v)?;
+            collections.insert((info.db.clone(), info.schema.name.clone()), info);
+        }
+        let mut databases = BTreeMap::new();
+        databases.insert(DEFAULT_DB.to_string(), DatabaseInfo::default_db());
+        for (k, v) in meta.range(DATABASE_PREFIX).await? {
+            let db: DatabaseInfo = format::decode(ObjectKind::CatalogEntry, &v)
+                .map_err(|e| ApiError::internal(format!("corrupt database entry {k}: {e}")))?;
+            databases.insert(db.name.clone(), db);
         }
         Ok(Coordinator {
             channels: ChannelTable::new(meta.clone()),
             meta,
             tso,
-            catalog: tokio::sync::RwLock::new(catalog),
+            catalog: tokio::sync::RwLock::new(Catalog {
+                databases,
+                collections,
+            }),
         })
     }
 
@@ -308,26 +524,138 @@ impl Coordinator {
     }
 
     pub async fn get(&self, db: &str, name: &str) -> ApiResult<CollectionInfo> {
-        self.catalog
-            .read()
-            .await
+        let cat = self.catalog.read().await;
+        cat.database(db)?;
+        cat.collections
             .get(&(db.to_string(), name.to_string()))
             .cloned()
             .ok_or_else(|| ApiError::collection_not_found(db, name))
     }
 
-    pub async fn list(&self, db: &str) -> Vec<CollectionInfo> {
+    pub async fn list(&self, db: &str) -> ApiResult<Vec<CollectionInfo>> {
+        let cat = self.catalog.read().await;
+        cat.database(db)?;
+        Ok(cat
+            .collections
+            .values()
+            .filter(|c| c.db == db)
+            .cloned()
+            .collect())
+    }
+
+    pub async fn all(&self) -> Vec<CollectionInfo> {
         self.catalog
             .read()
             .await
+            .collections
             .values()
-            .filter(|c| c.db == db)
             .cloned()
             .collect()
     }
 
-    pub async fn all(&self) -> Vec<CollectionInfo> {
-        self.catalog.read().await.values().cloned().collect()
+    pub async fn databases(&self) -> Vec<DatabaseInfo> {
+        self.catalog
+            .read()
+            .await
+            .databases
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub async fn database(&self, db: &str) -> ApiResult<DatabaseInfo> {
+        self.catalog.read().await.database(db).cloned()
+    }
+
+    /// Creates a database; one of that name must not exist.
+    pub async fn create_database(
+        &self,
+        name: &str,
+        properties: Vec<(String, String)>,
+    ) -> ApiResult<DatabaseInfo> {
+        let mut cat = self.catalog.write().await;
+        if cat.databases.contains_key(name) {
+            return Err(ApiError::new(
+                code::UNEXPECTED,
+                format!("database already exist: {name}"),
+            ));
+        }
+        if cat.databases.len() >= MAX_DATABASES {
+            return Err(ApiError::new(
+                code::DATABASE_LIMIT,
+                format!("exceeded the limit number of database[limit={MAX_DATABASES}]"),
+            ));
+        }
+        let ts = self.tso.next().await?;
+        let db = DatabaseInfo {
+            id: ts.0 as i64,
+            name: name.to_string(),
+            created_ts: ts.0,
+            properties,
+        };
+        self.persist_database(&db).await?;
+        cat.databases.insert(db.name.clone(), db.clone());
+        Ok(db)
+    }
+
+    /// Drops an empty database; dropping one that does not exist succeeds.
+    pub async fn drop_database(&self, name: &str) -> ApiResult<()> {
+        if name == DEFAULT_DB {
+            return Err(ApiError::invalid("can not drop default database"));
+        }
+        let mut cat = self.catalog.write().await;
+        if !cat.databases.contains_key(name) {
+            return Ok(());
+        }
+        if cat.collections.keys().any(|(db, _)| db == name) {
+            return Err(ApiError::new(
+                code::UNEXPECTED,
+                format!(
+                    "database:{name} not empty, must drop all collections before drop database"
+                ),
+            ));
+        }
+        self.meta
+            .delete(&format!("{DATABASE_PREFIX}{name}"))
+            .await?;
+        cat.databases.remove(name);
+        Ok(())
+    }
+
+    /// Sets `set` and removes `delete` among a database's properties.
+    pub async fn alter_database(
+        &self,
+        name: &str,
+        set: Vec<(String, String)>,
+        delete: Vec<String>,
+    ) -> ApiResult<DatabaseInfo> {
+        if name == DEFAULT_DB {
+            return Err(ApiError::invalid(
+                "the default database has no properties to alter",
+            ));
+        }
+        let mut cat = self.catalog.write().await;
+        let mut db = cat.database(name)?.clone();
+        db.properties.retain(|(k, _)| !delete.contains(k));
+        for (k, v) in set {
+            match db.properties.iter_mut().find(|(x, _)| *x == k) {
+                Some(p) => p.1 = v,
+                None => db.properties.push((k, v)),
+            }
+        }
+        self.persist_database(&db).await?;
+        cat.databases.insert(db.name.clone(), db.clone());
+        Ok(db)
+    }
+
+    async fn persist_database(&self, db: &DatabaseInfo) -> ApiResult<()> {
+        self.meta
+            .put(
+                &format!("{DATABASE_PREFIX}{}", db.name),
+                format::encode(ObjectKind::CatalogEntry, db),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Creates a collection; creating one that exists with the same schema succeeds
@@ -341,8 +669,9 @@ impl Coordinator {
         properties: Vec<(String, String)>,
     ) -> ApiResult<CollectionInfo> {
         let mut cat = self.catalog.write().await;
+        cat.database(db)?;
         let k = (db.to_string(), schema.name.clone());
-        if let Some(existing) = cat.get(&k) {
+        if let Some(existing) = cat.collections.get(&k) {
             if existing.schema == schema {
                 return Ok(existing.clone());
             }
@@ -367,23 +696,28 @@ impl Coordinator {
                 created_ts: ts.0,
             }],
             indexes: Vec::new(),
-            loaded: false,
+            load: Load::NotLoaded,
             created_ts: ts.0,
             schema,
         };
         self.persist(&info).await?;
-        cat.insert(k, info.clone());
+        cat.collections.insert(k, info.clone());
         Ok(info)
     }
 
     /// Removes a collection from the catalog; returns it if it existed.
     pub async fn drop_collection(&self, db: &str, name: &str) -> ApiResult<Option<CollectionInfo>> {
         let mut cat = self.catalog.write().await;
-        let Some(info) = cat.get(&(db.to_string(), name.to_string())).cloned() else {
+        cat.database(db)?;
+        let Some(info) = cat
+            .collections
+            .get(&(db.to_string(), name.to_string()))
+            .cloned()
+        else {
             return Ok(None);
         };
         self.meta.delete(&key(db, name)).await?;
-        cat.remove(&(db.to_string(), name.to_string()));
+        cat.collections.remove(&(db.to_string(), name.to_string()));
         for v in info.vchannels() {
             self.channels.remove(&v.0).await?;
         }
@@ -398,14 +732,178 @@ impl Coordinator {
         change: impl FnOnce(&mut CollectionInfo) -> ApiResult<R>,
     ) -> ApiResult<R> {
         let mut cat = self.catalog.write().await;
+        cat.database(db)?;
         let k = (db.to_string(), name.to_string());
         let mut info = cat
+            .collections
             .get(&k)
             .cloned()
             .ok_or_else(|| ApiError::collection_not_found(db, name))?;
         let r = change(&mut info)?;
         self.persist(&info).await?;
-        cat.insert(k, info);
+        cat.collections.insert(k, info);
         Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quiver_core::meta::MemMetaStore;
+    use quiver_core::schema::{DataType, FieldSchema};
+
+    fn schema(name: &str) -> CollectionSchema {
+        CollectionSchema::new(
+            name,
+            vec![
+                FieldSchema::new("id", DataType::Int64).primary(false),
+                FieldSchema::new("v", DataType::FloatVector { dim: 2 }),
+            ],
+            false,
+        )
+        .unwrap()
+    }
+
+    async fn open(meta: &Arc<MemMetaStore>) -> Coordinator {
+        let meta: Arc<dyn MetaStore> = meta.clone();
+        let tso = Arc::new(TsoAllocator::open(meta.clone(), "tso").await.unwrap());
+        Coordinator::open(meta, tso).await.unwrap()
+    }
+
+    fn partition(id: i64, name: &str) -> PartitionInfo {
+        PartitionInfo {
+            id: PartitionId(id),
+            name: name.into(),
+            created_ts: 0,
+        }
+    }
+
+    #[test]
+    fn databases_scope_collections_and_survive_reopen() {
+        quiver_core::rt::block_on(async {
+            let meta = Arc::new(MemMetaStore::new());
+            let c = open(&meta).await;
+            let missing = c.create_collection("shop", schema("a"), 1, 0, vec![]).await;
+            assert_eq!(missing.unwrap_err().code, code::DATABASE_NOT_FOUND);
+            c.create_database("shop", vec![("k".into(), "v".into())])
+                .await
+                .unwrap();
+            assert_eq!(
+                c.create_database("shop", vec![]).await.unwrap_err().code,
+                code::UNEXPECTED
+            );
+            let a = c.create_collection("shop", schema("a"), 1, 0, vec![]).await;
+            let b = c
+                .create_collection(DEFAULT_DB, schema("a"), 1, 0, vec![])
+                .await;
+            assert_ne!(a.unwrap().id, b.unwrap().id);
+            assert!(c
+                .drop_database("shop")
+                .await
+                .unwrap_err()
+                .reason
+                .contains("not empty"));
+            assert!(c.drop_database(DEFAULT_DB).await.is_err());
+
+            let c = open(&meta).await;
+            let names: Vec<String> = c.databases().await.into_iter().map(|d| d.name).collect();
+            assert_eq!(names, vec![DEFAULT_DB.to_string(), "shop".to_string()]);
+            assert_eq!(c.list("shop").await.unwrap().len(), 1);
+            c.drop_collection("shop", "a").await.unwrap();
+            c.drop_database("shop").await.unwrap();
+            c.drop_database("shop").await.unwrap();
+            assert_eq!(
+                c.list("shop").await.unwrap_err().code,
+                code::DATABASE_NOT_FOUND
+            );
+            assert_eq!(open(&meta).await.databases().await.len(), 1);
+        });
+    }
+
+    #[test]
+    fn partition_loads_follow_milvus_rules() {
+        let mut info = CollectionInfo {
+            id: CollectionId(1),
+            db: DEFAULT_DB.into(),
+            schema: schema("c"),
+            shards: 1,
+            consistency_level: 0,
+            properties: vec![],
+            partitions: vec![partition(10, "_default"), partition(11, "p1")],
+            indexes: vec![],
+            load: Load::NotLoaded,
+            created_ts: 0,
+        };
+        let apply = |i: &mut CollectionInfo, c: CatalogChange| c.apply(i);
+        apply(&mut info, CatalogChange::LoadPartitions(vec!["p1".into()])).unwrap();
+        assert!(info.loaded() && info.partition_loaded(PartitionId(11)));
+        assert!(!info.partition_loaded(PartitionId(10)) && !info.fully_loaded());
+        // Partitions created later are not loaded by a partition load ...
+        apply(&mut info, CatalogChange::AddPartition(partition(12, "p2"))).unwrap();
+        assert!(!info.partition_loaded(PartitionId(12)));
+        let err = apply(&mut info, CatalogChange::DropPartition("p1".into())).unwrap_err();
+        assert!(err.reason.contains("release it first"));
+        apply(
+            &mut info,
+            CatalogChange::ReleasePartitions(vec!["p1".into()]),
+        )
+        .unwrap();
+        assert_eq!(info.load, Load::NotLoaded);
+        // ... but are by a collection load.
+        apply(&mut info, CatalogChange::SetLoaded(true)).unwrap();
+        apply(&mut info, CatalogChange::AddPartition(partition(13, "p3"))).unwrap();
+        assert!(info.partition_loaded(PartitionId(13)) && info.fully_loaded());
+        apply(
+            &mut info,
+            CatalogChange::ReleasePartitions(vec!["p3".into()]),
+        )
+        .unwrap();
+        assert_eq!(
+            info.load,
+            Load::Partitions(vec![PartitionId(10), PartitionId(11), PartitionId(12)])
+        );
+        let err = apply(
+            &mut info,
+            CatalogChange::LoadPartitions(vec!["nope".into()]),
+        );
+        assert_eq!(err.unwrap_err().code, code::PARTITION_NOT_FOUND);
+    }
+
+    #[test]
+    fn legacy_catalog_entries_still_open() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            id: CollectionId,
+            db: &'a str,
+            schema: CollectionSchema,
+            shards: u32,
+            consistency_level: i32,
+            properties: Vec<(String, String)>,
+            partitions: Vec<PartitionInfo>,
+            indexes: Vec<IndexInfo>,
+            loaded: bool,
+            created_ts: u64,
+        }
+        let bytes = format::encode(
+            ObjectKind::CatalogEntry,
+            &V1 {
+                id: CollectionId(7),
+                db: DEFAULT_DB,
+                schema: schema("old"),
+                shards: 2,
+                consistency_level: 1,
+                properties: vec![],
+                partitions: vec![partition(8, "_default")],
+                indexes: vec![],
+                loaded: true,
+                created_ts: 9,
+            },
+        );
+        let info = decode_collection("k", &bytes).unwrap();
+        assert_eq!(
+            (info.id, info.load, info.shards),
+            (CollectionId(7), Load::Collection, 2)
+        );
+        assert!(decode_collection("k", &bytes[..bytes.len() - 1]).is_err());
     }
 }

@@ -15,6 +15,9 @@ pub mod code {
     pub const INDEX_NOT_FOUND: i32 = 700;
     pub const INDEX_DUPLICATE: i32 = 702;
     pub const DATABASE_NOT_FOUND: i32 = 800;
+    pub const DATABASE_LIMIT: i32 = 801;
+    pub const DATABASE_INVALID_NAME: i32 = 802;
+    pub const PARTITION_NOT_LOADED: i32 = 201;
     pub const INVALID_PARAMETER: i32 = 1100;
     pub const MISSING_PARAMETER: i32 = 1101;
     pub const FIELD_NOT_FOUND: i32 = 1700;

@@ -190,7 +190,7 @@ impl Standalone {
             streaming.open_owned(&info).await?;
             tracing::info!(
                 collection = info.name(),
-                loaded = info.loaded,
+                loaded = info.loaded(),
                 "collection recovered"
             );
         }

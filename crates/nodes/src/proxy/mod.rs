@@ -110,7 +110,7 @@ fn ok<T: WithStatus>(mut v: T) -> ApiResult<T> {
 }
 
 /// The database a request addresses: the `dbname` header first (pymilvus 3 sends it
-/// only there), then the body field.
+/// only there), then the body field. Whether it exists is the coordinator's answer.
 fn db_of<T>(req: &Request<T>, body_db: &str) -> ApiResult<String> {
     let header = req
         .metadata()
@@ -118,16 +118,27 @@ fn db_of<T>(req: &Request<T>, body_db: &str) -> ApiResult<String> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let db = if !header.is_empty() { header } else { body_db };
-    let db = if db.is_empty() { DEFAULT_DB } else { db };
-    if db != DEFAULT_DB {
+    Ok(if db.is_empty() { DEFAULT_DB } else { db }.to_string())
+}
+
+/// Database names follow collection naming rules, up to 64 characters.
+fn validate_db_name(name: &str) -> ApiResult<()> {
+    if name.len() > 64 || validate_name(name).is_err() {
         return Err(ApiError::new(
-            code::DATABASE_NOT_FOUND,
+            code::DATABASE_INVALID_NAME,
             format!(
-                "database not found[database={db}]: Quiver serves only the default database so far"
+                "invalid database name[database={name}]: use letters, digits and \
+                 underscores, starting with a letter or underscore, at most 64 characters"
             ),
         ));
     }
-    Ok(db.to_string())
+    Ok(())
+}
+
+fn kv_pairs(kvs: &[KeyValuePair]) -> Vec<(String, String)> {
+    kvs.iter()
+        .map(|p| (p.key.clone(), p.value.clone()))
+        .collect()
 }
 
 /// Which shard a primary key belongs to.
@@ -169,7 +180,7 @@ impl Proxy {
 
     async fn loaded(&self, db: &str, name: &str) -> ApiResult<CollectionInfo> {
         let info = self.coord.get(db, name).await?;
-        if !info.loaded {
+        if !info.loaded() {
             return Err(ApiError::new(
                 code::COLLECTION_NOT_LOADED,
                 format!("collection not loaded[collection={name}]"),
@@ -223,14 +234,40 @@ impl Proxy {
         }
     }
 
-    /// The partitions a read covers: the named ones, or all live ones.
-    fn read_partitions(info: &CollectionInfo, names: &[String]) -> ApiResult<Vec<PartitionId>> {
+    /// The partitions a statistic or a delete covers: the named ones, or all live ones.
+    fn partitions_named(info: &CollectionInfo, names: &[String]) -> ApiResult<Vec<PartitionId>> {
         if names.is_empty() {
             return Ok(info.partitions.iter().map(|p| p.id).collect());
         }
         names
             .iter()
             .map(|n| info.partition(n).map(|p| p.id))
+            .collect()
+    }
+
+    /// The partitions a search or query covers: the named ones, each of which must be
+    /// loaded, or all loaded ones.
+    fn read_partitions(info: &CollectionInfo, names: &[String]) -> ApiResult<Vec<PartitionId>> {
+        if names.is_empty() {
+            return Ok(info
+                .partitions
+                .iter()
+                .filter(|p| info.partition_loaded(p.id))
+                .map(|p| p.id)
+                .collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                let p = info.partition(n)?;
+                if !info.partition_loaded(p.id) {
+                    return Err(ApiError::new(
+                        code::PARTITION_NOT_LOADED,
+                        format!("partition not loaded[partition={n}]"),
+                    ));
+                }
+                Ok(p.id)
+            })
             .collect()
     }
 
@@ -433,7 +470,7 @@ impl Proxy {
         let total = if info.indexes.is_empty() {
             0
         } else {
-            let parts = Self::read_partitions(&info, &[])?;
+            let parts = Self::partitions_named(&info, &[])?;
             self.row_count(&info, &parts).await? as i64
         };
         let descs: Vec<IndexDescription> = info
@@ -508,7 +545,7 @@ impl Proxy {
                 } else {
                     vec![r.partition_name.clone()]
                 };
-                let parts = Self::read_partitions(&info, &names)?;
+                let parts = Self::partitions_named(&info, &names)?;
                 let scope = Self::scope(self.coord.now().await?, parts, &r.expr, &templates);
                 let mut out = Vec::new();
                 for i in 0..shards.len() {
@@ -573,8 +610,12 @@ impl Proxy {
         })
     }
 
-    async fn do_load(&self, db: &str, name: &str) -> ApiResult<Status> {
+    /// Loads the whole collection, or (`partitions` non-empty) just those partitions.
+    async fn do_load(&self, db: &str, name: &str, partitions: &[String]) -> ApiResult<Status> {
         let info = self.coord.get(db, name).await?;
+        for p in partitions {
+            info.partition(p)?;
+        }
         for f in info.schema.vector_fields() {
             if info.index_on(&f.name).is_none() {
                 return Err(ApiError::new(
@@ -588,9 +629,12 @@ impl Proxy {
         }
         // Opening the shards recovers them; only then is the collection served.
         self.shards(&info).open().await?;
-        self.coord
-            .change(db, name, CatalogChange::SetLoaded(true))
-            .await?;
+        let change = if partitions.is_empty() {
+            CatalogChange::SetLoaded(true)
+        } else {
+            CatalogChange::LoadPartitions(partitions.to_vec())
+        };
+        self.coord.change(db, name, change).await?;
         Ok(ok_status())
     }
 
@@ -709,7 +753,7 @@ impl MilvusService for Proxy {
         self.check_auth(&request)?;
         let db = db_of(&request, &request.get_ref().db_name);
         let r = request.into_inner();
-        reply(async { self.do_load(&db?, &r.collection_name).await }.await)
+        reply(async { self.do_load(&db?, &r.collection_name, &[]).await }.await)
     }
 
     async fn release_collection(
@@ -750,7 +794,7 @@ impl MilvusService for Proxy {
         reply(
             async {
                 let info = self.coord.get(&db?, &r.collection_name).await?;
-                let parts = Self::read_partitions(&info, &[])?;
+                let parts = Self::partitions_named(&info, &[])?;
                 let n = self.row_count(&info, &parts).await?;
                 ok(GetCollectionStatisticsResponse {
                     stats: vec![KeyValuePair {
@@ -783,9 +827,9 @@ impl MilvusService for Proxy {
                         .collect(),
                     in_memory_percentages: all
                         .iter()
-                        .map(|c| if c.loaded { 100 } else { 0 })
+                        .map(|c| if c.loaded() { 100 } else { 0 })
                         .collect(),
-                    query_service_available: all.iter().map(|c| c.loaded).collect(),
+                    query_service_available: all.iter().map(|c| c.loaded()).collect(),
                     shards_num: all.iter().map(|c| c.shards as i32).collect(),
                     ..Default::default()
                 })
@@ -868,15 +912,16 @@ impl MilvusService for Proxy {
         self.check_auth(&request)?;
         let db = db_of(&request, &request.get_ref().db_name);
         let r = request.into_inner();
-        // Quiver loads whole collections; loading some partitions loads all of them.
         reply(
             async {
-                let db = db?;
-                let info = self.coord.get(&db, &r.collection_name).await?;
-                for p in &r.partition_names {
-                    info.partition(p)?;
+                if r.partition_names.is_empty() {
+                    return Err(ApiError::new(
+                        code::MISSING_PARAMETER,
+                        "LoadPartitions needs at least one partition name",
+                    ));
                 }
-                self.do_load(&db, &r.collection_name).await
+                self.do_load(&db?, &r.collection_name, &r.partition_names)
+                    .await
             }
             .await,
         )
@@ -889,16 +934,20 @@ impl MilvusService for Proxy {
         self.check_auth(&request)?;
         let db = db_of(&request, &request.get_ref().db_name);
         let r = request.into_inner();
-        // Partitions are served with their collection; releasing some releases it.
         reply(
             async {
-                let db = db?;
-                let info = self.coord.get(&db, &r.collection_name).await?;
-                for p in &r.partition_names {
-                    info.partition(p)?;
+                if r.partition_names.is_empty() {
+                    return Err(ApiError::new(
+                        code::MISSING_PARAMETER,
+                        "ReleasePartitions needs at least one partition name",
+                    ));
                 }
                 self.coord
-                    .change(&db, &r.collection_name, CatalogChange::SetLoaded(false))
+                    .change(
+                        &db?,
+                        &r.collection_name,
+                        CatalogChange::ReleasePartitions(r.partition_names.clone()),
+                    )
                     .await?;
                 Ok(ok_status())
             }
@@ -916,7 +965,7 @@ impl MilvusService for Proxy {
         reply(
             async {
                 let info = self.coord.get(&db?, &r.collection_name).await?;
-                let parts = Self::read_partitions(&info, std::slice::from_ref(&r.partition_name))?;
+                let parts = Self::partitions_named(&info, std::slice::from_ref(&r.partition_name))?;
                 let n = self.row_count(&info, &parts).await?;
                 ok(GetPartitionStatisticsResponse {
                     stats: vec![KeyValuePair {
@@ -951,7 +1000,7 @@ impl MilvusService for Proxy {
                         .collect(),
                     in_memory_percentages: ps
                         .iter()
-                        .map(|_| if info.loaded { 100 } else { 0 })
+                        .map(|p| if info.partition_loaded(p.id) { 100 } else { 0 })
                         .collect(),
                     ..Default::default()
                 })
@@ -970,11 +1019,19 @@ impl MilvusService for Proxy {
         reply(
             async {
                 let info = self.coord.get(&db?, &r.collection_name).await?;
-                if !info.loaded {
+                if !info.loaded() {
                     return Err(ApiError::new(
                         code::COLLECTION_NOT_LOADED,
                         format!("collection not loaded[collection={}]", r.collection_name),
                     ));
+                }
+                for name in &r.partition_names {
+                    if !info.partition_loaded(info.partition(name)?.id) {
+                        return Err(ApiError::new(
+                            code::PARTITION_NOT_LOADED,
+                            format!("partition not loaded[partition={name}]"),
+                        ));
+                    }
                 }
                 ok(GetLoadingProgressResponse {
                     progress: 100,
@@ -996,11 +1053,12 @@ impl MilvusService for Proxy {
         reply(
             async {
                 let info = self.coord.get(&db?, &r.collection_name).await?;
+                let mut loaded = info.loaded();
                 for p in &r.partition_names {
-                    info.partition(p)?;
+                    loaded &= info.partition_loaded(info.partition(p)?.id);
                 }
                 use crate::pb::common::LoadState;
-                let state = if info.loaded {
+                let state = if loaded {
                     LoadState::Loaded
                 } else {
                     LoadState::NotLoad
@@ -1278,9 +1336,17 @@ impl MilvusService for Proxy {
         request: Request<CreateDatabaseRequest>,
     ) -> Result<Response<Status>, tonic::Status> {
         self.check_auth(&request)?;
-        reply::<Status>(Err(ApiError::invalid(
-            "Quiver serves only the default database so far",
-        )))
+        let r = request.into_inner();
+        reply(
+            async {
+                validate_db_name(&r.db_name)?;
+                self.coord
+                    .create_database(&r.db_name, kv_pairs(&r.properties))
+                    .await?;
+                Ok(ok_status())
+            }
+            .await,
+        )
     }
 
     async fn drop_database(
@@ -1288,9 +1354,14 @@ impl MilvusService for Proxy {
         request: Request<DropDatabaseRequest>,
     ) -> Result<Response<Status>, tonic::Status> {
         self.check_auth(&request)?;
-        reply::<Status>(Err(ApiError::invalid(
-            "Quiver serves only the default database so far",
-        )))
+        let r = request.into_inner();
+        reply(
+            async {
+                self.coord.drop_database(&r.db_name).await?;
+                Ok(ok_status())
+            }
+            .await,
+        )
     }
 
     async fn list_databases(
@@ -1298,12 +1369,18 @@ impl MilvusService for Proxy {
         request: Request<ListDatabasesRequest>,
     ) -> Result<Response<ListDatabasesResponse>, tonic::Status> {
         self.check_auth(&request)?;
-        reply(ok(ListDatabasesResponse {
-            db_names: vec![DEFAULT_DB.into()],
-            db_ids: vec![1],
-            created_timestamp: vec![0],
-            ..Default::default()
-        }))
+        reply(
+            async {
+                let dbs = self.coord.databases().await?;
+                ok(ListDatabasesResponse {
+                    db_names: dbs.iter().map(|d| d.name.clone()).collect(),
+                    db_ids: dbs.iter().map(|d| d.id).collect(),
+                    created_timestamp: dbs.iter().map(|d| d.created_ts).collect(),
+                    ..Default::default()
+                })
+            }
+            .await,
+        )
     }
 
     async fn describe_database(
@@ -1314,17 +1391,40 @@ impl MilvusService for Proxy {
         let r = request.into_inner();
         reply(
             async {
-                if !r.db_name.is_empty() && r.db_name != DEFAULT_DB {
-                    return Err(ApiError::new(
-                        code::DATABASE_NOT_FOUND,
-                        format!("database not found[database={}]", r.db_name),
-                    ));
-                }
+                let name = if r.db_name.is_empty() {
+                    DEFAULT_DB
+                } else {
+                    &r.db_name
+                };
+                let d = self.coord.database(name).await?;
                 ok(DescribeDatabaseResponse {
-                    db_name: DEFAULT_DB.into(),
-                    db_id: 1,
+                    db_name: d.name,
+                    db_id: d.id,
+                    created_timestamp: d.created_ts,
+                    properties: d
+                        .properties
+                        .into_iter()
+                        .map(|(key, value)| KeyValuePair { key, value })
+                        .collect(),
                     ..Default::default()
                 })
+            }
+            .await,
+        )
+    }
+
+    async fn alter_database(
+        &self,
+        request: Request<AlterDatabaseRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
+        self.check_auth(&request)?;
+        let r = request.into_inner();
+        reply(
+            async {
+                self.coord
+                    .alter_database(&r.db_name, kv_pairs(&r.properties), r.delete_keys)
+                    .await?;
+                Ok(ok_status())
             }
             .await,
         )

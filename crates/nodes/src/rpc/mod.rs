@@ -14,7 +14,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response};
 
 use crate::channels::ChannelAssignment;
-use crate::coordinator::{CatalogChange, CollectionInfo, CoordinatorApi};
+use crate::coordinator::{CatalogChange, CollectionInfo, CoordinatorApi, DatabaseInfo};
 use crate::leader::CoordinatorSeat;
 
 use crate::error::{code, ApiError, ApiResult};
@@ -88,6 +88,22 @@ impl CoordinatorService {
                 CoordResponse::Collection(c.change(&db, &name, change).await?)
             }
             CoordRequest::Alloc { count } => CoordResponse::Timestamp(c.alloc(count).await?),
+            CoordRequest::Database { name } => {
+                CoordResponse::Database(CoordinatorApi::database(c.as_ref(), &name).await?)
+            }
+            CoordRequest::Databases => {
+                CoordResponse::Databases(CoordinatorApi::databases(c.as_ref()).await?)
+            }
+            CoordRequest::CreateDatabase { name, properties } => CoordResponse::Database(
+                CoordinatorApi::create_database(c.as_ref(), &name, properties).await?,
+            ),
+            CoordRequest::DropDatabase { name } => {
+                CoordinatorApi::drop_database(c.as_ref(), &name).await?;
+                CoordResponse::Done
+            }
+            CoordRequest::AlterDatabase { name, set, delete } => CoordResponse::Database(
+                CoordinatorApi::alter_database(c.as_ref(), &name, set, delete).await?,
+            ),
         })
     }
 }
@@ -193,6 +209,13 @@ fn expect_collection(r: CoordResponse) -> ApiResult<CollectionInfo> {
     }
 }
 
+fn expect_database(r: CoordResponse) -> ApiResult<DatabaseInfo> {
+    match r {
+        CoordResponse::Database(d) => Ok(d),
+        _ => Err(wire::unexpected("a database request")),
+    }
+}
+
 #[async_trait::async_trait]
 impl CoordinatorApi for RemoteCoordinator {
     async fn get(&self, db: &str, name: &str) -> ApiResult<CollectionInfo> {
@@ -240,6 +263,55 @@ impl CoordinatorApi for RemoteCoordinator {
             CoordResponse::Dropped(v) => Ok(v),
             _ => Err(wire::unexpected("drop")),
         }
+    }
+    async fn database(&self, name: &str) -> ApiResult<DatabaseInfo> {
+        expect_database(
+            self.call(CoordRequest::Database { name: name.into() })
+                .await?,
+        )
+    }
+    async fn databases(&self) -> ApiResult<Vec<DatabaseInfo>> {
+        match self.call(CoordRequest::Databases).await? {
+            CoordResponse::Databases(v) => Ok(v),
+            _ => Err(wire::unexpected("list databases")),
+        }
+    }
+    async fn create_database(
+        &self,
+        name: &str,
+        properties: Vec<(String, String)>,
+    ) -> ApiResult<DatabaseInfo> {
+        expect_database(
+            self.call(CoordRequest::CreateDatabase {
+                name: name.into(),
+                properties,
+            })
+            .await?,
+        )
+    }
+    async fn drop_database(&self, name: &str) -> ApiResult<()> {
+        match self
+            .call(CoordRequest::DropDatabase { name: name.into() })
+            .await?
+        {
+            CoordResponse::Done => Ok(()),
+            _ => Err(wire::unexpected("drop database")),
+        }
+    }
+    async fn alter_database(
+        &self,
+        name: &str,
+        set: Vec<(String, String)>,
+        delete: Vec<String>,
+    ) -> ApiResult<DatabaseInfo> {
+        expect_database(
+            self.call(CoordRequest::AlterDatabase {
+                name: name.into(),
+                set,
+                delete,
+            })
+            .await?,
+        )
     }
     async fn change(
         &self,

@@ -12,7 +12,7 @@ use quiver_core::tso::Timestamp;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::channels::ChannelAssignment;
-use crate::coordinator::{CatalogChange, CollectionInfo};
+use crate::coordinator::{CatalogChange, CollectionInfo, DatabaseInfo};
 
 use crate::error::{code, ApiError, ApiResult};
 use crate::pb::internal::Envelope;
@@ -112,6 +112,22 @@ pub enum CoordRequest {
         vchannel: String,
         to: Option<String>,
     },
+    Database {
+        name: String,
+    },
+    Databases,
+    CreateDatabase {
+        name: String,
+        properties: Vec<(String, String)>,
+    },
+    DropDatabase {
+        name: String,
+    },
+    AlterDatabase {
+        name: String,
+        set: Vec<(String, String)>,
+        delete: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,6 +138,9 @@ pub enum CoordResponse {
     Timestamp(Timestamp),
     Assignment(ChannelAssignment),
     Assignments(Vec<ChannelAssignment>),
+    Database(DatabaseInfo),
+    Databases(Vec<DatabaseInfo>),
+    Done,
 }
 
 /// A read's scope on the wire: the filter travels as source text and is compiled
