@@ -21,6 +21,56 @@ def expect_error(fn, code=None):
     raise AssertionError("expected a MilvusException")
 
 
+def grouping_search(c):
+    """group_by_field: `limit` groups of up to `group_size` hits, best group first,
+    each group's hits together; compared with the same grouping done by hand."""
+    s = MilvusClient.create_schema(auto_id=False)
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("vector", DataType.FLOAT_VECTOR, dim=2)
+    s.add_field("doc", DataType.INT64)
+    s.add_field("tag", DataType.VARCHAR, max_length=8)
+    ip = c.prepare_index_params()
+    ip.add_index(field_name="vector", index_type="FLAT", metric_type="L2")
+    c.create_collection("chunks", schema=s, index_params=ip)
+    # 40 documents of 1-5 chunks; the chunk vectors lie on a line, so every distance
+    # to the query is distinct and the expected answer is exact.
+    rows, n = [], 0
+    for doc in range(40):
+        for _ in range(1 + doc % 5):
+            rows.append({"id": n, "vector": [float(n), 0.0], "doc": doc, "tag": f"t{doc % 3}"})
+            n += 1
+    c.insert("chunks", rows)
+    q = [37.2, 0.0]
+    by_dist = sorted(rows, key=lambda r: (r["vector"][0] - q[0]) ** 2)
+
+    def expected(limit, size, offset=0, key="doc"):
+        order, groups = [], {}
+        for r in by_dist:
+            g = groups.setdefault(r[key], [])
+            if not g:
+                order.append(r[key])
+            if len(g) < size:
+                g.append(r["id"])
+        return [i for k in order[offset:offset + limit] for i in groups[k]]
+
+    def got(**kw):
+        res = c.search("chunks", data=[q], output_fields=["doc"], consistency_level="Strong", **kw)
+        return [h["id"] for h in res[0]], res[0]
+
+    ids, hits = got(limit=5, group_by_field="doc")
+    assert ids == expected(5, 1), (ids, expected(5, 1))
+    assert len({h["entity"]["doc"] for h in hits}) == 5
+    ids, _ = got(limit=4, group_by_field="doc", group_size=3, strict_group_size=True)
+    assert ids == expected(4, 3), (ids, expected(4, 3))
+    ids, _ = got(limit=3, offset=2, group_by_field="doc", group_size=2)
+    assert ids == expected(3, 2, offset=2), (ids, expected(3, 2, offset=2))
+    ids, _ = got(limit=10, group_by_field="tag", group_size=2)
+    assert ids == expected(10, 2, key="tag") and len(ids) == 6, ids
+    expect_error(lambda: got(limit=3, group_by_field="vector"), 1100)
+    expect_error(lambda: got(limit=3, group_by_field="nope"), 1700)
+    expect_error(lambda: got(limit=3, group_by_field="doc", group_size=0), 1100)
+
+
 def main():
     binary, workdir = binary_from_argv()
     workdir = workdir or tempfile.mkdtemp(prefix="quiver-api-")
@@ -83,6 +133,7 @@ def main():
         assert [h["id"] for h in hits] == [ids[1], ids[0]] and hits[0]["distance"] == 3.0, hits
         c.release_collection("ai")
         expect_error(lambda: c.search("ai", data=[[1, 0, 0]], limit=2), 101)
+        grouping_search(c)
         print("api behaviour: ok")
     finally:
         srv.stop()

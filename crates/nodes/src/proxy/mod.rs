@@ -5,6 +5,7 @@
 //! pymilvus retries gRPC errors for minutes.
 
 mod convert;
+mod group_by;
 mod params;
 mod reads;
 pub mod router;

@@ -10,6 +10,7 @@ use quiver_core::search::{reduce, Hit, Metric};
 use quiver_core::tso::Timestamp;
 
 use super::convert;
+use super::group_by::{self, GroupBy, GroupKey};
 use super::params::{kv_map, parse_usize, MAX_TOPK};
 use super::shards::{Shards, VectorQuery};
 use super::Proxy;
@@ -416,17 +417,32 @@ pub async fn search(
             )
         })
         .collect();
-    let mut per_shard: Vec<Vec<Vec<Hit>>> = Vec::with_capacity(shards.len());
-    let vq = VectorQuery {
+    let groups = GroupBy::parse(schema, &sp, &inner, k)?;
+    let mut vq = VectorQuery {
         field: field.id,
         queries: &queries,
         k,
         metric,
         params: &index_params,
     };
-    for i in 0..shards.len() {
-        per_shard.push(shards.search(i, &vq, &scope).await?);
-    }
+    // Per query, the hits to return (after `offset`); for a grouped search also the
+    // rows already fetched for them, in the same order.
+    let (per_query, prefetched): (Vec<Vec<Hit>>, Option<Batch>) = match &groups {
+        None => {
+            let per_shard = search_shards(shards, &vq, &scope).await?;
+            let hits = (0..queries.len())
+                .map(|q| {
+                    let all = reduce(per_shard.iter().map(|r| r[q].clone()).collect(), k);
+                    all.into_iter().skip(offset).collect()
+                })
+                .collect();
+            (hits, None)
+        }
+        Some(g) => {
+            vq.k = g.first_candidates(k);
+            grouped_search(shards, &mut vq, &scope, g, k, offset).await?
+        }
+    };
     let round: i64 = sp
         .get("round_decimal")
         .and_then(|v| v.parse().ok())
@@ -435,9 +451,7 @@ pub async fn search(
     let mut scores = Vec::new();
     let mut pks = Vec::new();
     let mut refs = Vec::new();
-    for q in 0..queries.len() {
-        let hits = reduce(per_shard.iter().map(|r| r[q].clone()).collect(), k);
-        let hits: Vec<Hit> = hits.into_iter().skip(offset).collect();
+    for hits in per_query {
         topks.push(hits.len() as i64);
         for h in hits {
             let mut s = h.score;
@@ -451,11 +465,18 @@ pub async fn search(
             refs.push(((h.segment.0 >> 40) as usize, h.segment, h.row));
         }
     }
-    let fields_data = if out.fields.is_empty() {
-        Vec::new()
-    } else {
-        let batch = fetch_rows(schema, shards, &refs).await?;
-        columns_of(schema, &batch, &out.fields)
+    let batch = match prefetched {
+        Some(b) => Some(b),
+        None if !out.fields.is_empty() => Some(fetch_rows(schema, shards, &refs).await?),
+        None => None,
+    };
+    let fields_data = match &batch {
+        Some(b) if !out.fields.is_empty() => columns_of(schema, b, &out.fields),
+        _ => Vec::new(),
+    };
+    let group_by_field_value = match (&groups, &batch) {
+        (Some(g), Some(b)) => columns_of(schema, b, &[g.field]).pop(),
+        _ => None,
     };
     super::ok(SearchResults {
         collection_name: info.name().to_string(),
@@ -469,8 +490,91 @@ pub async fn search(
             topks,
             output_fields: out.echo,
             primary_field_name: schema.primary_field().name.clone(),
+            group_by_field_value,
             ..Default::default()
         }),
         ..Default::default()
     })
+}
+
+/// Every shard's answer to a vector search, per shard then per query.
+async fn search_shards(
+    shards: &Shards<'_>,
+    vq: &VectorQuery<'_>,
+    scope: &crate::rpc::wire::WireScope,
+) -> ApiResult<Vec<Vec<Vec<Hit>>>> {
+    let mut per_shard = Vec::with_capacity(shards.len());
+    for i in 0..shards.len() {
+        per_shard.push(shards.search(i, vq, scope).await?);
+    }
+    Ok(per_shard)
+}
+
+/// A grouped search: asks for more candidates (up to the top-k limit) until every
+/// query has its groups, or the shards run out; returns each query's hits after
+/// skipping `offset` groups, and their rows.
+async fn grouped_search(
+    shards: &Shards<'_>,
+    vq: &mut VectorQuery<'_>,
+    scope: &crate::rpc::wire::WireScope,
+    g: &GroupBy<'_>,
+    groups_wanted: usize,
+    offset: usize,
+) -> ApiResult<(Vec<Vec<Hit>>, Option<Batch>)> {
+    let schema = &shards.info.schema;
+    loop {
+        let per_shard = search_shards(shards, vq, scope).await?;
+        let candidates: Vec<Vec<Hit>> = (0..vq.queries.len())
+            .map(|q| reduce(per_shard.iter().map(|r| r[q].clone()).collect(), vq.k))
+            .collect();
+        let refs: Vec<(usize, SegmentId, u32)> = candidates
+            .iter()
+            .flatten()
+            .map(|h| ((h.segment.0 >> 40) as usize, h.segment, h.row))
+            .collect();
+        let rows = fetch_rows(schema, shards, &refs).await?;
+        if rows.num_rows != refs.len() {
+            return Err(ApiError::new(
+                code::UNAVAILABLE,
+                "rows moved while the grouped search fetched them; retry it",
+            ));
+        }
+        let mut first = 0;
+        let mut wants_more = false;
+        let mut per_query = Vec::with_capacity(candidates.len());
+        for hits in &candidates {
+            let keys: Vec<GroupKey> = (first..first + hits.len())
+                .map(|i| group_by::key_of(schema, g.field, &rows, i))
+                .collect();
+            let exhausted = hits.len() < vq.k;
+            let grouped = group_by::group(g, hits, &keys, groups_wanted, exhausted);
+            wants_more |= grouped.wants_more;
+            per_query.push((first, grouped.hits, keys));
+            first += hits.len();
+        }
+        if wants_more && vq.k < MAX_TOPK {
+            vq.k = (vq.k * 4).min(MAX_TOPK);
+            continue;
+        }
+        let mut out_rows = Batch::empty(schema);
+        let mut out = Vec::with_capacity(per_query.len());
+        for ((first, picked, keys), hits) in per_query.into_iter().zip(&candidates) {
+            // Skip whole groups: a group's hits are contiguous, so a new key starts
+            // the next group.
+            let (mut group_no, mut prev) = (0, None);
+            let mut kept = Vec::new();
+            for i in picked {
+                if prev != Some(&keys[i]) {
+                    group_no += 1;
+                    prev = Some(&keys[i]);
+                }
+                if group_no > offset {
+                    out_rows.push_row(&rows, first + i);
+                    kept.push(hits[i].clone());
+                }
+            }
+            out.push(kept);
+        }
+        return Ok((out, Some(out_rows)));
+    }
 }
