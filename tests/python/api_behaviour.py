@@ -66,6 +66,11 @@ def grouping_search(c):
     assert ids == expected(3, 2, offset=2), (ids, expected(3, 2, offset=2))
     ids, _ = got(limit=10, group_by_field="tag", group_size=2)
     assert ids == expected(10, 2, key="tag") and len(ids) == 6, ids
+    # Search by primary key: the rows' own vectors are the queries.
+    res = c.search("chunks", ids=[5, 20], limit=3, consistency_level="Strong")
+    assert [h["id"] for h in res[0]] == [5, 4, 6] and res[0][0]["distance"] == 0.0, res
+    assert [h["id"] for h in res[1]][0] == 20, res
+    expect_error(lambda: c.search("chunks", ids=[10_000], limit=3), 1100)
     expect_error(lambda: got(limit=3, group_by_field="vector"), 1100)
     expect_error(lambda: got(limit=3, group_by_field="nope"), 1700)
     expect_error(lambda: got(limit=3, group_by_field="doc", group_size=0), 1100)
@@ -133,6 +138,8 @@ def main():
         assert [h["id"] for h in hits] == [ids[1], ids[0]] and hits[0]["distance"] == 3.0, hits
         c.release_collection("ai")
         expect_error(lambda: c.search("ai", data=[[1, 0, 0]], limit=2), 101)
+        hits = c.search("vc", ids=["k4"], limit=2, consistency_level="Strong")[0]
+        assert hits[0].get("pk", hits[0].get("id")) == "k4", hits
         grouping_search(c)
         print("api behaviour: ok")
     finally:

@@ -386,7 +386,7 @@ fn read_hnsw_sq8(r: &mut Reader<'_>) -> Result<HnswSq8, AnnError> {
     let hnsw = read_hnsw(r)?;
     let sq = read_sq8(r, &hnsw.space)?;
     let codes = r.aligned_bytes(mul(hnsw.n, hnsw.space.padded_dim())?)?;
-    Ok(HnswSq8 { hnsw, sq, codes })
+    Ok(HnswSq8::from_parts(hnsw, sq, codes))
 }
 
 // --- IVF -------------------------------------------------------------------------------

@@ -18,7 +18,7 @@
 use quiver_core::search::distance::Metric;
 
 use crate::bitset::Bitset;
-use crate::distance::{kernels, Space, Sq8DotKernel, Sq8L2Kernel};
+use crate::distance::{kernels, Space, Sq8DotKernel, Sq8IntDotKernel, Sq8L2Kernel};
 use crate::error::AnnError;
 use crate::flat::check_rows;
 use crate::hnsw::{
@@ -133,6 +133,100 @@ impl Sq8 {
     pub(crate) fn heap_bytes(&self) -> usize {
         (self.min.capacity() + self.scale.capacity()) * 4
     }
+
+    /// `sum_d (scale_d * code_d)^2` for every coded row: the row's own term of the L2
+    /// distance, which the integer oracle adds back (see [`Sq8::prepare_int_query`]).
+    pub(crate) fn row_squares(&self, codes: &[u8], stride: usize) -> Vec<f32> {
+        codes
+            .chunks_exact(stride)
+            .map(|c| {
+                c.iter()
+                    .zip(&self.scale)
+                    .map(|(&c, &s)| {
+                        let x = s * f32::from(c);
+                        x * x
+                    })
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// The integer form of the query table, for the graph walk of HNSW_SQ8. With the
+    /// per-dimension weights `w` (IP/COSINE: `q_d * scale_d`; L2: `(q_d - min_d) *
+    /// scale_d`) quantized to `t = round(w / alpha)` in 16 bits, a row's distance is one
+    /// integer dot product `T = sum(t_d * code_d)`:
+    /// - IP/COSINE: `-(q . min + alpha * T)`;
+    /// - L2: `|q - min|^2 - 2 * alpha * T + row_squares[row]`.
+    ///
+    /// Writes `t` into `out` and returns `(alpha, bias)`, `bias` being the query term.
+    /// The table's range keeps `|T| < 2^31` for any row (see [`int_table_limit`]).
+    pub(crate) fn prepare_int_query(
+        &self,
+        q: &[f32],
+        metric: Metric,
+        out: &mut Vec<i16>,
+    ) -> (f32, f32) {
+        let l2 = metric == Metric::L2;
+        let weight = |d: usize| {
+            if l2 {
+                (q[d] - self.min[d]) * self.scale[d]
+            } else {
+                q[d] * self.scale[d]
+            }
+        };
+        let n = q.len().min(self.scale.len());
+        let top = (0..n).map(|d| weight(d).abs()).fold(0.0f32, f32::max);
+        let limit = int_table_limit(n) as f32;
+        let alpha = if top > 0.0 { top / limit } else { 1.0 };
+        out.clear();
+        out.extend((0..n).map(|d| (weight(d) / alpha).round().clamp(-limit, limit) as i16));
+        let bias = if l2 {
+            (0..n).map(|d| (q[d] - self.min[d]).powi(2)).sum()
+        } else {
+            (0..n).map(|d| q[d] * self.min[d]).sum()
+        };
+        (alpha, bias)
+    }
+}
+
+/// The largest table magnitude for rows of `len` codes: `limit * 255 * len` stays
+/// below `2^31`, so the integer dot cannot overflow however the kernel splits its sums.
+pub(crate) fn int_table_limit(len: usize) -> i32 {
+    let by_len = (i32::MAX as usize / (255 * len.max(1))).max(1);
+    by_len.min(16_383) as i32
+}
+
+/// Integer SQ8 distances (smaller is better) for the graph walk of HNSW_SQ8.
+pub(crate) struct Sq8IntOracle<'a> {
+    l2: bool,
+    table: &'a [i16],
+    alpha: f32,
+    bias: f32,
+    /// Per-row L2 terms (empty for IP/COSINE).
+    row_sq: &'a [f32],
+    codes: &'a [u8],
+    stride: usize,
+    kernel: Sq8IntDotKernel,
+    lines: usize,
+}
+
+impl Oracle for Sq8IntOracle<'_> {
+    #[inline(always)]
+    fn dist(&self, id: u32) -> f32 {
+        let o = id as usize * self.stride;
+        let dot = (self.kernel)(self.table, &self.codes[o..o + self.stride]) as f32 * self.alpha;
+        if self.l2 {
+            self.bias - 2.0 * dot + self.row_sq[id as usize]
+        } else {
+            -(self.bias + dot)
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, id: u32) {
+        let p = self.codes.as_ptr().wrapping_add(id as usize * self.stride);
+        prefetch_lines(p, self.lines);
+    }
 }
 
 /// SQ8 distances (smaller is better) from one query to coded rows.
@@ -199,6 +293,9 @@ pub struct HnswSq8 {
     pub(crate) hnsw: Hnsw,
     pub(crate) sq: Sq8,
     pub(crate) codes: AlignedBuf,
+    /// Per-row L2 terms of the integer oracle (empty for IP/COSINE); derived from the
+    /// codes, so never serialized.
+    pub(crate) row_sq: Vec<f32>,
 }
 
 impl HnswSq8 {
@@ -215,7 +312,22 @@ impl HnswSq8 {
         let dimp = hnsw.space.padded_dim();
         let sq = Sq8::train(hnsw.vectors.as_f32(), dimp, dim);
         let codes = sq.encode_rows(hnsw.vectors.as_f32(), dimp, hnsw.n);
-        Ok(HnswSq8 { hnsw, sq, codes })
+        Ok(HnswSq8::from_parts(hnsw, sq, codes))
+    }
+
+    /// Assembles an index from its stored parts, deriving what is not stored.
+    pub(crate) fn from_parts(hnsw: Hnsw, sq: Sq8, codes: AlignedBuf) -> HnswSq8 {
+        let row_sq = if hnsw.space.metric() == Metric::L2 {
+            sq.row_squares(codes.as_bytes(), hnsw.space.padded_dim())
+        } else {
+            Vec::new()
+        };
+        HnswSq8 {
+            hnsw,
+            sq,
+            codes,
+            row_sq,
+        }
     }
 
     /// The `k` nearest rows: a graph walk of beam `max(ef, rerank, k)` on SQ8 distances,
@@ -235,13 +347,22 @@ impl HnswSq8 {
         }
         with_scratch(|s| {
             let mut q = std::mem::take(&mut s.query);
-            let mut table = std::mem::take(&mut s.aux);
+            let mut table = std::mem::take(&mut s.itable);
             h.space.prepare_into(query, &mut q);
             let dimp = h.space.padded_dim();
-            let bias = self.sq.prepare_query(&q, h.space.metric(), &mut table);
-            let o = self
-                .sq
-                .oracle(&table, bias, self.codes.as_bytes(), dimp, h.space.metric());
+            let metric = h.space.metric();
+            let (alpha, bias) = self.sq.prepare_int_query(&q, metric, &mut table);
+            let o = Sq8IntOracle {
+                l2: metric == Metric::L2,
+                table: &table,
+                alpha,
+                bias,
+                row_sq: &self.row_sq,
+                codes: self.codes.as_bytes(),
+                stride: dimp,
+                kernel: kernels().sq8_idot,
+                lines: prefetch_line_count(dimp),
+            };
             let take = rerank_count.max(k);
             let cands = match filter {
                 None => h.search_with(&o, ef, take, s),
@@ -249,7 +370,7 @@ impl HnswSq8 {
             };
             let out = rerank(&h.space, &q, h.vectors.as_f32(), &cands, k);
             s.query = q;
-            s.aux = table;
+            s.itable = table;
             out
         })
     }
@@ -296,6 +417,7 @@ impl HnswSq8 {
         self.hnsw.memory_bytes() + std::mem::size_of::<Self>() - std::mem::size_of::<Hnsw>()
             + self.sq.heap_bytes()
             + self.codes.heap_bytes()
+            + self.row_sq.capacity() * 4
     }
 }
 

@@ -272,8 +272,8 @@ pub(crate) struct Scratch {
     pub(crate) pool: Pool,
     /// The prepared (padded, normalized) query.
     pub(crate) query: Vec<f32>,
-    /// Query-side tables of a quantized search.
-    pub(crate) aux: Vec<f32>,
+    /// The 16-bit query table of an integer SQ8 search.
+    pub(crate) itable: Vec<i16>,
     /// Unvisited neighbours of the node being expanded.
     pub(crate) buf: Vec<u32>,
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use prost::Message;
-use quiver_core::batch::{Batch, Pk};
+use quiver_core::batch::{Batch, ColumnData, Pk};
 use quiver_core::ids::SegmentId;
 use quiver_core::schema::{CollectionSchema, FieldSchema};
 use quiver_core::search::{reduce, Hit, Metric};
@@ -254,8 +254,8 @@ fn decode_queries(r: &SearchRequest, dim: usize) -> ApiResult<Vec<Vec<f32>>> {
     let bytes = match &r.search_input {
         Some(SearchInput::PlaceholderGroup(b)) => b,
         Some(SearchInput::Ids(_)) => {
-            return Err(ApiError::invalid(
-                "search by primary keys is not supported by Quiver yet",
+            return Err(ApiError::internal(
+                "a search by primary key takes its vectors from the rows, not the request",
             ))
         }
         None => {
@@ -394,14 +394,17 @@ pub async fn search(
         quiver_core::schema::DataType::FloatVector { dim } => dim as usize,
         _ => unreachable!("vector field"),
     };
-    let queries = decode_queries(&r, dim)?;
     let requested: Vec<String> = r.output_fields.clone();
     let out = resolve_output(schema, &requested, false)?;
     if out.count {
         return Err(ApiError::invalid("count(*) is not a search output field"));
     }
-    let (_, templates) = Proxy::compile(schema, &r.dsl, r.expr_template_values)?;
+    let (_, templates) = Proxy::compile(schema, &r.dsl, r.expr_template_values.clone())?;
     let parts = Proxy::read_partitions(info, &r.partition_names)?;
+    let queries = match &r.search_input {
+        Some(SearchInput::Ids(ids)) => vectors_of(shards, field, ids, now, &parts).await?,
+        _ => decode_queries(&r, dim)?,
+    };
     let scope = Proxy::scope(now, parts, &r.dsl, &templates);
     let k = topk + offset;
     // Index search parameters (ef, nprobe, ...) travel as strings to whoever searches.
@@ -495,6 +498,96 @@ pub async fn search(
         }),
         ..Default::default()
     })
+}
+
+/// The vectors in `field` of the rows with primary keys `ids` (a search by primary
+/// key), read at the search's own guarantee; each key must name a visible row.
+async fn vectors_of(
+    shards: &Shards<'_>,
+    field: &FieldSchema,
+    ids: &ps::IDs,
+    now: Timestamp,
+    parts: &[quiver_core::ids::PartitionId],
+) -> ApiResult<Vec<Vec<f32>>> {
+    use ps::i_ds::IdField;
+    let schema = &shards.info.schema;
+    let pk_field = schema.primary_field();
+    let pks: Vec<Pk> = match (&ids.id_field, &pk_field.data_type) {
+        (Some(IdField::IntId(a)), quiver_core::schema::DataType::Int64) => {
+            a.data.iter().map(|&v| Pk::Int(v)).collect()
+        }
+        (Some(IdField::StrId(a)), quiver_core::schema::DataType::VarChar { .. }) => {
+            a.data.iter().cloned().map(Pk::Str).collect()
+        }
+        (None, _) => Vec::new(),
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "the ids to search by do not match the type of primary key {}",
+                pk_field.name
+            )))
+        }
+    };
+    if pks.is_empty() {
+        return Err(ApiError::new(
+            code::MISSING_PARAMETER,
+            "search by primary key needs at least one id",
+        ));
+    }
+    if pks.len() > MAX_TOPK {
+        return Err(ApiError::invalid(format!(
+            "{} ids exceed the limit of {MAX_TOPK} queries per search",
+            pks.len()
+        )));
+    }
+    let values = pks
+        .iter()
+        .map(|p| match p {
+            Pk::Int(v) => quiver_core::expr::Value::Int(*v),
+            Pk::Str(v) => quiver_core::expr::Value::Str(v.clone()),
+        })
+        .collect();
+    let templates = BTreeMap::from([(
+        "quiver_search_ids".to_string(),
+        quiver_core::expr::Value::Array(values),
+    )]);
+    let filter = format!("{} in {{quiver_search_ids}}", pk_field.name);
+    let scope = Proxy::scope(now, parts.to_vec(), &filter, &templates);
+    let mut refs = Vec::new();
+    let mut found = Vec::new();
+    for i in 0..shards.len() {
+        for (pk, seg, row) in shards.query_rows(i, &scope, None).await? {
+            found.push(pk);
+            refs.push((i, seg, row));
+        }
+    }
+    let rows = fetch_rows(schema, shards, &refs).await?;
+    let pos = schema
+        .position(field.id)
+        .expect("vector field is in the schema");
+    let ColumnData::FloatVector { dim, data } = &rows.columns[pos].data else {
+        return Err(ApiError::internal(
+            "a vector field's column holds no vectors",
+        ));
+    };
+    let dim = *dim as usize;
+    if rows.num_rows != found.len() || data.len() != found.len() * dim {
+        return Err(ApiError::new(
+            code::UNAVAILABLE,
+            "rows moved while the search by primary key read them; retry it",
+        ));
+    }
+    let by_pk: std::collections::HashMap<&Pk, &[f32]> =
+        found.iter().zip(data.chunks_exact(dim)).collect();
+    pks.iter()
+        .map(|pk| {
+            by_pk.get(pk).map(|v| v.to_vec()).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "search by primary key: no row with {} = {pk}",
+                    pk_field.name
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Every shard's answer to a vector search, per shard then per query.
