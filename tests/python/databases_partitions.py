@@ -6,7 +6,9 @@ two databases kept apart (and across a restart), `MilvusClient(db_name=...)` and
 
     python databases_partitions.py target/debug/quiver [workdir]
 """
+import os
 import tempfile
+import time
 
 from pymilvus import DataType, MilvusClient, MilvusException
 
@@ -140,6 +142,21 @@ def partitions(srv):
     assert stats["row_count"] == 3, stats
 
 
+def dropped_collection_objects_are_removed(srv, data_dir):
+    """Dropping a collection gives its object storage back (the GC sweep)."""
+    c = MilvusClient(uri=srv.uri)
+    make_collection(c, "scratch", [{"id": i, "v": [float(i), 0.0]} for i in range(200)])
+    c.flush("scratch")
+    cid = c.describe_collection("scratch")["collection_id"]
+    dirs = [os.path.join(data_dir, "objects", kind, str(cid)) for kind in ("insert_log", "stats_log")]
+    assert all(os.path.isdir(d) for d in dirs), dirs
+    c.drop_collection("scratch")
+    deadline = time.time() + 20
+    while any(os.path.exists(d) for d in dirs) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(os.path.exists(d) for d in dirs), f"objects of dropped collection {cid} remain"
+
+
 def main():
     binary, workdir = binary_from_argv()
     workdir = workdir or tempfile.mkdtemp(prefix="quiver-db-")
@@ -147,6 +164,7 @@ def main():
     try:
         databases(srv)
         partitions(srv)
+        dropped_collection_objects_are_removed(srv, f"{workdir}/data")
         srv.stop()
         srv = Server(binary, f"{workdir}/data").start()
         after_restart(srv)

@@ -134,6 +134,8 @@ pub struct Standalone {
 
 /// The streaming node's id in the vchannel assignments.
 const STREAMING_NODE_ID: &str = "standalone";
+/// How often dropped collections' objects are swept when no drop wakes the sweep.
+const GC_INTERVAL: Duration = Duration::from_secs(600);
 
 impl Standalone {
     /// Opens (or creates) the data directory and starts every role, recovering each
@@ -151,9 +153,14 @@ impl Standalone {
             RedbMetaStore::open(&cfg.data_dir.join("meta.redb"))
                 .map_err(|e| internal("opening the meta store", &e))?,
         );
+        // Objects must be durable before the manifest that names them commits, as they
+        // are on S3 (fsync); deleting a dropped collection's objects removes their
+        // emptied directories too.
         let store: Arc<dyn ObjectStore> = Arc::new(
             LocalFileSystem::new_with_prefix(&objects)
-                .map_err(|e| internal("opening the object store", &e))?,
+                .map_err(|e| internal("opening the object store", &e))?
+                .with_fsync(true)
+                .with_automatic_cleanup(true),
         );
         let seat = CoordinatorSeat::new("standalone", meta.clone());
         let coord = seat.wait_for_office().await?;
@@ -195,6 +202,7 @@ impl Standalone {
             );
         }
         streaming.spawn_flush_loop();
+        streaming.spawn_gc_loop(GC_INTERVAL);
         let l = links(&seat, &coord, &streaming).await?;
         let local = l.streaming;
         let router = ShardRouter::new(

@@ -258,6 +258,8 @@ pub struct StreamingNode {
     incarnation: u64,
     copies: std::sync::atomic::AtomicU64,
     shards: tokio::sync::RwLock<BTreeMap<CollectionId, Opened>>,
+    /// Wakes the garbage-collection loop (after a collection is dropped).
+    gc_wake: Arc<tokio::sync::Notify>,
 }
 
 /// An open collection: its catalog entry (for schemas and filters) and the shards of
@@ -299,6 +301,7 @@ impl StreamingNode {
             coord: deps.coord,
             wals: deps.wals,
             query_nodes: deps.query_nodes,
+            gc_wake: Arc::new(tokio::sync::Notify::new()),
             data_node: deps.data_node,
             built: Default::default(),
             served_with: Default::default(),
@@ -489,7 +492,7 @@ impl StreamingNode {
     }
 
     /// Closes a dropped collection's shards and deletes their WALs and manifests.
-    /// (Its segment objects stay in object storage as garbage for a later sweep.)
+    /// (Its segment objects are removed by the next garbage-collection sweep.)
     pub async fn drop_collection(&self, info: &CollectionInfo) -> ApiResult<()> {
         self.shards.write().await.remove(&info.id);
         for vchannel in info.vchannels().iter() {
@@ -798,6 +801,7 @@ impl StreamingNode {
                         tracing::warn!(error = %e.reason, "query node did not drop the collection; its copies are orphaned");
                     }
                 }
+                self.gc_wake.notify_one();
                 Ok(StreamResponse::Done)
             }
             StreamRequest::Insert {
@@ -1045,6 +1049,25 @@ impl StreamingNode {
     }
 
     /// Runs [`StreamingNode::flush_due`] every second until the node is dropped.
+    /// Sweeps dropped collections' objects out of object storage now, after every drop
+    /// this node serves, and every `every` (see [`crate::gc`]).
+    pub fn spawn_gc_loop(self: &Arc<Self>, every: Duration) -> rt::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        rt::spawn(async move {
+            loop {
+                let Some(node) = weak.upgrade() else { return };
+                if let Err(e) =
+                    crate::gc::sweep_dropped(node.store.as_ref(), node.coord.as_ref()).await
+                {
+                    tracing::warn!(error = %e, "garbage collection failed; the next sweep retries");
+                }
+                let wake = node.gc_wake.clone();
+                drop(node);
+                let _ = rt::timeout(every, wake.notified()).await;
+            }
+        })
+    }
+
     pub fn spawn_flush_loop(self: &Arc<Self>) -> rt::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         rt::spawn(async move {

@@ -1,0 +1,177 @@
+//! Garbage collection of dropped collections' objects.
+//!
+//! Segment binlogs, stats, delete logs and index files live under
+//! `<kind>/<collection id>/...`. Dropping a collection removes its catalog entry, WALs
+//! and manifests at once; its objects are removed here, by a sweep that deletes every
+//! object whose collection the catalog no longer has. The sweep also finds what a drop
+//! interrupted by a crash, or a deposed streaming node's late flush, left behind.
+//!
+//! Why it is safe without locks: it lists the objects *before* it reads the catalog
+//! (from the coordinator, which is authoritative). A collection's catalog entry is
+//! committed before any of its objects is written, so every listed collection that is
+//! still alive is in the catalog read after the listing; collection ids are TSO
+//! timestamps and never reused, so an id missing from the catalog is gone for good.
+
+use std::collections::BTreeSet;
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::coordinator::CoordinatorApi;
+use crate::error::{ApiError, ApiResult};
+
+/// The object kinds stored per collection (the first path component).
+pub const OBJECT_KINDS: [&str; 4] = ["insert_log", "stats_log", "delta_log", "index_files"];
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Dropped collections whose objects were found.
+    pub collections: BTreeSet<i64>,
+    /// Objects deleted.
+    pub objects: usize,
+}
+
+fn storage_error(e: object_store::Error) -> ApiError {
+    ApiError::internal(format!("object storage: {e}"))
+}
+
+/// The collection ids that have objects of `kind`.
+async fn collections_with(store: &dyn ObjectStore, kind: &str) -> ApiResult<BTreeSet<i64>> {
+    let listed = store
+        .list_with_delimiter(Some(&Path::from(kind)))
+        .await
+        .map_err(storage_error)?;
+    Ok(listed
+        .common_prefixes
+        .iter()
+        .filter_map(|p| p.filename().and_then(|id| id.parse().ok()))
+        .collect())
+}
+
+/// Deletes the objects of every collection the catalog no longer has. Any failure
+/// stops the sweep before it deletes more (the next sweep resumes).
+#[tracing::instrument(skip_all)]
+pub async fn sweep_dropped(
+    store: &dyn ObjectStore,
+    coord: &dyn CoordinatorApi,
+) -> ApiResult<SweepReport> {
+    let mut found = Vec::new();
+    for kind in OBJECT_KINDS {
+        for id in collections_with(store, kind).await? {
+            found.push((kind, id));
+        }
+    }
+    if found.is_empty() {
+        return Ok(SweepReport::default());
+    }
+    // The catalog is read after the listing (see the module docs).
+    let mut live = BTreeSet::new();
+    for db in coord.databases().await? {
+        for c in coord.list(&db.name).await? {
+            live.insert(c.id.0);
+        }
+    }
+    let mut report = SweepReport::default();
+    for (kind, id) in found.into_iter().filter(|(_, id)| !live.contains(id)) {
+        let prefix = Path::from(format!("{kind}/{id}"));
+        let objects: Vec<Path> = store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(storage_error)?;
+        for location in &objects {
+            match store.delete(location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(storage_error(e)),
+            }
+        }
+        report.objects += objects.len();
+        report.collections.insert(id);
+    }
+    if report.objects > 0 {
+        tracing::info!(collections = ?report.collections, objects = report.objects, "removed the objects of dropped collections");
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use object_store::memory::InMemory;
+    use object_store::{ObjectStoreExt, PutPayload};
+    use quiver_core::meta::{MemMetaStore, MetaStore};
+    use quiver_core::schema::{CollectionSchema, DataType, FieldSchema};
+    use quiver_core::tso::TsoAllocator;
+
+    use super::*;
+    use crate::coordinator::{Coordinator, DEFAULT_DB};
+
+    fn schema(name: &str) -> CollectionSchema {
+        CollectionSchema::new(
+            name,
+            vec![
+                FieldSchema::new("id", DataType::Int64).primary(false),
+                FieldSchema::new("v", DataType::FloatVector { dim: 2 }),
+            ],
+            false,
+        )
+        .unwrap()
+    }
+
+    async fn put(store: &InMemory, path: String) {
+        store
+            .put(&Path::from(path), PutPayload::from_static(b"x"))
+            .await
+            .unwrap();
+    }
+
+    #[test]
+    fn sweeps_only_collections_the_catalog_no_longer_has() {
+        quiver_core::rt::block_on(async {
+            let meta: Arc<dyn MetaStore> = Arc::new(MemMetaStore::new());
+            let tso = Arc::new(TsoAllocator::open(meta.clone(), "tso").await.unwrap());
+            let coord = Coordinator::open(meta, tso).await.unwrap();
+            coord.create_database("other", vec![]).await.unwrap();
+            let kept = coord
+                .create_collection(DEFAULT_DB, schema("kept"), 1, 0, vec![])
+                .await
+                .unwrap();
+            let elsewhere = coord
+                .create_collection("other", schema("kept"), 1, 0, vec![])
+                .await
+                .unwrap();
+            let dropped = coord
+                .create_collection(DEFAULT_DB, schema("gone"), 1, 0, vec![])
+                .await
+                .unwrap();
+            let store = InMemory::new();
+            for c in [kept.id.0, elsewhere.id.0, dropped.id.0] {
+                for kind in OBJECT_KINDS {
+                    put(&store, format!("{kind}/{c}/1/2/e1/obj")).await;
+                }
+            }
+            // Nothing is dropped yet: nothing goes.
+            assert_eq!(
+                sweep_dropped(&store, &coord).await.unwrap(),
+                SweepReport::default()
+            );
+            coord.drop_collection(DEFAULT_DB, "gone").await.unwrap();
+            let report = sweep_dropped(&store, &coord).await.unwrap();
+            assert_eq!(report.objects, 4);
+            assert_eq!(report.collections, BTreeSet::from([dropped.id.0]));
+            for kind in OBJECT_KINDS {
+                let left: Vec<_> = store
+                    .list(Some(&Path::from(kind)))
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .unwrap();
+                assert_eq!(left.len(), 2, "{kind}: {left:?}");
+            }
+            assert_eq!(sweep_dropped(&store, &coord).await.unwrap().objects, 0);
+        });
+    }
+}
