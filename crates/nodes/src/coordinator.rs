@@ -20,6 +20,7 @@ pub const DEFAULT_DB: &str = "default";
 pub const DEFAULT_PARTITION: &str = "_default";
 const CATALOG_PREFIX: &str = "catalog/collection/";
 const DATABASE_PREFIX: &str = "catalog/database/";
+const ALIAS_PREFIX: &str = "catalog/alias/";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartitionInfo {
@@ -340,6 +341,17 @@ pub trait CoordinatorApi: Send + Sync {
         properties: Vec<(String, String)>,
     ) -> ApiResult<DatabaseInfo>;
     async fn drop_database(&self, name: &str) -> ApiResult<()>;
+    /// CreateAlias (`replace` false) or AlterAlias (`replace` true).
+    async fn set_alias(
+        &self,
+        db: &str,
+        alias: &str,
+        collection: &str,
+        replace: bool,
+    ) -> ApiResult<()>;
+    async fn drop_alias(&self, db: &str, alias: &str) -> ApiResult<()>;
+    async fn describe_alias(&self, db: &str, alias: &str) -> ApiResult<String>;
+    async fn list_aliases(&self, db: &str, collection: Option<&str>) -> ApiResult<Vec<String>>;
     async fn alter_database(
         &self,
         name: &str,
@@ -405,6 +417,24 @@ impl CoordinatorApi for Coordinator {
     async fn drop_database(&self, name: &str) -> ApiResult<()> {
         Coordinator::drop_database(self, name).await
     }
+    async fn set_alias(
+        &self,
+        db: &str,
+        alias: &str,
+        collection: &str,
+        replace: bool,
+    ) -> ApiResult<()> {
+        Coordinator::set_alias(self, db, alias, collection, replace).await
+    }
+    async fn drop_alias(&self, db: &str, alias: &str) -> ApiResult<()> {
+        Coordinator::drop_alias(self, db, alias).await
+    }
+    async fn describe_alias(&self, db: &str, alias: &str) -> ApiResult<String> {
+        Coordinator::describe_alias(self, db, alias).await
+    }
+    async fn list_aliases(&self, db: &str, collection: Option<&str>) -> ApiResult<Vec<String>> {
+        Coordinator::list_aliases(self, db, collection).await
+    }
     async fn alter_database(
         &self,
         name: &str,
@@ -456,11 +486,61 @@ pub struct Coordinator {
 struct Catalog {
     databases: BTreeMap<String, DatabaseInfo>,
     collections: BTreeMap<(String, String), CollectionInfo>,
+    /// (database, alias) -> the collection it names.
+    aliases: BTreeMap<(String, String), CollectionId>,
+}
+
+/// An alias as stored: another name for a collection of the same database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct AliasEntry {
+    db: String,
+    alias: String,
+    collection: CollectionId,
+}
+
+fn alias_key(db: &str, alias: &str) -> String {
+    format!("{ALIAS_PREFIX}{db}/{alias}")
+}
+
+fn alias_not_found(db: &str, alias: &str) -> ApiError {
+    ApiError::new(
+        code::ALIAS_NOT_FOUND,
+        format!("alias not found[database={db}][alias={alias}]"),
+    )
 }
 
 impl Catalog {
     fn database(&self, db: &str) -> ApiResult<&DatabaseInfo> {
         self.databases.get(db).ok_or_else(|| database_not_found(db))
+    }
+
+    /// The catalog key of the collection `name` names in `db`: a collection of that
+    /// name, or the collection an alias of that name points to.
+    fn resolve(&self, db: &str, name: &str) -> ApiResult<(String, String)> {
+        self.database(db)?;
+        let k = (db.to_string(), name.to_string());
+        if self.collections.contains_key(&k) {
+            return Ok(k);
+        }
+        if let Some(id) = self.aliases.get(&k) {
+            if let Some(c) = self.by_id(db, *id) {
+                return Ok((db.to_string(), c.name().to_string()));
+            }
+        }
+        Err(ApiError::collection_not_found(db, name))
+    }
+
+    fn by_id(&self, db: &str, id: CollectionId) -> Option<&CollectionInfo> {
+        self.collections.values().find(|c| c.db == db && c.id == id)
+    }
+
+    /// The aliases of collection `id`, by name.
+    fn aliases_of(&self, db: &str, id: CollectionId) -> Vec<String> {
+        self.aliases
+            .iter()
+            .filter(|((d, _), c)| d == db && **c == id)
+            .map(|((_, a), _)| a.clone())
+            .collect()
     }
 }
 
@@ -487,6 +567,12 @@ impl Coordinator {
             let info = decode_collection(&k, &v)?;
             collections.insert((info.db.clone(), info.schema.name.clone()), info);
         }
+        let mut aliases = BTreeMap::new();
+        for (k, v) in meta.range(ALIAS_PREFIX).await? {
+            let a: AliasEntry = format::decode(ObjectKind::CatalogEntry, &v)
+                .map_err(|e| ApiError::internal(format!("corrupt alias entry {k}: {e}")))?;
+            aliases.insert((a.db, a.alias), a.collection);
+        }
         let mut databases = BTreeMap::new();
         databases.insert(DEFAULT_DB.to_string(), DatabaseInfo::default_db());
         for (k, v) in meta.range(DATABASE_PREFIX).await? {
@@ -501,6 +587,7 @@ impl Coordinator {
             catalog: tokio::sync::RwLock::new(Catalog {
                 databases,
                 collections,
+                aliases,
             }),
         })
     }
@@ -525,11 +612,8 @@ impl Coordinator {
 
     pub async fn get(&self, db: &str, name: &str) -> ApiResult<CollectionInfo> {
         let cat = self.catalog.read().await;
-        cat.database(db)?;
-        cat.collections
-            .get(&(db.to_string(), name.to_string()))
-            .cloned()
-            .ok_or_else(|| ApiError::collection_not_found(db, name))
+        let k = cat.resolve(db, name)?;
+        Ok(cat.collections[&k].clone())
     }
 
     pub async fn list(&self, db: &str) -> ApiResult<Vec<CollectionInfo>> {
@@ -671,6 +755,15 @@ impl Coordinator {
         let mut cat = self.catalog.write().await;
         cat.database(db)?;
         let k = (db.to_string(), schema.name.clone());
+        if cat.aliases.contains_key(&k) {
+            return Err(ApiError::new(
+                code::ALIAS_NAME_CONFLICT,
+                format!(
+                    "collection name [{}] conflicts with an existing alias, please choose a unique name",
+                    schema.name
+                ),
+            ));
+        }
         if let Some(existing) = cat.collections.get(&k) {
             if existing.schema == schema {
                 return Ok(existing.clone());
@@ -714,14 +807,120 @@ impl Coordinator {
             .get(&(db.to_string(), name.to_string()))
             .cloned()
         else {
+            if cat
+                .aliases
+                .contains_key(&(db.to_string(), name.to_string()))
+            {
+                return Err(ApiError::invalid(format!(
+                    "cannot drop the collection via alias = {name}"
+                )));
+            }
             return Ok(None);
         };
+        let aliases = cat.aliases_of(db, info.id);
+        if !aliases.is_empty() {
+            return Err(ApiError::invalid(format!(
+                "unable to drop the collection [{name}] because it has aliases {aliases:?}, \
+                 please remove aliases before dropping the collection"
+            )));
+        }
         self.meta.delete(&key(db, name)).await?;
         cat.collections.remove(&(db.to_string(), name.to_string()));
         for v in info.vchannels() {
             self.channels.remove(&v.0).await?;
         }
         Ok(Some(info))
+    }
+
+    /// Points `alias` at collection `collection` (a collection's own name, not an
+    /// alias); with `replace`, the alias must exist (AlterAlias), otherwise it must not
+    /// name another collection (CreateAlias).
+    pub async fn set_alias(
+        &self,
+        db: &str,
+        alias: &str,
+        collection: &str,
+        replace: bool,
+    ) -> ApiResult<()> {
+        let mut cat = self.catalog.write().await;
+        cat.database(db)?;
+        let target = cat
+            .collections
+            .get(&(db.to_string(), collection.to_string()))
+            .ok_or_else(|| ApiError::collection_not_found(db, collection))?
+            .id;
+        let k = (db.to_string(), alias.to_string());
+        if cat.collections.contains_key(&k) {
+            return Err(ApiError::new(
+                code::ALIAS_NAME_CONFLICT,
+                format!("alias [{alias}] conflicts with an existing collection name"),
+            ));
+        }
+        match (cat.aliases.get(&k), replace) {
+            (None, true) => return Err(alias_not_found(db, alias)),
+            (Some(&id), false) if id == target => return Ok(()),
+            (Some(_), false) => {
+                return Err(ApiError::new(
+                    code::ALIAS_ALREADY_EXISTS,
+                    format!("alias [{alias}] exists and already aliased to another collection"),
+                ))
+            }
+            _ => {}
+        }
+        let entry = AliasEntry {
+            db: db.to_string(),
+            alias: alias.to_string(),
+            collection: target,
+        };
+        self.meta
+            .put(
+                &alias_key(db, alias),
+                format::encode(ObjectKind::CatalogEntry, &entry),
+            )
+            .await?;
+        cat.aliases.insert(k, target);
+        Ok(())
+    }
+
+    /// Removes an alias; removing one that does not exist succeeds.
+    pub async fn drop_alias(&self, db: &str, alias: &str) -> ApiResult<()> {
+        let mut cat = self.catalog.write().await;
+        cat.database(db)?;
+        let k = (db.to_string(), alias.to_string());
+        if cat.aliases.contains_key(&k) {
+            self.meta.delete(&alias_key(db, alias)).await?;
+            cat.aliases.remove(&k);
+        }
+        Ok(())
+    }
+
+    /// The collection an alias names.
+    pub async fn describe_alias(&self, db: &str, alias: &str) -> ApiResult<String> {
+        let cat = self.catalog.read().await;
+        cat.database(db)?;
+        cat.aliases
+            .get(&(db.to_string(), alias.to_string()))
+            .and_then(|id| cat.by_id(db, *id))
+            .map(|c| c.name().to_string())
+            .ok_or_else(|| alias_not_found(db, alias))
+    }
+
+    /// Aliases in `db`, of `collection` only when it is given; sorted.
+    pub async fn list_aliases(&self, db: &str, collection: Option<&str>) -> ApiResult<Vec<String>> {
+        let cat = self.catalog.read().await;
+        cat.database(db)?;
+        match collection {
+            Some(name) => {
+                let k = cat.resolve(db, name)?;
+                Ok(cat.aliases_of(db, cat.collections[&k].id))
+            }
+            None => Ok(cat
+                .aliases
+                .keys()
+                .filter(|(d, _)| d == db)
+                .map(|(_, a)| a.clone())
+                .collect()),
+        }
     }
 
     /// Applies `change` to a collection and persists it.
@@ -732,13 +931,8 @@ impl Coordinator {
         change: impl FnOnce(&mut CollectionInfo) -> ApiResult<R>,
     ) -> ApiResult<R> {
         let mut cat = self.catalog.write().await;
-        cat.database(db)?;
-        let k = (db.to_string(), name.to_string());
-        let mut info = cat
-            .collections
-            .get(&k)
-            .cloned()
-            .ok_or_else(|| ApiError::collection_not_found(db, name))?;
+        let k = cat.resolve(db, name)?;
+        let mut info = cat.collections[&k].clone();
         let r = change(&mut info)?;
         self.persist(&info).await?;
         cat.collections.insert(k, info);

@@ -18,6 +18,9 @@ pub mod code {
     pub const DATABASE_LIMIT: i32 = 801;
     pub const DATABASE_INVALID_NAME: i32 = 802;
     pub const PARTITION_NOT_LOADED: i32 = 201;
+    pub const ALIAS_NOT_FOUND: i32 = 1600;
+    pub const ALIAS_NAME_CONFLICT: i32 = 1601;
+    pub const ALIAS_ALREADY_EXISTS: i32 = 1602;
     pub const INVALID_PARAMETER: i32 = 1100;
     pub const MISSING_PARAMETER: i32 = 1101;
     pub const FIELD_NOT_FOUND: i32 = 1700;

@@ -85,6 +85,8 @@ with_status!(
     AllocTimestampResponse,
     ListDatabasesResponse,
     DescribeDatabaseResponse,
+    DescribeAliasResponse,
+    ListAliasesResponse,
 );
 
 impl WithStatus for Status {
@@ -586,7 +588,9 @@ impl Proxy {
         name: &str,
     ) -> ApiResult<DescribeCollectionResponse> {
         let info = self.coord.get(db, name).await?;
+        let aliases = self.coord.list_aliases(db, Some(info.name())).await?;
         ok(DescribeCollectionResponse {
+            aliases,
             schema: Some(schema_to_proto(&info.schema)),
             collection_id: info.id.0,
             virtual_channel_names: info.vchannels().iter().map(|v| v.0.clone()).collect(),
@@ -1426,6 +1430,104 @@ impl MilvusService for Proxy {
                     .alter_database(&r.db_name, kv_pairs(&r.properties), r.delete_keys)
                     .await?;
                 Ok(ok_status())
+            }
+            .await,
+        )
+    }
+
+    async fn create_alias(
+        &self,
+        request: Request<CreateAliasRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
+        self.check_auth(&request)?;
+        let db = db_of(&request, &request.get_ref().db_name);
+        let r = request.into_inner();
+        reply(
+            async {
+                validate_name(&r.alias).map_err(|e| ApiError::invalid(e.to_string()))?;
+                self.coord
+                    .set_alias(&db?, &r.alias, &r.collection_name, false)
+                    .await?;
+                Ok(ok_status())
+            }
+            .await,
+        )
+    }
+
+    async fn alter_alias(
+        &self,
+        request: Request<AlterAliasRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
+        self.check_auth(&request)?;
+        let db = db_of(&request, &request.get_ref().db_name);
+        let r = request.into_inner();
+        reply(
+            async {
+                self.coord
+                    .set_alias(&db?, &r.alias, &r.collection_name, true)
+                    .await?;
+                Ok(ok_status())
+            }
+            .await,
+        )
+    }
+
+    async fn drop_alias(
+        &self,
+        request: Request<DropAliasRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
+        self.check_auth(&request)?;
+        let db = db_of(&request, &request.get_ref().db_name);
+        let r = request.into_inner();
+        reply(
+            async {
+                self.coord.drop_alias(&db?, &r.alias).await?;
+                Ok(ok_status())
+            }
+            .await,
+        )
+    }
+
+    async fn describe_alias(
+        &self,
+        request: Request<DescribeAliasRequest>,
+    ) -> Result<Response<DescribeAliasResponse>, tonic::Status> {
+        self.check_auth(&request)?;
+        let db = db_of(&request, &request.get_ref().db_name);
+        let r = request.into_inner();
+        reply(
+            async {
+                let db = db?;
+                let collection = self.coord.describe_alias(&db, &r.alias).await?;
+                ok(DescribeAliasResponse {
+                    db_name: db,
+                    alias: r.alias,
+                    collection,
+                    ..Default::default()
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn list_aliases(
+        &self,
+        request: Request<ListAliasesRequest>,
+    ) -> Result<Response<ListAliasesResponse>, tonic::Status> {
+        self.check_auth(&request)?;
+        let db = db_of(&request, &request.get_ref().db_name);
+        let r = request.into_inner();
+        reply(
+            async {
+                let db = db?;
+                let of = Some(r.collection_name.as_str()).filter(|n| !n.is_empty());
+                let aliases = self.coord.list_aliases(&db, of).await?;
+                ok(ListAliasesResponse {
+                    db_name: db,
+                    collection_name: r.collection_name,
+                    aliases,
+                    ..Default::default()
+                })
             }
             .await,
         )

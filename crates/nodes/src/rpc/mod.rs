@@ -104,6 +104,25 @@ impl CoordinatorService {
             CoordRequest::AlterDatabase { name, set, delete } => CoordResponse::Database(
                 CoordinatorApi::alter_database(c.as_ref(), &name, set, delete).await?,
             ),
+            CoordRequest::SetAlias {
+                db,
+                alias,
+                collection,
+                replace,
+            } => {
+                CoordinatorApi::set_alias(c.as_ref(), &db, &alias, &collection, replace).await?;
+                CoordResponse::Done
+            }
+            CoordRequest::DropAlias { db, alias } => {
+                CoordinatorApi::drop_alias(c.as_ref(), &db, &alias).await?;
+                CoordResponse::Done
+            }
+            CoordRequest::DescribeAlias { db, alias } => {
+                CoordResponse::Name(CoordinatorApi::describe_alias(c.as_ref(), &db, &alias).await?)
+            }
+            CoordRequest::ListAliases { db, collection } => CoordResponse::Names(
+                CoordinatorApi::list_aliases(c.as_ref(), &db, collection.as_deref()).await?,
+            ),
         })
     }
 }
@@ -296,6 +315,62 @@ impl CoordinatorApi for RemoteCoordinator {
         {
             CoordResponse::Done => Ok(()),
             _ => Err(wire::unexpected("drop database")),
+        }
+    }
+    async fn set_alias(
+        &self,
+        db: &str,
+        alias: &str,
+        collection: &str,
+        replace: bool,
+    ) -> ApiResult<()> {
+        match self
+            .call(CoordRequest::SetAlias {
+                db: db.into(),
+                alias: alias.into(),
+                collection: collection.into(),
+                replace,
+            })
+            .await?
+        {
+            CoordResponse::Done => Ok(()),
+            _ => Err(wire::unexpected("set alias")),
+        }
+    }
+    async fn drop_alias(&self, db: &str, alias: &str) -> ApiResult<()> {
+        match self
+            .call(CoordRequest::DropAlias {
+                db: db.into(),
+                alias: alias.into(),
+            })
+            .await?
+        {
+            CoordResponse::Done => Ok(()),
+            _ => Err(wire::unexpected("drop alias")),
+        }
+    }
+    async fn describe_alias(&self, db: &str, alias: &str) -> ApiResult<String> {
+        match self
+            .call(CoordRequest::DescribeAlias {
+                db: db.into(),
+                alias: alias.into(),
+            })
+            .await?
+        {
+            CoordResponse::Name(n) => Ok(n),
+            _ => Err(wire::unexpected("describe alias")),
+        }
+    }
+    async fn list_aliases(&self, db: &str, collection: Option<&str>) -> ApiResult<Vec<String>> {
+        match self
+            .call(CoordRequest::ListAliases {
+                db: db.into(),
+                collection: collection.map(Into::into),
+            })
+            .await?
+        {
+            CoordResponse::Names(v) => Ok(v),
+            _ => Err(wire::unexpected("list aliases")),
         }
     }
     async fn alter_database(

@@ -128,6 +128,24 @@ pub enum CoordRequest {
         set: Vec<(String, String)>,
         delete: Vec<String>,
     },
+    SetAlias {
+        db: String,
+        alias: String,
+        collection: String,
+        replace: bool,
+    },
+    DropAlias {
+        db: String,
+        alias: String,
+    },
+    DescribeAlias {
+        db: String,
+        alias: String,
+    },
+    ListAliases {
+        db: String,
+        collection: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -141,6 +159,8 @@ pub enum CoordResponse {
     Database(DatabaseInfo),
     Databases(Vec<DatabaseInfo>),
     Done,
+    Name(String),
+    Names(Vec<String>),
 }
 
 /// A read's scope on the wire: the filter travels as source text and is compiled

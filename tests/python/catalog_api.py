@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Databases and partition-level loading as a pymilvus user meets them:
+"""Databases, aliases and partition-level loading as a pymilvus user meets them:
 create / list / describe / alter / drop databases, collections of the same name in
 two databases kept apart (and across a restart), `MilvusClient(db_name=...)` and
-`use_database`, and LoadPartitions / ReleasePartitions deciding what reads see.
+`use_database`, aliases (create / alter / describe / list / drop, used wherever a
+collection name is, refused where Milvus refuses them), and LoadPartitions / ReleasePartitions deciding what reads see.
 
-    python databases_partitions.py target/debug/quiver [workdir]
+    python catalog_api.py target/debug/quiver [workdir]
 """
 import os
 import tempfile
@@ -91,6 +92,8 @@ def after_restart(srv):
     assert ids(c.query("items", filter="id >= 0", consistency_level="Strong")) == list(range(5))
     shop.drop_collection("items")
     c.drop_database("shop")
+    assert c.describe_alias("stays")["collection_name"] == "green"
+    assert ids(c.query("stays", filter="id >= 0", consistency_level="Strong")) == [10, 11]
     assert c.list_databases() == ["default"]
 
 
@@ -157,6 +160,39 @@ def dropped_collection_objects_are_removed(srv, data_dir):
     assert not any(os.path.exists(d) for d in dirs), f"objects of dropped collection {cid} remain"
 
 
+def aliases(srv):
+    c = MilvusClient(uri=srv.uri)
+    make_collection(c, "blue", [{"id": i, "v": [float(i), 0.0]} for i in range(3)])
+    make_collection(c, "green", [{"id": 10 + i, "v": [float(i), 0.0]} for i in range(2)])
+    c.create_alias("blue", "live")
+    c.create_alias("blue", "live")  # the same again is fine
+    q = lambda name: ids(c.query(name, filter="id >= 0", consistency_level="Strong"))
+    assert q("live") == [0, 1, 2]
+    hits = c.search("live", data=[[0.0, 0.0]], limit=1, consistency_level="Strong")[0]
+    assert hits[0]["id"] == 0, hits
+    c.insert("live", [{"id": 3, "v": [3.0, 0.0]}])
+    assert q("blue") == [0, 1, 2, 3]
+    assert c.describe_alias("live")["collection_name"] == "blue"
+    assert c.describe_collection("live")["collection_name"] == "blue"
+    assert c.list_aliases("blue")["aliases"] == ["live"]
+    expect_error(lambda: c.create_alias("green", "live"), code=1602)
+    expect_error(lambda: c.create_alias("green", "blue"), code=1601)
+    expect_error(lambda: make_collection(c, "live", []), code=1601)
+    expect_error(lambda: c.drop_collection("blue"), text="has aliases")
+    expect_error(lambda: c.drop_collection("live"), text="via alias")
+    expect_error(lambda: c.alter_alias("green", "nope"), code=1600)
+    # Blue/green switch: the alias moves, readers follow.
+    c.alter_alias("green", "live")
+    assert q("live") == [10, 11]
+    assert c.list_aliases("blue")["aliases"] == []
+    c.drop_collection("blue")
+    c.drop_alias("live")
+    c.drop_alias("live")
+    expect_error(lambda: q("live"), code=100)
+    expect_error(lambda: c.describe_alias("live"), code=1600)
+    c.create_alias("green", "stays")
+
+
 def main():
     binary, workdir = binary_from_argv()
     workdir = workdir or tempfile.mkdtemp(prefix="quiver-db-")
@@ -164,6 +200,7 @@ def main():
     try:
         databases(srv)
         partitions(srv)
+        aliases(srv)
         dropped_collection_objects_are_removed(srv, f"{workdir}/data")
         srv.stop()
         srv = Server(binary, f"{workdir}/data").start()
@@ -171,7 +208,7 @@ def main():
     finally:
         if srv.proc.poll() is None:
             srv.stop()
-    print("databases_partitions: ok")
+    print("catalog api: ok")
 
 
 if __name__ == "__main__":
