@@ -7,7 +7,9 @@ auto-id, IP ordering, upsert, and clear errors for bad input.
 """
 import tempfile
 
-from pymilvus import DataType, MilvusClient, MilvusException
+import math
+
+from pymilvus import AnnSearchRequest, DataType, MilvusClient, MilvusException, RRFRanker, WeightedRanker
 
 from harness import Server, binary_from_argv
 
@@ -76,6 +78,49 @@ def grouping_search(c):
     expect_error(lambda: got(limit=3, group_by_field="doc", group_size=0), 1100)
 
 
+def hybrid(c):
+    """hybrid_search over two vector fields, checked against the same fusion done by
+    hand from two plain searches."""
+    s = MilvusClient.create_schema(auto_id=False)
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("a", DataType.FLOAT_VECTOR, dim=2)
+    s.add_field("b", DataType.FLOAT_VECTOR, dim=3)
+    s.add_field("label", DataType.VARCHAR, max_length=8)
+    ip = c.prepare_index_params()
+    ip.add_index(field_name="a", index_type="FLAT", metric_type="L2")
+    ip.add_index(field_name="b", index_type="FLAT", metric_type="IP")
+    c.create_collection("multi", schema=s, index_params=ip)
+    rows = [{"id": i, "a": [float(i), 0.0], "b": [math.sin(i), math.cos(i), 0.1 * i],
+             "label": f"r{i}"} for i in range(30)]
+    c.insert("multi", rows)
+    qa, qb = [[7.3, 0.0]], [[0.2, 0.9, 1.0]]
+    ra = AnnSearchRequest(data=qa, anns_field="a", param={}, limit=10)
+    rb = AnnSearchRequest(data=qb, anns_field="b", param={}, limit=10, expr="id > 3")
+    plain_a = c.search("multi", data=qa, anns_field="a", limit=10, consistency_level="Strong")[0]
+    plain_b = c.search("multi", data=qb, anns_field="b", limit=10, filter="id > 3", consistency_level="Strong")[0]
+
+    def fused(score_of):
+        total = {}
+        for i, hits in enumerate((plain_a, plain_b)):
+            for rank, h in enumerate(hits):
+                total[h["id"]] = total.get(h["id"], 0.0) + score_of(i, rank, h["distance"])
+        return sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    got = c.hybrid_search("multi", [ra, rb], RRFRanker(20), limit=5, output_fields=["label"],
+                          consistency_level="Strong")[0]
+    want = fused(lambda i, rank, d: 1.0 / (20 + rank + 1))[:5]
+    assert [h["id"] for h in got] == [k for k, _ in want], (got, want)
+    assert all(abs(h["distance"] - w) < 1e-5 for h, (_, w) in zip(got, want))
+    assert [h["entity"]["label"] for h in got] == [f"r{k}" for k, _ in want]
+
+    norm = [lambda d: 1 - 2 * math.atan(d) / math.pi, lambda d: 0.5 + math.atan(d) / math.pi]
+    got = c.hybrid_search("multi", [ra, rb], WeightedRanker(0.3, 0.7), limit=4, offset=1,
+                          consistency_level="Strong")[0]
+    want = fused(lambda i, rank, d: (0.3, 0.7)[i] * norm[i](d))[1:5]
+    assert [h["id"] for h in got] == [k for k, _ in want], (got, want)
+    expect_error(lambda: c.hybrid_search("multi", [ra, rb], WeightedRanker(0.5), limit=3), 1100)
+
+
 def main():
     binary, workdir = binary_from_argv()
     workdir = workdir or tempfile.mkdtemp(prefix="quiver-api-")
@@ -141,6 +186,7 @@ def main():
         hits = c.search("vc", ids=["k4"], limit=2, consistency_level="Strong")[0]
         assert hits[0].get("pk", hits[0].get("id")) == "k4", hits
         grouping_search(c)
+        hybrid(c)
         print("api behaviour: ok")
     finally:
         srv.stop()

@@ -6,6 +6,7 @@
 
 mod convert;
 mod group_by;
+mod hybrid;
 mod params;
 mod reads;
 pub mod router;
@@ -1184,6 +1185,32 @@ impl MilvusService for Proxy {
                     )
                     .await?;
                 reads::search(&self.shards(&info), r, gts).await
+            }
+            .await,
+        )
+    }
+
+    #[tracing::instrument(skip_all, fields(collection = %request.get_ref().collection_name))]
+    async fn hybrid_search(
+        &self,
+        request: Request<HybridSearchRequest>,
+    ) -> Result<Response<SearchResults>, tonic::Status> {
+        self.check_auth(&request)?;
+        let db = db_of(&request, &request.get_ref().db_name);
+        let r = request.into_inner();
+        reply(
+            async {
+                let db = db?;
+                let info = self.loaded(&db, &r.collection_name).await?;
+                let gts = self
+                    .guarantee(
+                        &info,
+                        r.consistency_level,
+                        r.use_default_consistency,
+                        r.guarantee_timestamp,
+                    )
+                    .await?;
+                hybrid::hybrid_search(&self.shards(&info), r, gts).await
             }
             .await,
         )

@@ -46,9 +46,9 @@ pub fn field_rows(fd: &ps::FieldData) -> usize {
 }
 
 /// What a read returns: the fields (in schema order), the names to echo, count mode.
-struct Output<'a> {
-    fields: Vec<&'a FieldSchema>,
-    echo: Vec<String>,
+pub(super) struct Output<'a> {
+    pub(super) fields: Vec<&'a FieldSchema>,
+    pub(super) echo: Vec<String>,
     count: bool,
 }
 
@@ -121,7 +121,7 @@ fn expand_star(schema: &CollectionSchema, requested: &[String]) -> Vec<String> {
     out
 }
 
-fn columns_of(
+pub(super) fn columns_of(
     schema: &CollectionSchema,
     batch: &Batch,
     fields: &[&FieldSchema],
@@ -326,79 +326,13 @@ pub async fn search(
             topk + offset
         )));
     }
-    let inner: serde_json::Map<String, serde_json::Value> = match sp.get("params") {
-        Some(p) if !p.trim().is_empty() => match serde_json::from_str(p) {
-            Ok(serde_json::Value::Object(m)) => m,
-            _ => {
-                return Err(ApiError::invalid(format!(
-                    "search params {p:?} are not a JSON object"
-                )))
-            }
-        },
-        _ => serde_json::Map::new(),
-    };
-    let field = match sp.get("anns_field").filter(|s| !s.is_empty()) {
-        Some(name) => schema
-            .field(name)
-            .filter(|f| f.data_type.is_vector())
-            .ok_or_else(|| {
-                ApiError::new(
-                    code::FIELD_NOT_FOUND,
-                    format!("failed to get field schema: vector field {name} not found"),
-                )
-            })?,
-        None => {
-            let mut vs = schema.vector_fields();
-            let first = vs
-                .next()
-                .ok_or_else(|| ApiError::invalid("collection has no vector field"))?;
-            if vs.next().is_some() {
-                return Err(ApiError::invalid(
-                    "multiple anns_fields exist, please specify a anns_field in search_params",
-                ));
-            }
-            first
-        }
-    };
-    let index = info.index_on(&field.name);
-    let asked = sp
-        .get("metric_type")
-        .cloned()
-        .or_else(|| {
-            inner
-                .get("metric_type")
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        })
-        .filter(|m| !m.is_empty());
-    let metric = match (asked, index) {
-        (Some(m), idx) => {
-            let m2 = Metric::parse(&m).ok_or_else(|| {
-                ApiError::invalid(format!("metric type {m} is not supported (L2, IP, COSINE)"))
-            })?;
-            if let Some(i) = idx {
-                if i.metric != m2 {
-                    return Err(ApiError::invalid(format!(
-                        "metric type not match: invalid parameter[expected={}][actual={}]",
-                        i.metric.as_str(),
-                        m2.as_str()
-                    )));
-                }
-            }
-            m2
-        }
-        (None, Some(i)) => i.metric,
-        (None, None) => Metric::L2,
-    };
+    let inner = inner_params(&sp)?;
+    let (field, metric) = field_and_metric(info, &sp, &inner)?;
     let dim = match field.data_type {
         quiver_core::schema::DataType::FloatVector { dim } => dim as usize,
         _ => unreachable!("vector field"),
     };
-    let requested: Vec<String> = r.output_fields.clone();
-    let out = resolve_output(schema, &requested, false)?;
-    if out.count {
-        return Err(ApiError::invalid("count(*) is not a search output field"));
-    }
+    let out = resolve_search_output(schema, &r.output_fields)?;
     let (_, templates) = Proxy::compile(schema, &r.dsl, r.expr_template_values.clone())?;
     let parts = Proxy::read_partitions(info, &r.partition_names)?;
     let queries = match &r.search_input {
@@ -500,6 +434,78 @@ pub async fn search(
     })
 }
 
+/// A search's output fields (no primary key unless asked; no `count(*)`).
+pub(super) fn resolve_search_output<'a>(
+    schema: &'a CollectionSchema,
+    requested: &[String],
+) -> ApiResult<Output<'a>> {
+    let out = resolve_output(schema, requested, false)?;
+    if out.count {
+        return Err(ApiError::invalid("count(*) is not a search output field"));
+    }
+    Ok(out)
+}
+
+/// The metric a search request uses (see [`field_and_metric`]).
+pub(super) fn metric_of(
+    info: &crate::coordinator::CollectionInfo,
+    r: &SearchRequest,
+) -> ApiResult<Metric> {
+    let sp = kv_map(&r.search_params);
+    let inner = inner_params(&sp)?;
+    Ok(field_and_metric(info, &sp, &inner)?.1)
+}
+
+/// The rows with primary keys `pks`, in that order (repeats allowed), read at the
+/// guarantee `now`; every key must name a visible row.
+pub(super) async fn rows_by_pk(
+    shards: &Shards<'_>,
+    pks: &[Pk],
+    now: Timestamp,
+    parts: &[quiver_core::ids::PartitionId],
+) -> ApiResult<Batch> {
+    let schema = &shards.info.schema;
+    let pk_field = schema.primary_field();
+    let values = pks
+        .iter()
+        .map(|p| match p {
+            Pk::Int(v) => quiver_core::expr::Value::Int(*v),
+            Pk::Str(v) => quiver_core::expr::Value::Str(v.clone()),
+        })
+        .collect();
+    let templates = BTreeMap::from([(
+        "quiver_pks".to_string(),
+        quiver_core::expr::Value::Array(values),
+    )]);
+    let filter = format!("{} in {{quiver_pks}}", pk_field.name);
+    let scope = Proxy::scope(now, parts.to_vec(), &filter, &templates);
+    let mut refs = Vec::new();
+    let mut found = Vec::new();
+    for i in 0..shards.len() {
+        for (pk, seg, row) in shards.query_rows(i, &scope, None).await? {
+            found.push(pk);
+            refs.push((i, seg, row));
+        }
+    }
+    let rows = fetch_rows(schema, shards, &refs).await?;
+    if rows.num_rows != found.len() {
+        return Err(ApiError::new(
+            code::UNAVAILABLE,
+            "rows moved while they were read by primary key; retry",
+        ));
+    }
+    let at: std::collections::HashMap<&Pk, usize> =
+        found.iter().enumerate().map(|(i, pk)| (pk, i)).collect();
+    let mut out = Batch::empty(schema);
+    for pk in pks {
+        let i = at
+            .get(pk)
+            .ok_or_else(|| ApiError::invalid(format!("no row with {} = {pk}", pk_field.name)))?;
+        out.push_row(&rows, *i);
+    }
+    Ok(out)
+}
+
 /// The vectors in `field` of the rows with primary keys `ids` (a search by primary
 /// key), read at the search's own guarantee; each key must name a visible row.
 async fn vectors_of(
@@ -539,55 +545,102 @@ async fn vectors_of(
             pks.len()
         )));
     }
-    let values = pks
-        .iter()
-        .map(|p| match p {
-            Pk::Int(v) => quiver_core::expr::Value::Int(*v),
-            Pk::Str(v) => quiver_core::expr::Value::Str(v.clone()),
-        })
-        .collect();
-    let templates = BTreeMap::from([(
-        "quiver_search_ids".to_string(),
-        quiver_core::expr::Value::Array(values),
-    )]);
-    let filter = format!("{} in {{quiver_search_ids}}", pk_field.name);
-    let scope = Proxy::scope(now, parts.to_vec(), &filter, &templates);
-    let mut refs = Vec::new();
-    let mut found = Vec::new();
-    for i in 0..shards.len() {
-        for (pk, seg, row) in shards.query_rows(i, &scope, None).await? {
-            found.push(pk);
-            refs.push((i, seg, row));
-        }
-    }
-    let rows = fetch_rows(schema, shards, &refs).await?;
+    let rows = rows_by_pk(shards, &pks, now, parts)
+        .await
+        .map_err(|e| ApiError::new(e.code, format!("search by primary key: {}", e.reason)))?;
     let pos = schema
         .position(field.id)
         .expect("vector field is in the schema");
-    let ColumnData::FloatVector { dim, data } = &rows.columns[pos].data else {
-        return Err(ApiError::internal(
+    match &rows.columns[pos].data {
+        ColumnData::FloatVector { dim, data } if *dim > 0 => Ok(data
+            .chunks_exact(*dim as usize)
+            .map(<[f32]>::to_vec)
+            .collect()),
+        _ => Err(ApiError::internal(
             "a vector field's column holds no vectors",
-        ));
-    };
-    let dim = *dim as usize;
-    if rows.num_rows != found.len() || data.len() != found.len() * dim {
-        return Err(ApiError::new(
-            code::UNAVAILABLE,
-            "rows moved while the search by primary key read them; retry it",
-        ));
+        )),
     }
-    let by_pk: std::collections::HashMap<&Pk, &[f32]> =
-        found.iter().zip(data.chunks_exact(dim)).collect();
-    pks.iter()
-        .map(|pk| {
-            by_pk.get(pk).map(|v| v.to_vec()).ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "search by primary key: no row with {} = {pk}",
-                    pk_field.name
-                ))
-            })
+}
+
+/// The `params` JSON object of a search's key-values (empty when absent).
+fn inner_params(
+    sp: &BTreeMap<String, String>,
+) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
+    Ok(match sp.get("params") {
+        Some(p) if !p.trim().is_empty() => match serde_json::from_str(p) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "search params {p:?} are not a JSON object"
+                )))
+            }
+        },
+        _ => serde_json::Map::new(),
+    })
+}
+
+/// The vector field a search names (or the only one) and the metric it uses: the
+/// client's, which must match the field's index, or the index's.
+fn field_and_metric<'a>(
+    info: &'a crate::coordinator::CollectionInfo,
+    sp: &BTreeMap<String, String>,
+    inner: &serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<(&'a FieldSchema, Metric)> {
+    let schema = &info.schema;
+    let field = match sp.get("anns_field").filter(|s| !s.is_empty()) {
+        Some(name) => schema
+            .field(name)
+            .filter(|f| f.data_type.is_vector())
+            .ok_or_else(|| {
+                ApiError::new(
+                    code::FIELD_NOT_FOUND,
+                    format!("failed to get field schema: vector field {name} not found"),
+                )
+            })?,
+        None => {
+            let mut vs = schema.vector_fields();
+            let first = vs
+                .next()
+                .ok_or_else(|| ApiError::invalid("collection has no vector field"))?;
+            if vs.next().is_some() {
+                return Err(ApiError::invalid(
+                    "multiple anns_fields exist, please specify a anns_field in search_params",
+                ));
+            }
+            first
+        }
+    };
+    let index = info.index_on(&field.name);
+    let asked = sp
+        .get("metric_type")
+        .cloned()
+        .or_else(|| {
+            inner
+                .get("metric_type")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
         })
-        .collect()
+        .filter(|m| !m.is_empty());
+    let metric = match (asked, index) {
+        (Some(m), idx) => {
+            let m2 = Metric::parse(&m).ok_or_else(|| {
+                ApiError::invalid(format!("metric type {m} is not supported (L2, IP, COSINE)"))
+            })?;
+            if let Some(i) = idx {
+                if i.metric != m2 {
+                    return Err(ApiError::invalid(format!(
+                        "metric type not match: invalid parameter[expected={}][actual={}]",
+                        i.metric.as_str(),
+                        m2.as_str()
+                    )));
+                }
+            }
+            m2
+        }
+        (None, Some(i)) => i.metric,
+        (None, None) => Metric::L2,
+    };
+    Ok((field, metric))
 }
 
 /// Every shard's answer to a vector search, per shard then per query.
