@@ -23,6 +23,10 @@ fn kernels(c: &mut Criterion) {
             .map(|x| (x.abs() * 64.0).min(255.0) as u8)
             .collect();
         let scale = vec![1.0f32 / 64.0; dim];
+        let table: Vec<i16> = q
+            .iter()
+            .map(|x| (x * 4096.0).clamp(-16383.0, 16383.0) as i16)
+            .collect();
         let mut g = c.benchmark_group(format!("ann_kernels/{dim}"));
         g.throughput(Throughput::Elements(1024));
         for ks in kernel_sets() {
@@ -58,6 +62,15 @@ fn kernels(c: &mut Criterion) {
                     let mut s = 0.0;
                     for code in codes.chunks_exact(dim) {
                         s += (ks.sq8_dot)(black_box(&q), black_box(code));
+                    }
+                    s
+                })
+            });
+            g.bench_function(BenchmarkId::new("sq8_idot", ks.name), |b| {
+                b.iter(|| {
+                    let mut s = 0i64;
+                    for code in codes.chunks_exact(dim) {
+                        s += i64::from((ks.sq8_idot)(black_box(&table), black_box(code)));
                     }
                     s
                 })

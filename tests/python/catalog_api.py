@@ -54,6 +54,8 @@ def databases(srv):
     d = c.describe_database("shop")
     assert d.get("owner") == "ana" and "database.replica.number" not in d, d
     expect_error(lambda: c.describe_database("nowhere"), code=800)
+    c.alter_database_properties("default", {"team": "search"})
+    assert c.describe_database("default").get("team") == "search"
 
     # The same collection name in two databases: two collections.
     make_collection(c, "items", [{"id": i, "v": [float(i), 0.0]} for i in range(5)])
@@ -93,6 +95,7 @@ def after_restart(srv):
     shop.drop_collection("items")
     c.drop_database("shop")
     assert c.describe_alias("stays")["collection_name"] == "green"
+    assert c.describe_database("default").get("team") == "search"
     assert ids(c.query("stays", filter="id >= 0", consistency_level="Strong")) == [10, 11]
     assert c.list_databases() == ["default"]
 

@@ -81,11 +81,12 @@ pub fn avx2_kernels() -> Option<&'static Kernels> {
     None
 }
 
-/// The AVX-512F kernels, if this CPU has AVX-512F as well as AVX2 and FMA.
+/// The AVX-512 kernels, if this CPU has AVX-512F and BW as well as AVX2 and FMA.
 pub fn avx512_kernels() -> Option<&'static Kernels> {
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
         {
@@ -341,7 +342,7 @@ pub fn sq8_l2_portable(a: &[f32], s: &[f32], c: &[u8]) -> f32 {
     sum
 }
 
-/// Portable SQ8 dot: `sum(w[i] * c[i])`.
+/// Portable SQ8 integer dot: `sum(t[i] * c[i])`.
 pub fn sq8_idot_portable(t: &[i16], c: &[u8]) -> i32 {
     t.iter()
         .zip(c)
@@ -349,6 +350,7 @@ pub fn sq8_idot_portable(t: &[i16], c: &[u8]) -> i32 {
         .sum()
 }
 
+/// Portable SQ8 dot: `sum(w[i] * c[i])`.
 pub fn sq8_dot_portable(w: &[f32], c: &[u8]) -> f32 {
     let n = w.len().min(c.len());
     let (w, c) = (&w[..n], &c[..n]);
@@ -454,7 +456,7 @@ mod x86 {
         unsafe { sq8_dot_avx2(w, c) }
     }
 
-    /// Only handed out by `avx512_kernels`, after runtime detection of AVX-512F, AVX2
+    /// Only handed out by `avx512_kernels`, after runtime detection of AVX-512F and BW, AVX2
     /// and FMA.
     pub(super) static AVX512: Kernels = Kernels {
         name: "avx512f",
@@ -463,7 +465,7 @@ mod x86 {
         neg_dot: neg_dot_512,
         sq8_l2: sq8_l2_512,
         sq8_dot: sq8_dot_512,
-        sq8_idot,
+        sq8_idot: sq8_idot_512,
     };
 
     fn sq8_l2_512(a: &[f32], s: &[f32], c: &[u8]) -> f32 {
@@ -474,6 +476,52 @@ mod x86 {
     fn sq8_dot_512(w: &[f32], c: &[u8]) -> f32 {
         // SAFETY: as in `sq8_l2_512`.
         unsafe { sq8_dot_avx512(w, c) }
+    }
+
+    fn sq8_idot_512(t: &[i16], c: &[u8]) -> i32 {
+        // SAFETY: as in `sq8_l2_512`; `avx512_kernels` also requires avx512bw.
+        unsafe { sq8_idot_avx512(t, c) }
+    }
+
+    /// The 512-bit form of `sq8_idot_avx2`: 32 products per `vpmaddwd`.
+    #[target_feature(enable = "avx512f,avx512bw,avx2")]
+    unsafe fn sq8_idot_avx512(t: &[i16], c: &[u8]) -> i32 {
+        let n = t.len().min(c.len());
+        let (pt, pc) = (t.as_ptr(), c.as_ptr());
+        let mut s0 = _mm512_setzero_si512();
+        let mut s1 = _mm512_setzero_si512();
+        let mut i = 0usize;
+        while i + 64 <= n {
+            let c0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i).cast::<__m256i>()));
+            let c1 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i + 32).cast::<__m256i>()));
+            let t0 = _mm512_loadu_si512(pt.add(i).cast::<__m512i>());
+            let t1 = _mm512_loadu_si512(pt.add(i + 32).cast::<__m512i>());
+            s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(c0, t0));
+            s1 = _mm512_add_epi32(s1, _mm512_madd_epi16(c1, t1));
+            i += 64;
+        }
+        if i + 32 <= n {
+            let c0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i).cast::<__m256i>()));
+            let t0 = _mm512_loadu_si512(pt.add(i).cast::<__m512i>());
+            s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(c0, t0));
+            i += 32;
+        }
+        let mut acc = _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1));
+        if i + 16 <= n {
+            let c0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(pc.add(i).cast::<__m128i>()));
+            let t0 = _mm256_loadu_si256(pt.add(i).cast::<__m256i>());
+            let p = _mm256_madd_epi16(c0, t0);
+            let h = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256::<1>(p));
+            let h = _mm_add_epi32(h, _mm_shuffle_epi32::<0b01_00_11_10>(h));
+            let h = _mm_add_epi32(h, _mm_shuffle_epi32::<0b10_11_00_01>(h));
+            acc += _mm_cvtsi128_si32(h);
+            i += 16;
+        }
+        while i < n {
+            acc += i32::from(*pt.add(i)) * i32::from(*pc.add(i));
+            i += 1;
+        }
+        acc
     }
 
     /// Sixteen u8 codes at `p` as f32s (`m` masks off lanes past the end).

@@ -159,7 +159,12 @@ impl Sq8 {
     /// - L2: `|q - min|^2 - 2 * alpha * T + row_squares[row]`.
     ///
     /// Writes `t` into `out` and returns `(alpha, bias)`, `bias` being the query term.
-    /// The table's range keeps `|T| < 2^31` for any row (see [`int_table_limit`]).
+    ///
+    /// `alpha` keeps `|t_d| <= 16383` (so a `vpmaddwd` pair stays below 2^23) and
+    /// `255 * sum(|t_d|) < 2^31` (so no partial sum of any row can overflow an i32,
+    /// however a kernel splits it): with `|t_d| <= |w_d| / alpha + 1/2`, it is enough
+    /// that `alpha >= 255 * sum(|w_d|) / (2^31 - 1 - 128 n)`. For most queries the first
+    /// bound decides and the table has its full 15 bits.
     pub(crate) fn prepare_int_query(
         &self,
         q: &[f32],
@@ -175,11 +180,24 @@ impl Sq8 {
             }
         };
         let n = q.len().min(self.scale.len());
-        let top = (0..n).map(|d| weight(d).abs()).fold(0.0f32, f32::max);
-        let limit = int_table_limit(n) as f32;
-        let alpha = if top > 0.0 { top / limit } else { 1.0 };
+        let top = (0..n)
+            .map(|d| f64::from(weight(d).abs()))
+            .fold(0.0, f64::max);
+        let sum: f64 = (0..n).map(|d| f64::from(weight(d).abs())).sum();
+        let alpha = if top > 0.0 {
+            let by_sum = 255.0 * sum / (f64::from(i32::MAX) - 128.0 * n as f64);
+            // A hair above both bounds, so rounding cannot reach past them.
+            (top / f64::from(TABLE_MAX)).max(by_sum) * (1.0 + 1e-6)
+        } else {
+            1.0
+        };
         out.clear();
-        out.extend((0..n).map(|d| (weight(d) / alpha).round().clamp(-limit, limit) as i16));
+        out.extend((0..n).map(|d| {
+            (f64::from(weight(d)) / alpha)
+                .round()
+                .clamp(-f64::from(TABLE_MAX), f64::from(TABLE_MAX)) as i16
+        }));
+        let alpha = alpha as f32;
         let bias = if l2 {
             (0..n).map(|d| (q[d] - self.min[d]).powi(2)).sum()
         } else {
@@ -189,12 +207,8 @@ impl Sq8 {
     }
 }
 
-/// The largest table magnitude for rows of `len` codes: `limit * 255 * len` stays
-/// below `2^31`, so the integer dot cannot overflow however the kernel splits its sums.
-pub(crate) fn int_table_limit(len: usize) -> i32 {
-    let by_len = (i32::MAX as usize / (255 * len.max(1))).max(1);
-    by_len.min(16_383) as i32
-}
+/// Largest magnitude of an integer query table entry.
+const TABLE_MAX: i16 = 16_383;
 
 /// Integer SQ8 distances (smaller is better) for the graph walk of HNSW_SQ8.
 pub(crate) struct Sq8IntOracle<'a> {
@@ -226,6 +240,9 @@ impl Oracle for Sq8IntOracle<'_> {
     fn prefetch(&self, id: u32) {
         let p = self.codes.as_ptr().wrapping_add(id as usize * self.stride);
         prefetch_lines(p, self.lines);
+        if self.l2 {
+            prefetch_lines(self.row_sq.as_ptr().wrapping_add(id as usize).cast(), 1);
+        }
     }
 }
 
@@ -614,6 +631,68 @@ mod tests {
             sq.decode(&codes.as_bytes()[5 * dimp..6 * dimp], &mut back);
             let want = sp.distance(&q, &back);
             assert!((o.dist(5) - want).abs() <= 1e-3 * want.abs().max(1.0));
+        }
+    }
+
+    #[test]
+    fn integer_tables_cannot_overflow_and_match_the_float_oracle() {
+        // The worst case for the i32 sums: the widest rows, every weight at the top,
+        // every code 255.
+        let n = crate::distance::MAX_DIM;
+        let sq = Sq8 {
+            min: vec![0.0; n],
+            scale: vec![1.0; n],
+        };
+        let mut t = Vec::new();
+        let (alpha, _) = sq.prepare_int_query(&vec![1.0; n], Metric::IP, &mut t);
+        let bound: i64 = t.iter().map(|&x| i64::from(x).abs() * 255).sum();
+        assert!(bound < i64::from(i32::MAX), "{bound}");
+        let codes = vec![255u8; n];
+        for k in [crate::distance::portable_kernels()]
+            .into_iter()
+            .chain(crate::distance::avx2_kernels())
+            .chain(crate::distance::avx512_kernels())
+        {
+            assert_eq!(i64::from((k.sq8_idot)(&t, &codes)), bound, "{}", k.name);
+        }
+        assert!((alpha * bound as f32 / 255.0 - n as f32).abs() / (n as f32) < 0.01);
+
+        // On real rows the integer distances track the float ones closely.
+        let dim = 48;
+        let data = clustered(200, dim, 3);
+        for metric in [Metric::L2, Metric::IP] {
+            let space = Space::new(metric, dim).unwrap();
+            let rows = space.load_rows(&data);
+            let dimp = space.padded_dim();
+            let sq = Sq8::train(rows.as_f32(), dimp, dim);
+            let codes = sq.encode_rows(rows.as_f32(), dimp, 200);
+            let q = space.prepare(&data[dim..2 * dim]);
+            let mut table = Vec::new();
+            let bias = sq.prepare_query(&q, metric, &mut table);
+            let exact = sq.oracle(&table, bias, codes.as_bytes(), dimp, metric);
+            let mut itable = Vec::new();
+            let (alpha, ibias) = sq.prepare_int_query(&q, metric, &mut itable);
+            let row_sq = sq.row_squares(codes.as_bytes(), dimp);
+            let o = Sq8IntOracle {
+                l2: metric == Metric::L2,
+                table: &itable,
+                alpha,
+                bias: ibias,
+                row_sq: if metric == Metric::L2 { &row_sq } else { &[] },
+                codes: codes.as_bytes(),
+                stride: dimp,
+                kernel: crate::distance::kernels().sq8_idot,
+                lines: 1,
+            };
+            // Both forms add a query term (the bias: |q - min|^2 or q.min) to a large
+            // row term of the opposite sign, so the error scales with the bias, not
+            // with the (possibly tiny) distance.
+            let scale = ibias.abs();
+            for id in 0..200u32 {
+                let (a, b) = (o.dist(id), exact.dist(id));
+                let tol = 1e-3 * b.abs().max(scale).max(1.0);
+                assert!((a - b).abs() <= tol, "{metric:?} row {id}: {a} vs {b}");
+            }
         }
     }
 

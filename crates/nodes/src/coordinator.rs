@@ -56,6 +56,11 @@ pub struct CollectionInfo {
 }
 
 /// What of a collection is loaded (served to reads).
+///
+/// Catalog entries written before per-partition loading held `loaded: bool` here.
+/// postcard writes a bool as one byte 0/1 and an enum variant as its varint index, so
+/// those entries decode as `NotLoaded` (0) and `Collection` (1): these two variants must
+/// keep their places (`legacy_catalog_entries_still_open` pins it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Load {
     NotLoaded,
@@ -63,43 +68,6 @@ pub enum Load {
     Collection,
     /// LoadPartitions: just these; partitions created later are not loaded.
     Partitions(Vec<PartitionId>),
-}
-
-/// The catalog entry as written before partitions could be loaded one by one
-/// (kept so data directories from then still open).
-#[derive(Deserialize)]
-struct CollectionInfoV1 {
-    id: CollectionId,
-    db: String,
-    schema: CollectionSchema,
-    shards: u32,
-    consistency_level: i32,
-    properties: Vec<(String, String)>,
-    partitions: Vec<PartitionInfo>,
-    indexes: Vec<IndexInfo>,
-    loaded: bool,
-    created_ts: u64,
-}
-
-impl From<CollectionInfoV1> for CollectionInfo {
-    fn from(v: CollectionInfoV1) -> Self {
-        CollectionInfo {
-            id: v.id,
-            db: v.db,
-            schema: v.schema,
-            shards: v.shards,
-            consistency_level: v.consistency_level,
-            properties: v.properties,
-            partitions: v.partitions,
-            indexes: v.indexes,
-            load: if v.loaded {
-                Load::Collection
-            } else {
-                Load::NotLoaded
-            },
-            created_ts: v.created_ts,
-        }
-    }
 }
 
 /// One database: a namespace of collections.
@@ -144,10 +112,15 @@ impl CollectionInfo {
         }
     }
 
-    /// Whether every partition is loaded (a partial load reads as "loading" in
-    /// ShowCollections, as Milvus reports it).
-    pub fn fully_loaded(&self) -> bool {
-        self.partitions.iter().all(|p| self.partition_loaded(p.id))
+    /// The share of partitions loaded, in percent (ShowCollections' in-memory figure).
+    pub fn loaded_percent(&self) -> i64 {
+        let n = self.partitions.len().max(1);
+        let loaded = self
+            .partitions
+            .iter()
+            .filter(|p| self.partition_loaded(p.id))
+            .count();
+        (loaded * 100 / n) as i64
     }
 
     /// One vchannel per shard.
@@ -169,6 +142,24 @@ impl CollectionInfo {
 
     pub fn index_on(&self, field: &str) -> Option<&IndexInfo> {
         self.indexes.iter().find(|i| i.field_name == field)
+    }
+
+    /// A collection is loaded only with an index on every vector field (Milvus's rule).
+    pub fn check_indexed(&self) -> ApiResult<()> {
+        match self
+            .schema
+            .vector_fields()
+            .find(|f| self.index_on(&f.name).is_none())
+        {
+            Some(f) => Err(ApiError::new(
+                code::INDEX_NOT_FOUND,
+                format!(
+                    "there is no vector index on field: [{}], please create index firstly",
+                    f.name
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -201,9 +192,13 @@ impl CatalogChange {
     fn apply(self, i: &mut CollectionInfo) -> ApiResult<()> {
         match self {
             CatalogChange::SetLoaded(l) => {
+                if l {
+                    i.check_indexed()?;
+                }
                 i.load = if l { Load::Collection } else { Load::NotLoaded }
             }
             CatalogChange::LoadPartitions(names) => {
+                i.check_indexed()?;
                 let ids = names
                     .iter()
                     .map(|n| i.partition(n).map(|p| p.id))
@@ -324,6 +319,8 @@ impl CatalogChange {
 pub trait CoordinatorApi: Send + Sync {
     async fn get(&self, db: &str, name: &str) -> ApiResult<CollectionInfo>;
     async fn list(&self, db: &str) -> ApiResult<Vec<CollectionInfo>>;
+    /// Every collection of every database, in one snapshot.
+    async fn all(&self) -> ApiResult<Vec<CollectionInfo>>;
     async fn create(
         &self,
         db: &str,
@@ -386,6 +383,9 @@ impl CoordinatorApi for Coordinator {
     }
     async fn list(&self, db: &str) -> ApiResult<Vec<CollectionInfo>> {
         Coordinator::list(self, db).await
+    }
+    async fn all(&self) -> ApiResult<Vec<CollectionInfo>> {
+        Ok(Coordinator::all(self).await)
     }
     async fn create(
         &self,
@@ -553,9 +553,6 @@ fn database_not_found(db: &str) -> ApiError {
 
 fn decode_collection(k: &str, v: &[u8]) -> ApiResult<CollectionInfo> {
     format::decode::<CollectionInfo>(ObjectKind::CatalogEntry, v)
-        .or_else(|_| {
-            format::decode::<CollectionInfoV1>(ObjectKind::CatalogEntry, v).map(Into::into)
-        })
         .map_err(|e| ApiError::internal(format!("corrupt catalog entry {k}: {e}")))
 }
 
@@ -713,11 +710,7 @@ impl Coordinator {
         set: Vec<(String, String)>,
         delete: Vec<String>,
     ) -> ApiResult<DatabaseInfo> {
-        if name == DEFAULT_DB {
-            return Err(ApiError::invalid(
-                "the default database has no properties to alter",
-            ));
-        }
+        // The default database is stored only once it has properties.
         let mut cat = self.catalog.write().await;
         let mut db = cat.database(name)?.clone();
         db.properties.retain(|(k, _)| !delete.contains(k));
@@ -1029,9 +1022,20 @@ mod tests {
             created_ts: 0,
         };
         let apply = |i: &mut CollectionInfo, c: CatalogChange| c.apply(i);
+        // Nothing loads without an index on every vector field.
+        let err = apply(&mut info, CatalogChange::SetLoaded(true)).unwrap_err();
+        assert_eq!(err.code, code::INDEX_NOT_FOUND);
+        info.indexes.push(IndexInfo {
+            id: 1,
+            name: "v".into(),
+            field_name: "v".into(),
+            index_type: "FLAT".into(),
+            metric: Metric::L2,
+            params: vec![],
+        });
         apply(&mut info, CatalogChange::LoadPartitions(vec!["p1".into()])).unwrap();
         assert!(info.loaded() && info.partition_loaded(PartitionId(11)));
-        assert!(!info.partition_loaded(PartitionId(10)) && !info.fully_loaded());
+        assert!(!info.partition_loaded(PartitionId(10)) && info.loaded_percent() == 50);
         // Partitions created later are not loaded by a partition load ...
         apply(&mut info, CatalogChange::AddPartition(partition(12, "p2"))).unwrap();
         assert!(!info.partition_loaded(PartitionId(12)));
@@ -1046,7 +1050,7 @@ mod tests {
         // ... but are by a collection load.
         apply(&mut info, CatalogChange::SetLoaded(true)).unwrap();
         apply(&mut info, CatalogChange::AddPartition(partition(13, "p3"))).unwrap();
-        assert!(info.partition_loaded(PartitionId(13)) && info.fully_loaded());
+        assert!(info.partition_loaded(PartitionId(13)) && info.loaded_percent() == 100);
         apply(
             &mut info,
             CatalogChange::ReleasePartitions(vec!["p3".into()]),

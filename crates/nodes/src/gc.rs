@@ -1,16 +1,21 @@
-//! Garbage collection of dropped collections' objects.
+//! Garbage collection of dropped collections.
 //!
 //! Segment binlogs, stats, delete logs and index files live under
-//! `<kind>/<collection id>/...`. Dropping a collection removes its catalog entry, WALs
-//! and manifests at once; its objects are removed here, by a sweep that deletes every
-//! object whose collection the catalog no longer has. The sweep also finds what a drop
-//! interrupted by a crash, or a deposed streaming node's late flush, left behind.
+//! `<kind>/<collection id>/...`; each shard has a manifest (`shard/<id>/<vchannel>/
+//! manifest` in the meta store) and a WAL. Dropping a collection removes its catalog
+//! entry, then (in a second step) its WALs and manifests; its objects are removed here,
+//! by a sweep that deletes every object whose collection the catalog no longer has.
+//! [`sweep_dropped_shards`] removes the manifests and WALs a drop interrupted between
+//! those two steps left behind; the object sweep also finds a deposed streaming node's
+//! late flush. (An object store's own staging files of an interrupted upload are not
+//! listed, so not swept.)
 //!
-//! Why it is safe without locks: it lists the objects *before* it reads the catalog
-//! (from the coordinator, which is authoritative). A collection's catalog entry is
-//! committed before any of its objects is written, so every listed collection that is
-//! still alive is in the catalog read after the listing; collection ids are TSO
-//! timestamps and never reused, so an id missing from the catalog is gone for good.
+//! Why it is safe without locks: both sweeps list what exists *before* they read the
+//! catalog (from the coordinator, which is authoritative). A collection's catalog entry
+//! is committed before any of its objects or manifests is written, so every listed
+//! collection that is still alive is in the catalog read after the listing; collection
+//! ids are TSO timestamps and never reused, so an id missing from the catalog is gone
+//! for good.
 
 use std::collections::BTreeSet;
 
@@ -18,8 +23,11 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+use quiver_core::meta::MetaStore;
+
 use crate::coordinator::CoordinatorApi;
 use crate::error::{ApiError, ApiResult};
+use crate::streaming::WalOpener;
 
 /// The object kinds stored per collection (the first path component).
 pub const OBJECT_KINDS: [&str; 4] = ["insert_log", "stats_log", "delta_log", "index_files"];
@@ -67,12 +75,7 @@ pub async fn sweep_dropped(
         return Ok(SweepReport::default());
     }
     // The catalog is read after the listing (see the module docs).
-    let mut live = BTreeSet::new();
-    for db in coord.databases().await? {
-        for c in coord.list(&db.name).await? {
-            live.insert(c.id.0);
-        }
-    }
+    let live: BTreeSet<i64> = coord.all().await?.iter().map(|c| c.id.0).collect();
     let mut report = SweepReport::default();
     for (kind, id) in found.into_iter().filter(|(_, id)| !live.contains(id)) {
         let prefix = Path::from(format!("{kind}/{id}"));
@@ -95,6 +98,51 @@ pub async fn sweep_dropped(
         tracing::info!(collections = ?report.collections, objects = report.objects, "removed the objects of dropped collections");
     }
     Ok(report)
+}
+
+/// Where shard manifests live in the meta store.
+const MANIFEST_PREFIX: &str = "shard/";
+
+/// Removes the manifests and WALs of shards whose collection the catalog no longer has;
+/// returns how many shards it removed.
+#[tracing::instrument(skip_all)]
+pub async fn sweep_dropped_shards(
+    meta: &dyn MetaStore,
+    wals: &dyn WalOpener,
+    coord: &dyn CoordinatorApi,
+) -> ApiResult<usize> {
+    // `shard/<collection id>/<vchannel>/manifest`
+    let found: Vec<(String, i64, String)> = meta
+        .range(MANIFEST_PREFIX)
+        .await?
+        .into_iter()
+        .filter_map(|(key, _)| {
+            let mut parts = key.split('/');
+            let (_, id, vchannel, leaf) =
+                (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+            (leaf == "manifest" && parts.next().is_none())
+                .then(|| Some((key.clone(), id.parse().ok()?, vchannel.to_string())))
+                .flatten()
+        })
+        .collect();
+    if found.is_empty() {
+        return Ok(0);
+    }
+    // The catalog is read after the listing (see the module docs).
+    let live: BTreeSet<i64> = coord.all().await?.iter().map(|c| c.id.0).collect();
+    let mut removed = 0;
+    for (key, _, vchannel) in found.iter().filter(|(_, id, _)| !live.contains(id)) {
+        wals.remove(vchannel).await?;
+        meta.delete(key).await?;
+        removed += 1;
+    }
+    if removed > 0 {
+        tracing::info!(
+            shards = removed,
+            "removed the WALs and manifests of dropped collections"
+        );
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -172,6 +220,69 @@ mod tests {
                 assert_eq!(left.len(), 2, "{kind}: {left:?}");
             }
             assert_eq!(sweep_dropped(&store, &coord).await.unwrap().objects, 0);
+        });
+    }
+
+    /// Records which WALs were removed.
+    #[derive(Default)]
+    struct Removed(std::sync::Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl WalOpener for Removed {
+        async fn open(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Arc<dyn quiver_core::wal::Wal>, quiver_core::wal::WalError> {
+            Err(quiver_core::wal::WalError::Broken)
+        }
+        async fn remove(&self, vchannel: &str) -> ApiResult<()> {
+            self.0.lock().unwrap().push(vchannel.to_string());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_interrupted_drop_leaves_no_wal_or_manifest_behind() {
+        quiver_core::rt::block_on(async {
+            let meta: Arc<dyn MetaStore> = Arc::new(MemMetaStore::new());
+            let tso = Arc::new(TsoAllocator::open(meta.clone(), "tso").await.unwrap());
+            let coord = Coordinator::open(meta.clone(), tso).await.unwrap();
+            let kept = coord
+                .create_collection(DEFAULT_DB, schema("kept"), 2, 0, vec![])
+                .await
+                .unwrap();
+            let gone = coord
+                .create_collection(DEFAULT_DB, schema("gone"), 2, 0, vec![])
+                .await
+                .unwrap();
+            for info in [&kept, &gone] {
+                for v in info.vchannels() {
+                    let key = format!("shard/{}/{}/manifest", info.id, v);
+                    meta.put(&key, b"m".to_vec()).await.unwrap();
+                }
+            }
+            let wals = Removed::default();
+            assert_eq!(
+                sweep_dropped_shards(meta.as_ref(), &wals, &coord)
+                    .await
+                    .unwrap(),
+                0
+            );
+            // The catalog entry goes; the process dies before the WALs and manifests do.
+            coord.drop_collection(DEFAULT_DB, "gone").await.unwrap();
+            assert_eq!(
+                sweep_dropped_shards(meta.as_ref(), &wals, &coord)
+                    .await
+                    .unwrap(),
+                2
+            );
+            let removed = wals.0.lock().unwrap().clone();
+            let want: Vec<String> = gone.vchannels().iter().map(|v| v.0.clone()).collect();
+            assert_eq!(removed, want);
+            let left = meta.range("shard/").await.unwrap();
+            assert_eq!(left.len(), 2);
+            assert!(left.iter().all(|(k, _)| k.contains(&kept.id.to_string())));
         });
     }
 }

@@ -551,7 +551,7 @@ impl StreamingNode {
             // here, or stale (this node may have missed changes while it owned no
             // vchannel of the collection), so fetch it fresh.
 
-            if let Ok(all) = self.coord.list(crate::coordinator::DEFAULT_DB).await {
+            if let Ok(all) = self.coord.all().await {
                 for info in all {
                     if info.vchannels().iter().any(|v| owned.contains_key(&v.0)) {
                         self.register(&info).await;
@@ -1048,17 +1048,14 @@ impl StreamingNode {
         }
     }
 
-    /// Runs [`StreamingNode::flush_due`] every second until the node is dropped.
-    /// Sweeps dropped collections' objects out of object storage now, after every drop
-    /// this node serves, and every `every` (see [`crate::gc`]).
+    /// Sweeps dropped collections out of the meta store, the WALs and object storage
+    /// now, after every drop this node serves, and every `every` (see [`crate::gc`]).
     pub fn spawn_gc_loop(self: &Arc<Self>, every: Duration) -> rt::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         rt::spawn(async move {
             loop {
                 let Some(node) = weak.upgrade() else { return };
-                if let Err(e) =
-                    crate::gc::sweep_dropped(node.store.as_ref(), node.coord.as_ref()).await
-                {
+                if let Err(e) = node.collect_garbage().await {
                     tracing::warn!(error = %e, "garbage collection failed; the next sweep retries");
                 }
                 let wake = node.gc_wake.clone();
@@ -1068,6 +1065,18 @@ impl StreamingNode {
         })
     }
 
+    async fn collect_garbage(&self) -> ApiResult<()> {
+        crate::gc::sweep_dropped_shards(
+            self.meta.as_ref(),
+            self.wals.as_ref(),
+            self.coord.as_ref(),
+        )
+        .await?;
+        crate::gc::sweep_dropped(self.store.as_ref(), self.coord.as_ref()).await?;
+        Ok(())
+    }
+
+    /// Runs [`StreamingNode::flush_due`] every second until the node is dropped.
     pub fn spawn_flush_loop(self: &Arc<Self>) -> rt::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         rt::spawn(async move {

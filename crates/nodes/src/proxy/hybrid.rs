@@ -178,6 +178,15 @@ pub async fn hybrid_search(
     // Each sub-search runs as a search of its own, without output fields.
     let mut answers: Vec<(Metric, Vec<Ranked>)> = Vec::with_capacity(r.requests.len());
     for mut sub in r.requests.clone() {
+        if sub
+            .search_params
+            .iter()
+            .any(|kv| kv.key == "group_by_field")
+        {
+            return Err(ApiError::invalid(
+                "grouping is not supported in hybrid search yet",
+            ));
+        }
         sub.collection_name = r.collection_name.clone();
         sub.partition_names = r.partition_names.clone();
         sub.output_fields.clear();

@@ -448,10 +448,11 @@ impl Proxy {
         all_params.sort();
         let id = self.coord.now().await?.0 as i64;
         let field_name = field.name.clone();
+        // The collection checked above, even if an alias moved meanwhile.
         self.coord
             .change(
                 db,
-                &r.collection_name,
+                info.name(),
                 CatalogChange::AddIndex(IndexInfo {
                     id,
                     name: index_name,
@@ -622,17 +623,7 @@ impl Proxy {
         for p in partitions {
             info.partition(p)?;
         }
-        for f in info.schema.vector_fields() {
-            if info.index_on(&f.name).is_none() {
-                return Err(ApiError::new(
-                    code::INDEX_NOT_FOUND,
-                    format!(
-                        "there is no vector index on field: [{}], please create index firstly",
-                        f.name
-                    ),
-                ));
-            }
-        }
+        info.check_indexed()?;
         // Opening the shards recovers them; only then is the collection served.
         self.shards(&info).open().await?;
         let change = if partitions.is_empty() {
@@ -640,7 +631,9 @@ impl Proxy {
         } else {
             CatalogChange::LoadPartitions(partitions.to_vec())
         };
-        self.coord.change(db, name, change).await?;
+        // The collection checked and opened above, even if an alias moved meanwhile;
+        // the change itself re-checks the indexes under the catalog lock.
+        self.coord.change(db, info.name(), change).await?;
         Ok(ok_status())
     }
 
@@ -831,10 +824,7 @@ impl MilvusService for Proxy {
                         .iter()
                         .map(|c| Timestamp(c.created_ts).physical_ms())
                         .collect(),
-                    in_memory_percentages: all
-                        .iter()
-                        .map(|c| if c.loaded() { 100 } else { 0 })
-                        .collect(),
+                    in_memory_percentages: all.iter().map(|c| c.loaded_percent()).collect(),
                     query_service_available: all.iter().map(|c| c.loaded()).collect(),
                     shards_num: all.iter().map(|c| c.shards as i32).collect(),
                     ..Default::default()

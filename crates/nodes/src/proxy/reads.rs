@@ -656,6 +656,9 @@ async fn search_shards(
     Ok(per_shard)
 }
 
+/// Most candidate rows (all queries together) one round of a grouped search fetches.
+const GROUP_ROW_BUDGET: usize = 1 << 18;
+
 /// A grouped search: asks for more candidates (up to the top-k limit) until every
 /// query has its groups, or the shards run out; returns each query's hits after
 /// skipping `offset` groups, and their rows.
@@ -668,6 +671,17 @@ async fn grouped_search(
     offset: usize,
 ) -> ApiResult<(Vec<Vec<Hit>>, Option<Batch>)> {
     let schema = &shards.info.schema;
+    // Each round fetches whole rows for every candidate of every query: bounded.
+    let nq = vq.queries.len().max(1);
+    let cap = (GROUP_ROW_BUDGET / nq).min(MAX_TOPK);
+    if cap < groups_wanted * g.size {
+        return Err(ApiError::invalid(format!(
+            "a grouped search of {nq} queries x {} hits exceeds the {GROUP_ROW_BUDGET}-row \
+             budget; split it into smaller requests",
+            groups_wanted * g.size
+        )));
+    }
+    vq.k = vq.k.min(cap);
     loop {
         let per_shard = search_shards(shards, vq, scope).await?;
         let candidates: Vec<Vec<Hit>> = (0..vq.queries.len())
@@ -698,8 +712,8 @@ async fn grouped_search(
             per_query.push((first, grouped.hits, keys));
             first += hits.len();
         }
-        if wants_more && vq.k < MAX_TOPK {
-            vq.k = (vq.k * 4).min(MAX_TOPK);
+        if wants_more && vq.k < cap {
+            vq.k = (vq.k * 4).min(cap);
             continue;
         }
         let mut out_rows = Batch::empty(schema);

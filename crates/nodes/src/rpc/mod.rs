@@ -120,6 +120,7 @@ impl CoordinatorService {
             CoordRequest::DescribeAlias { db, alias } => {
                 CoordResponse::Name(CoordinatorApi::describe_alias(c.as_ref(), &db, &alias).await?)
             }
+            CoordRequest::All => CoordResponse::Collections(CoordinatorApi::all(c.as_ref()).await?),
             CoordRequest::ListAliases { db, collection } => CoordResponse::Names(
                 CoordinatorApi::list_aliases(c.as_ref(), &db, collection.as_deref()).await?,
             ),
@@ -250,6 +251,12 @@ impl CoordinatorApi for RemoteCoordinator {
         match self.call(CoordRequest::List { db: db.into() }).await? {
             CoordResponse::Collections(v) => Ok(v),
             _ => Err(wire::unexpected("list")),
+        }
+    }
+    async fn all(&self) -> ApiResult<Vec<CollectionInfo>> {
+        match self.call(CoordRequest::All).await? {
+            CoordResponse::Collections(v) => Ok(v),
+            _ => Err(wire::unexpected("all collections")),
         }
     }
     async fn create(

@@ -146,6 +146,7 @@ pub enum CoordRequest {
         db: String,
         collection: Option<String>,
     },
+    All,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
