@@ -492,7 +492,7 @@ struct Catalog {
 
 /// An alias as stored: another name for a collection of the same database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct AliasEntry {
+pub(crate) struct AliasEntry {
     db: String,
     alias: String,
     collection: CollectionId,

@@ -7,6 +7,7 @@ pub mod channels;
 pub mod coordinator;
 pub mod datanode;
 pub mod error;
+pub mod fuzzing;
 pub mod gc;
 pub mod leader;
 pub mod pb;

@@ -37,6 +37,8 @@ use crate::rpc::StreamingApi;
 use shards::Shards;
 
 pub use convert::{schema_from_proto, schema_to_proto};
+pub use group_by::GroupBy;
+pub use hybrid::Ranker;
 pub use params::params_from_json;
 
 /// How stale a Bounded read may be (Milvus's `gracefulTime` default).
