@@ -370,6 +370,14 @@ pub trait CoordinatorApi: Send + Sync {
     async fn locate(&self, vchannel: &str) -> ApiResult<ChannelAssignment>;
     /// Moves `vchannel` to another live streaming node under a new epoch.
     async fn reassign(&self, vchannel: &str, to: Option<&str>) -> ApiResult<ChannelAssignment>;
+    /// The query node to serve `vchannel`'s sealed segments, among `candidates`, not
+    /// `avoid` (see [`crate::querycoord`]).
+    async fn assign_query_node(
+        &self,
+        vchannel: &str,
+        candidates: Vec<String>,
+        avoid: Option<String>,
+    ) -> ApiResult<String>;
 
     async fn now(&self) -> ApiResult<Timestamp> {
         self.alloc(1).await
@@ -467,6 +475,16 @@ impl CoordinatorApi for Coordinator {
     async fn reassign(&self, vchannel: &str, to: Option<&str>) -> ApiResult<ChannelAssignment> {
         self.channels.reassign(vchannel, to).await
     }
+    async fn assign_query_node(
+        &self,
+        vchannel: &str,
+        candidates: Vec<String>,
+        avoid: Option<String>,
+    ) -> ApiResult<String> {
+        self.queries
+            .assign(vchannel, &candidates, avoid.as_deref())
+            .await
+    }
 }
 
 fn key(db: &str, name: &str) -> String {
@@ -478,6 +496,7 @@ pub struct Coordinator {
     meta: Arc<dyn MetaStore>,
     tso: Arc<TsoAllocator>,
     channels: ChannelTable,
+    queries: crate::querycoord::QueryAssignments,
     catalog: tokio::sync::RwLock<Catalog>,
 }
 
@@ -579,6 +598,7 @@ impl Coordinator {
         }
         Ok(Coordinator {
             channels: ChannelTable::new(meta.clone()),
+            queries: crate::querycoord::QueryAssignments::open(meta.clone()).await?,
             meta,
             tso,
             catalog: tokio::sync::RwLock::new(Catalog {
@@ -821,6 +841,7 @@ impl Coordinator {
         cat.collections.remove(&(db.to_string(), name.to_string()));
         for v in info.vchannels() {
             self.channels.remove(&v.0).await?;
+            self.queries.remove(&v.0).await?;
         }
         Ok(Some(info))
     }

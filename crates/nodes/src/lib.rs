@@ -12,6 +12,7 @@ pub mod gc;
 pub mod leader;
 pub mod pb;
 pub mod proxy;
+pub mod querycoord;
 pub mod querynode;
 pub mod rpc;
 pub mod standalone;

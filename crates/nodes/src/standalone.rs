@@ -187,7 +187,7 @@ impl Standalone {
                 tso: coord.tso().clone(),
                 coord: coord.clone(),
                 wals: Arc::new(wals),
-                query_nodes: vec![query_node],
+                query_nodes: vec![("query-node".to_string(), query_node)],
                 data_node: Some(data_node),
             },
         )

@@ -106,9 +106,61 @@ where
     Ok(settled_read(shard, TakeBack::All, read).await?.0)
 }
 
+/// The query node each shard copy hands its sealed segments to, as the coordinator
+/// assigned it (see [`crate::querycoord`]).
+///
+/// The invariant that keeps reads whole: a shard copy's handed-off segments are all on
+/// its current target. So the target changes only in `hand_off`, and only while none
+/// of the copy's segments is remote; a failing target is marked suspect (its segments
+/// are taken back by the read or delete that found it failing), and the next handoff
+/// asks the coordinator for another. Entries are per (vchannel, epoch): a reopened copy
+/// recovers every segment locally and chooses afresh.
+struct QueryTargets {
+    nodes: Vec<(String, Arc<dyn QueryNodeApi>)>,
+    chosen: std::sync::Mutex<BTreeMap<(String, u64), (String, bool)>>,
+}
+
+impl QueryTargets {
+    fn node(&self, id: &str) -> Option<Arc<dyn QueryNodeApi>> {
+        self.nodes
+            .iter()
+            .find(|(n, _)| n == id)
+            .map(|(_, q)| q.clone())
+    }
+
+    /// The current target of a shard copy; `None` before its first handoff (when none
+    /// of its segments can be remote) or without query nodes.
+    fn get(&self, vchannel: &str, epoch: u64) -> Option<Arc<dyn QueryNodeApi>> {
+        let chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
+        let (id, _) = chosen.get(&(vchannel.to_string(), epoch))?;
+        self.node(id)
+    }
+
+    /// The target and whether it is suspect.
+    fn entry(&self, vchannel: &str, epoch: u64) -> Option<(String, bool)> {
+        let chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
+        chosen.get(&(vchannel.to_string(), epoch)).cloned()
+    }
+
+    fn set(&self, vchannel: &str, epoch: u64, id: String) {
+        let mut chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
+        chosen.retain(|(v, e), _| v != vchannel || *e >= epoch);
+        chosen.insert((vchannel.to_string(), epoch), (id, false));
+    }
+
+    /// A read, delete or load found the target failing.
+    fn suspect(&self, vchannel: &str, epoch: u64) {
+        let mut chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = chosen.get_mut(&(vchannel.to_string(), epoch)) {
+            e.1 = true;
+        }
+    }
+}
+
 /// Forwards a shard's deletes to the query node serving its handed-off segments.
 struct Forwarder {
-    qn: Arc<dyn QueryNodeApi>,
+    targets: Arc<QueryTargets>,
+    vchannel: String,
     collection: CollectionId,
     shard: u32,
     epoch: u64,
@@ -117,7 +169,11 @@ struct Forwarder {
 #[async_trait::async_trait]
 impl DeleteForwarder for Forwarder {
     async fn forward(&self, deletes: &[(SegmentId, DeleteRecord)]) -> Result<(), String> {
-        self.qn
+        // Deletes reach here only for remote segments, which exist only on a target.
+        let Some(qn) = self.targets.get(&self.vchannel, self.epoch) else {
+            return Err("no query node serves this shard's segments".into());
+        };
+        let res = qn
             .call(QueryNodeRequest::Delete {
                 collection: self.collection,
                 shard: self.shard,
@@ -126,7 +182,12 @@ impl DeleteForwarder for Forwarder {
             })
             .await
             .map(|_| ())
-            .map_err(|e| e.reason)
+            .map_err(|e| e.reason);
+        if res.is_err() {
+            // The shard takes the segments back; the next handoff chooses again.
+            self.targets.suspect(&self.vchannel, self.epoch);
+        }
+        res
     }
 }
 
@@ -226,9 +287,9 @@ pub struct StreamingDeps {
     pub tso: Arc<dyn TimestampOracle>,
     pub coord: Arc<dyn CoordinatorApi>,
     pub wals: Arc<dyn WalOpener>,
-    /// Where sealed segments are handed off (each vchannel sticks to one, by hash);
-    /// none keeps them here.
-    pub query_nodes: Vec<Arc<dyn QueryNodeApi>>,
+    /// Where sealed segments can be handed off, by query node id (the coordinator picks
+    /// one per vchannel); none keeps them here.
+    pub query_nodes: Vec<(String, Arc<dyn QueryNodeApi>)>,
     /// Who builds indexes for sealed segments; `None` leaves them to exact search.
     pub data_node: Option<Arc<dyn DataNodeApi>>,
 }
@@ -240,7 +301,7 @@ pub struct StreamingNode {
     tso: Arc<dyn TimestampOracle>,
     coord: Arc<dyn CoordinatorApi>,
     wals: Arc<dyn WalOpener>,
-    query_nodes: Vec<Arc<dyn QueryNodeApi>>,
+    targets: Arc<QueryTargets>,
     data_node: Option<Arc<dyn DataNodeApi>>,
     /// Indexes known to be built: (segment, index id).
     built: std::sync::Mutex<std::collections::BTreeSet<(SegmentId, i64)>>,
@@ -300,7 +361,10 @@ impl StreamingNode {
             tso: deps.tso,
             coord: deps.coord,
             wals: deps.wals,
-            query_nodes: deps.query_nodes,
+            targets: Arc::new(QueryTargets {
+                nodes: deps.query_nodes,
+                chosen: std::sync::Mutex::new(BTreeMap::new()),
+            }),
             gc_wake: Arc::new(tokio::sync::Notify::new()),
             data_node: deps.data_node,
             built: Default::default(),
@@ -337,14 +401,64 @@ impl StreamingNode {
         }
     }
 
-    /// The query node a vchannel's segments go to.
-    fn query_node_for(&self, vchannel: &VChannel) -> Option<&Arc<dyn QueryNodeApi>> {
-        if self.query_nodes.is_empty() {
+    /// The query node serving a shard copy's handed-off segments.
+    fn query_node_for(&self, shard: &Shard) -> Option<Arc<dyn QueryNodeApi>> {
+        self.targets.get(&shard.config().vchannel.0, shard.epoch())
+    }
+
+    /// Asks the query node serving a shard copy's remote segments. A failure marks it
+    /// suspect; the caller takes the segments back and answers here.
+    async fn remote_call(&self, shard: &Shard, req: QueryNodeRequest) -> ApiResult<StreamResponse> {
+        let res = match self.query_node_for(shard) {
+            Some(qn) => qn.call(req).await,
+            None => Err(ApiError::new(
+                code::UNAVAILABLE,
+                "no query node serves this shard's handed-off segments",
+            )),
+        };
+        if res.is_err() {
+            self.targets
+                .suspect(&shard.config().vchannel.0, shard.epoch());
+        }
+        res
+    }
+
+    /// The query node to hand a shard copy's segments to: its current target, or, when
+    /// it has none or found it failing and none of its segments is remote any more, the
+    /// coordinator's choice. `None` means not now (the next tick asks again).
+    async fn handoff_target(&self, shard: &Shard) -> Option<Arc<dyn QueryNodeApi>> {
+        if self.targets.nodes.is_empty() {
             return None;
         }
-        let h = xxhash_rust::xxh3::xxh3_64(vchannel.0.as_bytes());
-        self.query_nodes
-            .get((h % self.query_nodes.len() as u64) as usize)
+        let (vchannel, epoch) = (&shard.config().vchannel.0, shard.epoch());
+        let current = self.targets.entry(vchannel, epoch);
+        match &current {
+            Some((id, false)) => return self.targets.node(id),
+            // Segments still served by a suspect node: reads take them back first.
+            Some((_, true)) if !shard.remote_files().await.is_empty() => return None,
+            _ => {}
+        }
+        let avoid = current.map(|(id, _)| id);
+        let candidates = self
+            .targets
+            .nodes
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect();
+        match self
+            .coord
+            .assign_query_node(vchannel, candidates, avoid)
+            .await
+        {
+            Ok(id) => {
+                self.targets.set(vchannel, epoch, id.clone());
+                self.targets.node(&id)
+            }
+            Err(e) => {
+                tracing::debug!(%vchannel, error = %e.reason, "no query node assignment yet; segments stay here");
+                None
+            }
+        }
     }
 
     /// Records (or refreshes) a collection's catalog entry; opens nothing.
@@ -629,7 +743,7 @@ impl StreamingNode {
     /// Hands the shard's local sealed segments to the query node, if there is one.
     /// A failure leaves them served here; the next tick tries again.
     async fn hand_off(&self, info: &CollectionInfo, shard_idx: u32, shard: &Shard) {
-        let Some(qn) = self.query_node_for(&shard.config().vchannel) else {
+        let Some(qn) = self.handoff_target(shard).await else {
             return;
         };
         self.build_indexes(info, shard_idx, shard).await;
@@ -657,6 +771,8 @@ impl StreamingNode {
             }
             Ok(_) => {}
             Err(e) => {
+                self.targets
+                    .suspect(&shard.config().vchannel.0, shard.epoch());
                 tracing::warn!(vchannel = %shard.config().vchannel, error = %e, "handoff failed; segments stay here")
             }
         }
@@ -709,11 +825,9 @@ impl StreamingNode {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .contains(&key);
-                if let (Some(qn), true, false) = (
-                    self.query_node_for(&shard.config().vchannel),
-                    remote.contains(&files),
-                    served,
-                ) {
+                if let (Some(qn), true, false) =
+                    (self.query_node_for(shard), remote.contains(&files), served)
+                {
                     let req = QueryNodeRequest::LoadIndex {
                         info: Box::new(info.clone()),
                         shard: shard_idx,
@@ -745,9 +859,12 @@ impl StreamingNode {
         vchannel: &VChannel,
         epoch: u64,
     ) -> Option<Arc<dyn DeleteForwarder>> {
-        let qn = self.query_node_for(vchannel)?.clone();
+        if self.targets.nodes.is_empty() {
+            return None;
+        }
         Some(Arc::new(Forwarder {
-            qn,
+            targets: self.targets.clone(),
+            vchannel: vchannel.0.clone(),
             collection: info.id,
             shard,
             epoch,
@@ -791,7 +908,7 @@ impl StreamingNode {
             }
             StreamRequest::Drop { info } => {
                 self.drop_collection(&info).await?;
-                for qn in &self.query_nodes {
+                for (_, qn) in &self.targets.nodes {
                     if let Err(e) = qn
                         .call(QueryNodeRequest::DropCollection {
                             collection: info.id,
@@ -856,9 +973,7 @@ impl StreamingNode {
                 let k = k as usize;
                 let (mut local, remote) =
                     split_read(&s, || s.search_split(field, &queries, k, metric, rs)).await?;
-                if let (Some(qn), false) =
-                    (self.query_node_for(&s.config().vchannel), remote.is_empty())
-                {
+                if !remote.is_empty() {
                     let req = QueryNodeRequest::Search {
                         collection,
                         shard,
@@ -870,7 +985,7 @@ impl StreamingNode {
                         scope: scope.clone(),
                         params: params.clone(),
                     };
-                    match qn.call(req).await {
+                    match self.remote_call(&s, req).await {
                         Ok(StreamResponse::Hits(h)) => {
                             for (q, hits) in h.into_iter().enumerate() {
                                 let mut merged = std::mem::take(&mut local[q]);
@@ -933,9 +1048,7 @@ impl StreamingNode {
                     "query split"
                 );
 
-                if let (Some(qn), false) =
-                    (self.query_node_for(&s.config().vchannel), remote.is_empty())
-                {
+                if !remote.is_empty() {
                     let req = QueryNodeRequest::QueryRows {
                         collection,
                         shard,
@@ -943,7 +1056,7 @@ impl StreamingNode {
                         scope: scope.clone(),
                         limit,
                     };
-                    match qn.call(req).await {
+                    match self.remote_call(&s, req).await {
                         Ok(StreamResponse::Rows(r)) => {
                             tracing::debug!(remote_rows = r.len(), "query node answered");
                             rows.extend(r);
@@ -973,16 +1086,14 @@ impl StreamingNode {
                 let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
                 let rs = scope.read_scope(&pred, &f);
                 let (mut n, remote) = split_read(&s, || s.count_split(rs)).await?;
-                if let (Some(qn), false) =
-                    (self.query_node_for(&s.config().vchannel), remote.is_empty())
-                {
+                if !remote.is_empty() {
                     let req = QueryNodeRequest::Count {
                         collection,
                         shard,
                         segments: remote.clone(),
                         scope: scope.clone(),
                     };
-                    match qn.call(req).await {
+                    match self.remote_call(&s, req).await {
                         Ok(StreamResponse::Count(m)) => n += m as usize,
                         other => {
                             tracing::warn!(error = ?other.err(), "query node count failed; serving its segments here");
@@ -1004,15 +1115,15 @@ impl StreamingNode {
                     return Ok(StreamResponse::Fetched(near));
                 }
                 let far: Vec<(SegmentId, u32)> = far_pos.iter().map(|&p| refs[p]).collect();
-                let qn = self
-                    .query_node_for(&s.config().vchannel)
-                    .ok_or_else(|| ApiError::internal("remote segments without a query node"))?;
-                let far_batch = match qn
-                    .call(QueryNodeRequest::Fetch {
-                        collection,
-                        shard,
-                        refs: far.clone(),
-                    })
+                let far_batch = match self
+                    .remote_call(
+                        &s,
+                        QueryNodeRequest::Fetch {
+                            collection,
+                            shard,
+                            refs: far.clone(),
+                        },
+                    )
                     .await
                 {
                     Ok(StreamResponse::Fetched(b)) if b.num_rows == far.len() => b,

@@ -308,12 +308,13 @@ impl Cluster {
                         let (store, cfg) = (s.clone(), c.clone());
                         async move {
                             let coord = Arc::new(remote_coordinator(n_coord));
-                            let query_nodes: Vec<Arc<dyn QueryNodeApi>> = (0..n_qn)
+                            let query_nodes: Vec<(String, Arc<dyn QueryNodeApi>)> = (0..n_qn)
                                 .map(|q| {
-                                    Arc::new(
-                                        RemoteQueryNode::new(&url(ip(4, q), QUERY_NODE_PORT))
-                                            .expect("address"),
-                                    ) as Arc<dyn QueryNodeApi>
+                                    let addr = url(ip(4, q), QUERY_NODE_PORT);
+                                    let client = Arc::new(
+                                        RemoteQueryNode::new(&addr).expect("address"),
+                                    ) as Arc<dyn QueryNodeApi>;
+                                    (addr, client)
                                 })
                                 .collect();
                             let wals = RemoteWals(Arc::new(

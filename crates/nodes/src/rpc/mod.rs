@@ -121,6 +121,11 @@ impl CoordinatorService {
                 CoordResponse::Name(CoordinatorApi::describe_alias(c.as_ref(), &db, &alias).await?)
             }
             CoordRequest::All => CoordResponse::Collections(CoordinatorApi::all(c.as_ref()).await?),
+            CoordRequest::AssignQueryNode {
+                vchannel,
+                candidates,
+                avoid,
+            } => CoordResponse::Name(c.assign_query_node(&vchannel, candidates, avoid).await?),
             CoordRequest::ListAliases { db, collection } => CoordResponse::Names(
                 CoordinatorApi::list_aliases(c.as_ref(), &db, collection.as_deref()).await?,
             ),
@@ -437,6 +442,24 @@ impl CoordinatorApi for RemoteCoordinator {
         {
             CoordResponse::Assignment(a) => Ok(a),
             _ => Err(wire::unexpected("locate")),
+        }
+    }
+    async fn assign_query_node(
+        &self,
+        vchannel: &str,
+        candidates: Vec<String>,
+        avoid: Option<String>,
+    ) -> ApiResult<String> {
+        match self
+            .call(CoordRequest::AssignQueryNode {
+                vchannel: vchannel.into(),
+                candidates,
+                avoid,
+            })
+            .await?
+        {
+            CoordResponse::Name(n) => Ok(n),
+            _ => Err(wire::unexpected("assign query node")),
         }
     }
     async fn reassign(&self, vchannel: &str, to: Option<&str>) -> ApiResult<ChannelAssignment> {

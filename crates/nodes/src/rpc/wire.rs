@@ -147,6 +147,11 @@ pub enum CoordRequest {
         collection: Option<String>,
     },
     All,
+    AssignQueryNode {
+        vchannel: String,
+        candidates: Vec<String>,
+        avoid: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
