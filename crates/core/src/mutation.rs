@@ -12,6 +12,7 @@ pub const ALL: &[&str] = &[
     "skip-fencing",
     "early-release",
     "tso-reset",
+    "qn-switch-while-remote",
 ];
 
 /// Whether the named bug is switched on.

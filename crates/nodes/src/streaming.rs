@@ -435,7 +435,12 @@ impl StreamingNode {
         match &current {
             Some((id, false)) => return self.targets.node(id),
             // Segments still served by a suspect node: reads take them back first.
-            Some((_, true)) if !shard.remote_files().await.is_empty() => return None,
+            Some((_, true))
+                if !shard.remote_files().await.is_empty()
+                    && !quiver_core::mutation::active("qn-switch-while-remote") =>
+            {
+                return None
+            }
             _ => {}
         }
         let avoid = current.map(|(id, _)| id);
