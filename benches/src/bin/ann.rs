@@ -28,7 +28,7 @@ const USAGE: &str = "usage: ann --data DIR --index hnsw|hnsw_sq8|ivf_flat|ivf_sq
   --ef LIST             HNSW search ef sweep, comma separated (10,16,24,32,48,64,96,128,192,256)
   --nlist N             IVF lists (1024)
   --nprobe LIST         IVF nprobe sweep (1,2,4,8,16,32,64)
-  --rerank N            SQ8 candidates re-ranked exactly (default: ef for HNSW_SQ8, 4k for IVF_SQ8)
+  --rerank N            SQ8 candidates re-ranked exactly (default: min(ef, 4k) / 4k)
   --threads N           build threads (available parallelism)
   --queries N           use only the first N queries
   --repeats N           timed passes per point; the median is reported (3)
