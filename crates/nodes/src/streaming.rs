@@ -150,9 +150,18 @@ impl QueryTargets {
 
     /// A read, delete or load found the target failing.
     fn suspect(&self, vchannel: &str, epoch: u64) {
+        self.mark(vchannel, epoch, true);
+    }
+
+    /// The target accepted a load.
+    fn trust(&self, vchannel: &str, epoch: u64) {
+        self.mark(vchannel, epoch, false);
+    }
+
+    fn mark(&self, vchannel: &str, epoch: u64, suspect: bool) {
         let mut chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = chosen.get_mut(&(vchannel.to_string(), epoch)) {
-            e.1 = true;
+            e.1 = suspect;
         }
     }
 }
@@ -425,7 +434,9 @@ impl StreamingNode {
 
     /// The query node to hand a shard copy's segments to: its current target, or, when
     /// it has none or found it failing and none of its segments is remote any more, the
-    /// coordinator's choice. `None` means not now (the next tick asks again).
+    /// coordinator's choice. A suspect target that still serves segments is kept (it
+    /// cannot be left yet); a load it accepts clears the suspicion, so a passing fault
+    /// does not stop handoffs. `None` means not now (the next tick asks again).
     async fn handoff_target(&self, shard: &Shard) -> Option<Arc<dyn QueryNodeApi>> {
         if self.targets.nodes.is_empty() {
             return None;
@@ -434,12 +445,13 @@ impl StreamingNode {
         let current = self.targets.entry(vchannel, epoch);
         match &current {
             Some((id, false)) => return self.targets.node(id),
-            // Segments still served by a suspect node: reads take them back first.
-            Some((_, true))
+            // Segments still served by a suspect node: stay with it until reads take
+            // them back (or a load succeeds).
+            Some((id, true))
                 if !shard.remote_files().await.is_empty()
                     && !quiver_core::mutation::active("qn-switch-while-remote") =>
             {
-                return None
+                return self.targets.node(id)
             }
             _ => {}
         }
@@ -767,6 +779,8 @@ impl StreamingNode {
             .await;
         match res {
             Ok(ids) if !ids.is_empty() => {
+                self.targets
+                    .trust(&shard.config().vchannel.0, shard.epoch());
                 // The query node loaded every index file that existed.
                 let built = self.built.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let mut served = self.served_with.lock().unwrap_or_else(|e| e.into_inner());
