@@ -108,6 +108,27 @@ pub fn segment_object(data: &[u8]) {
     }
 }
 
+/// Applies byte edits `(position, byte, how)` to a valid input: xor, truncate, insert
+/// or remove. The stable fuzz tests of every crate mutate their seeds with it.
+pub fn mutate(mut v: Vec<u8>, edits: &[(usize, u8, u8)]) -> Vec<u8> {
+    for &(pos, byte, how) in edits {
+        if v.is_empty() {
+            v.push(byte);
+            continue;
+        }
+        let p = pos % v.len();
+        match how % 4 {
+            0 => v[p] ^= byte,
+            1 => v.truncate(p),
+            2 => v.insert(p, byte),
+            _ => {
+                v.remove(p);
+            }
+        }
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,25 +186,6 @@ mod tests {
             ]
             .concat(),
         ]
-    }
-
-    fn mutate(mut v: Vec<u8>, edits: &[(usize, u8, u8)]) -> Vec<u8> {
-        for &(pos, byte, how) in edits {
-            if v.is_empty() {
-                v.push(byte);
-                continue;
-            }
-            let p = pos % v.len();
-            match how % 4 {
-                0 => v[p] ^= byte,
-                1 => v.truncate(p),
-                2 => v.insert(p, byte),
-                _ => {
-                    v.remove(p);
-                }
-            }
-        }
-        v
     }
 
     fn all(data: &[u8]) {

@@ -149,23 +149,7 @@ mod tests {
             which in 0usize..5,
             edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6),
         ) {
-            let mut v = seeds().swap_remove(which);
-            for &(pos, byte, how) in &edits {
-                if v.is_empty() {
-                    v.push(byte);
-                    continue;
-                }
-                let p = pos % v.len();
-                match how % 4 {
-                    0 => v[p] ^= byte,
-                    1 => v.truncate(p),
-                    2 => v.insert(p, byte),
-                    _ => {
-                        v.remove(p);
-                    }
-                }
-            }
-            all(&v);
+            all(&quiver_core::fuzzing::mutate(seeds().swap_remove(which), &edits));
         }
     }
 }

@@ -214,12 +214,8 @@ pub async fn hybrid_search(
             .take(limit)
             .collect();
         topks.push(fused.len() as i64);
-        for (pk, mut s) in fused {
-            if (0..=6).contains(&round) {
-                let m = 10f32.powi(round as i32);
-                s = (s * m).round() / m;
-            }
-            scores.push(s);
+        for (pk, s) in fused {
+            scores.push(reads::round_score(s, round));
             pks.push(pk);
         }
     }

@@ -391,12 +391,7 @@ pub async fn search(
     for hits in per_query {
         topks.push(hits.len() as i64);
         for h in hits {
-            let mut s = h.score;
-            if (0..=6).contains(&round) {
-                let m = 10f32.powi(round as i32);
-                s = (s * m).round() / m;
-            }
-            scores.push(s);
+            scores.push(round_score(h.score, round));
             pks.push(h.pk.clone());
             // Segment ids encode their shard (see StreamingNode::shards).
             refs.push(((h.segment.0 >> 40) as usize, h.segment, h.row));
@@ -559,6 +554,16 @@ async fn vectors_of(
         _ => Err(ApiError::internal(
             "a vector field's column holds no vectors",
         )),
+    }
+}
+
+/// A score rounded to `round_decimal` places (0..=6; anything else leaves it as is).
+pub(super) fn round_score(s: f32, round: i64) -> f32 {
+    if (0..=6).contains(&round) {
+        let m = 10f32.powi(round as i32);
+        (s * m).round() / m
+    } else {
+        s
     }
 }
 
