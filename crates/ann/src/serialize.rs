@@ -27,7 +27,7 @@ use crate::hnsw::{upper_layout, Hnsw, MAX_LEVEL, MAX_M, MAX_ROWS};
 use crate::index::{AnnIndex, IndexKind, SearchParams};
 use crate::ivf::{Coarse, IvfFlat, IvfParams, MAX_NLIST};
 use crate::sq8::{HnswSq8, IvfSq8, Sq8};
-use crate::util::AlignedBuf;
+use crate::util::{huge_vec, AlignedBuf};
 
 /// The four magic bytes every serialized index starts with.
 pub const MAGIC: [u8; 4] = *b"QANN";
@@ -179,10 +179,12 @@ impl<'a> Reader<'a> {
 
     fn u32s(&mut self, expected: usize) -> Result<Vec<u32>, AnnError> {
         let raw = self.array(expected, 4)?;
-        Ok(raw
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        // Neighbour lists are read at random by every search: see `huge_vec`.
+        let mut out = huge_vec(raw.len() / 4, || 0u32);
+        for (x, c) in out.iter_mut().zip(raw.chunks_exact(4)) {
+            *x = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        Ok(out)
     }
 
     fn bytes(&mut self, expected: usize) -> Result<Vec<u8>, AnnError> {

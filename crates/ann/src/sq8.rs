@@ -22,7 +22,7 @@ use crate::distance::{kernels, Space, Sq8DotKernel, Sq8IntDotKernel, Sq8L2Kernel
 use crate::error::AnnError;
 use crate::flat::check_rows;
 use crate::hnsw::{
-    prefer_brute_force, prefetch_line_count, F32Oracle, Hnsw, HnswParams, Oracle, PREFETCH_AHEAD,
+    prefer_brute_force, prefetch_ahead, prefetch_line_count, F32Oracle, Hnsw, HnswParams, Oracle,
 };
 use crate::ivf::{check_ivf_params, Coarse, IvfParams};
 use crate::util::{prefetch_lines, with_scratch, AlignedBuf, KBest};
@@ -127,6 +127,7 @@ impl Sq8 {
             k_l2: k.sq8_l2,
             k_dot: k.sq8_dot,
             lines: prefetch_line_count(stride),
+            ahead: prefetch_ahead(stride),
         }
     }
 
@@ -222,6 +223,7 @@ pub(crate) struct Sq8IntOracle<'a> {
     stride: usize,
     kernel: Sq8IntDotKernel,
     lines: usize,
+    ahead: usize,
 }
 
 impl Oracle for Sq8IntOracle<'_> {
@@ -244,6 +246,11 @@ impl Oracle for Sq8IntOracle<'_> {
             prefetch_lines(self.row_sq.as_ptr().wrapping_add(id as usize).cast(), 1);
         }
     }
+
+    #[inline(always)]
+    fn ahead(&self) -> usize {
+        self.ahead
+    }
 }
 
 /// SQ8 distances (smaller is better) from one query to coded rows.
@@ -257,6 +264,7 @@ pub(crate) struct Sq8Oracle<'a> {
     k_l2: Sq8L2Kernel,
     k_dot: Sq8DotKernel,
     lines: usize,
+    ahead: usize,
 }
 
 impl Oracle for Sq8Oracle<'_> {
@@ -276,6 +284,11 @@ impl Oracle for Sq8Oracle<'_> {
         let p = self.codes.as_ptr().wrapping_add(id as usize * self.stride);
         prefetch_lines(p, self.lines);
     }
+
+    #[inline(always)]
+    fn ahead(&self) -> usize {
+        self.ahead
+    }
 }
 
 /// Exact re-ranking: the best `k` of `cands` by f32 distance to prepared query `q` over
@@ -288,12 +301,13 @@ pub(crate) fn rerank(
     k: usize,
 ) -> Vec<(u32, f32)> {
     let o = F32Oracle::new(space, q, data);
-    for c in cands.iter().take(PREFETCH_AHEAD) {
+    let ahead = o.ahead();
+    for c in cands.iter().take(ahead) {
         o.prefetch(c.0);
     }
     let mut top = KBest::new(k);
     for (j, &(id, _)) in cands.iter().enumerate() {
-        if let Some(next) = cands.get(j + PREFETCH_AHEAD) {
+        if let Some(next) = cands.get(j + ahead) {
             o.prefetch(next.0);
         }
         let d = o.dist(id);
@@ -379,6 +393,7 @@ impl HnswSq8 {
                 stride: dimp,
                 kernel: kernels().sq8_idot,
                 lines: prefetch_line_count(dimp),
+                ahead: prefetch_ahead(dimp),
             };
             let take = rerank_count.max(k);
             let cands = match filter {
@@ -683,6 +698,7 @@ mod tests {
                 stride: dimp,
                 kernel: crate::distance::kernels().sq8_idot,
                 lines: 1,
+                ahead: 3,
             };
             // Both forms add a query term (the bias: |q - min|^2 or q.min) to a large
             // row term of the opposite sign, so the error scales with the bias, not
