@@ -188,8 +188,8 @@ const CHECKED: u32 = 1 << 31;
 /// expanded by hnswlib either, so the search visits the same nodes with less work.
 #[derive(Default)]
 pub(crate) struct Pool {
-    ids: Vec<u32>,
-    dists: Vec<f32>,
+    /// (distance, id) pairs, best first: one array, so an insertion shifts once.
+    items: Vec<(f32, u32)>,
     size: usize,
     cur: usize,
     cap: usize,
@@ -200,9 +200,8 @@ impl Pool {
         self.cap = cap.max(1);
         self.size = 0;
         self.cur = 0;
-        if self.ids.len() < self.cap + 1 {
-            self.ids.resize(self.cap + 1, 0);
-            self.dists.resize(self.cap + 1, 0.0);
+        if self.items.len() < self.cap + 1 {
+            self.items.resize(self.cap + 1, (0.0, 0));
         }
     }
 
@@ -211,20 +210,18 @@ impl Pool {
     pub(crate) fn insert(&mut self, id: u32, d: f32) -> bool {
         let size = self.size;
         if size == self.cap {
-            let last = self.dists[size - 1];
+            let last = self.items[size - 1].0;
             // Reject anything not strictly better than the worst kept (NaN included).
             if d >= last || d.is_nan() {
                 return false;
             }
         }
-        let lo = self.dists[..size].partition_point(|&x| x <= d);
+        let lo = self.items[..size].partition_point(|&(x, _)| x <= d);
         let end = if size == self.cap { size - 1 } else { size };
         if lo < end {
-            self.ids.copy_within(lo..end, lo + 1);
-            self.dists.copy_within(lo..end, lo + 1);
+            self.items.copy_within(lo..end, lo + 1);
         }
-        self.ids[lo] = id;
-        self.dists[lo] = d;
+        self.items[lo] = (d, id);
         if size < self.cap {
             self.size = size + 1;
         }
@@ -240,10 +237,10 @@ impl Pool {
         if self.cur >= self.size {
             return None;
         }
-        let id = self.ids[self.cur];
-        self.ids[self.cur] = id | CHECKED;
+        let id = self.items[self.cur].1;
+        self.items[self.cur].1 = id | CHECKED;
         let mut c = self.cur + 1;
-        while c < self.size && self.ids[c] & CHECKED != 0 {
+        while c < self.size && self.items[c].1 & CHECKED != 0 {
             c += 1;
         }
         self.cur = c;
@@ -254,7 +251,7 @@ impl Pool {
     #[inline]
     pub(crate) fn peek(&self) -> Option<u32> {
         if self.cur < self.size {
-            Some(self.ids[self.cur])
+            Some(self.items[self.cur].1)
         } else {
             None
         }
@@ -262,10 +259,9 @@ impl Pool {
 
     /// The pool, best first, as (id, distance).
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, f32)> + '_ {
-        self.ids[..self.size]
+        self.items[..self.size]
             .iter()
-            .zip(&self.dists[..self.size])
-            .map(|(&id, &d)| (id & !CHECKED, d))
+            .map(|&(d, id)| (id & !CHECKED, d))
     }
 }
 
@@ -290,6 +286,16 @@ impl Visited {
         } else {
             self.epoch += 1;
         }
+    }
+
+    /// Marks `i`; true if it was not marked in this epoch. Unlike `insert`, always stores
+    /// the mark, so callers can use the answer without branching on it.
+    #[inline(always)]
+    pub(crate) fn insert_flag(&mut self, i: u32) -> bool {
+        let m = &mut self.marks[i as usize];
+        let new = *m != self.epoch;
+        *m = self.epoch;
+        new
     }
 
     /// Marks `i`; true if it was not marked in this epoch.
