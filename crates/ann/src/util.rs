@@ -216,10 +216,13 @@ impl Pool {
                 return false;
             }
         }
-        let lo = self.items[..size].partition_point(|&(x, _)| x <= d);
-        let end = if size == self.cap { size - 1 } else { size };
-        if lo < end {
-            self.items.copy_within(lo..end, lo + 1);
+        // Insertion-sort step from the back: most offers that get in land near the
+        // end, so this walks a few slots where a binary search plus a memmove call
+        // cost a fixed ~50 cycles.
+        let mut lo = if size == self.cap { size - 1 } else { size };
+        while lo > 0 && self.items[lo - 1].0 > d {
+            self.items[lo] = self.items[lo - 1];
+            lo -= 1;
         }
         self.items[lo] = (d, id);
         if size < self.cap {
