@@ -390,6 +390,33 @@ mod tests {
     }
 
     #[test]
+    fn pool_matches_a_sorted_list_with_ties_and_pops() {
+        let mut rng = Rng::seed_from_u64(9);
+        for cap in [1usize, 2, 5, 33] {
+            let mut p = Pool::default();
+            p.reset(cap);
+            // The model: best `cap` by distance, later equal offers after earlier ones.
+            let mut model: Vec<(f32, u32)> = vec![];
+            for id in 0..400u32 {
+                let d = rng.index(12) as f32;
+                let full = model.len() == cap;
+                let admitted = p.insert(id, d);
+                assert_eq!(admitted, !full || d < model[cap - 1].0, "cap {cap} id {id}");
+                if admitted {
+                    let at = model.partition_point(|x| x.0 <= d);
+                    model.insert(at, (d, id));
+                    model.truncate(cap);
+                }
+                let got: Vec<(f32, u32)> = p.iter().map(|(i, d)| (d, i)).collect();
+                assert_eq!(got, model, "cap {cap} id {id}");
+                if rng.index(4) == 0 {
+                    p.pop();
+                }
+            }
+        }
+    }
+
+    #[test]
     fn huge_vec_holds_what_it_was_filled_with() {
         // Small (no whole huge page inside) and large (several) allocations alike.
         for len in [0usize, 1, 1000, 3 << 20] {
