@@ -57,8 +57,9 @@ pub const DEFAULT_SEED: u64 = 0x5155_4956_4552; // "QUIVER"
 /// Row ids must stay below 2^31: the search pool uses bit 31 as a flag.
 pub const MAX_ROWS: usize = (1 << 31) - 1;
 
-/// Cache lines prefetched per vector (the hardware prefetcher follows after that).
-const MAX_PREFETCH_LINES: usize = 16;
+/// Cache lines prefetched per vector (the hardware prefetcher follows after that; 32
+/// measured 4% faster than 16 for 768-d f32 rows, 48 slower).
+const MAX_PREFETCH_LINES: usize = 32;
 /// Cache lines of rows the distance loop keeps in flight ahead of itself.
 const PREFETCH_LINE_BUDGET: usize = 96;
 
