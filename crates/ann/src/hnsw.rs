@@ -548,11 +548,8 @@ impl Hnsw {
             self.entry = entry;
             self.max_level = max_level;
         }
-        let mut plain = huge_vec(links0.len(), || 0u32);
-        for (p, a) in plain.iter_mut().zip(links0) {
-            *p = a.into_inner();
-        }
-        self.links0 = plain;
+        // Collected in place (same size and alignment), so the huge-page advice stays.
+        self.links0 = links0.into_iter().map(AtomicU32::into_inner).collect();
         self.upper = upper.into_iter().map(AtomicU32::into_inner).collect();
     }
 

@@ -74,14 +74,15 @@ impl fmt::Debug for AlignedBuf {
 const HUGE_PAGE: usize = 2 << 20;
 
 /// A vector of `len` values made by `fill`, whose memory the kernel is asked to back with
-/// transparent huge pages before it is first touched.
+/// transparent huge pages before `fill` writes it (for fresh memory from `mmap`, as
+/// allocations this large are, that is before its first touch).
 ///
 /// Why: a graph search reads vectors, codes and neighbour lists at random across the
 /// whole index, so with 4 KiB pages nearly every row read also misses the TLB (100k
 /// rows of 384 bytes span ~9,400 pages; a core's second-level TLB holds a few thousand).
-/// 2 MiB pages cut that to ~20. Kernels set to `transparent_hugepage=madvise` (the
-/// common default) only do this for regions that ask. It is a hint: where it is refused
-/// or unsupported, nothing changes but speed.
+/// 2 MiB pages cut that to ~20. Kernels set to `transparent_hugepage=madvise` (e.g.
+/// Ubuntu's default, and this project's CI machines) only do this for regions that ask.
+/// It is a hint: where it is refused or unsupported, nothing changes but speed.
 pub(crate) fn huge_vec<T>(len: usize, fill: impl FnMut() -> T) -> Vec<T> {
     let mut v: Vec<T> = Vec::with_capacity(len);
     advise_huge_pages(v.as_ptr().cast::<u8>(), len * std::mem::size_of::<T>());
@@ -208,13 +209,13 @@ impl Pool {
     /// Offers a node; false if it is not among the best `cap`.
     #[inline]
     pub(crate) fn insert(&mut self, id: u32, d: f32) -> bool {
+        // A NaN distance (inf - inf from overflowing inputs) ranks last, so the pool
+        // stays sorted: compared as is, it would stop every later offer moving past it.
+        let d = if d.is_nan() { f32::INFINITY } else { d };
         let size = self.size;
-        if size == self.cap {
-            let last = self.items[size - 1].0;
-            // Reject anything not strictly better than the worst kept (NaN included).
-            if d >= last || d.is_nan() {
-                return false;
-            }
+        if size == self.cap && d >= self.items[size - 1].0 {
+            // Not strictly better than the worst kept.
+            return false;
         }
         // Insertion-sort step from the back: most offers that get in land near the
         // end, so this walks a few slots where a binary search plus a memmove call
@@ -397,10 +398,21 @@ mod tests {
             p.reset(cap);
             // The model: best `cap` by distance, later equal offers after earlier ones.
             let mut model: Vec<(f32, u32)> = vec![];
+            let mut popped = std::collections::HashSet::new();
             for id in 0..400u32 {
-                let d = rng.index(12) as f32;
+                // Ties, and now and then a NaN, which must rank as +inf.
+                let offered = if rng.index(50) == 0 {
+                    f32::NAN
+                } else {
+                    rng.index(12) as f32
+                };
+                let d = if offered.is_nan() {
+                    f32::INFINITY
+                } else {
+                    offered
+                };
                 let full = model.len() == cap;
-                let admitted = p.insert(id, d);
+                let admitted = p.insert(id, offered);
                 assert_eq!(admitted, !full || d < model[cap - 1].0, "cap {cap} id {id}");
                 if admitted {
                     let at = model.partition_point(|x| x.0 <= d);
@@ -410,7 +422,10 @@ mod tests {
                 let got: Vec<(f32, u32)> = p.iter().map(|(i, d)| (d, i)).collect();
                 assert_eq!(got, model, "cap {cap} id {id}");
                 if rng.index(4) == 0 {
-                    p.pop();
+                    // Expansion takes the best entry not yet expanded.
+                    let want = model.iter().map(|x| x.1).find(|i| !popped.contains(i));
+                    assert_eq!(p.pop(), want, "cap {cap} id {id}");
+                    popped.extend(want);
                 }
             }
         }
