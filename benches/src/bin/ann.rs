@@ -20,7 +20,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use quiver_ann::{AnnIndex, HnswParams, IndexParams, IvfParams, Metric, SearchParams};
+use quiver_ann::{AnnIndex, Bitset, HnswParams, IndexParams, IvfParams, Metric, SearchParams};
 
 const USAGE: &str = "usage: ann --data DIR --index hnsw|hnsw_sq8|ivf_flat|ivf_sq8|flat [options]
   --m N                 HNSW M (16)
@@ -33,7 +33,9 @@ const USAGE: &str = "usage: ann --data DIR --index hnsw|hnsw_sq8|ivf_flat|ivf_sq
   --queries N           use only the first N queries
   --repeats N           timed passes per point; the median is reported (3)
   --seed N              build seed
-  --roundtrip           serialize and reload the index before searching";
+  --roundtrip           serialize and reload the index before searching
+  --filter-tag-lt10     filtered search: only rows with id % 100 < 10 (10%) are allowed,
+                        scored against groundtruth.tag_lt10.ivecs";
 
 struct Args {
     data: PathBuf,
@@ -49,6 +51,7 @@ struct Args {
     repeats: usize,
     seed: u64,
     roundtrip: bool,
+    filter_tag_lt10: bool,
 }
 
 fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
@@ -84,6 +87,7 @@ fn parse_args() -> Result<Args, String> {
         repeats: 3,
         seed: HnswParams::default().seed,
         roundtrip: false,
+        filter_tag_lt10: false,
     };
     let mut have_data = false;
     let mut it = std::env::args().skip(1);
@@ -99,6 +103,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "--roundtrip" => {
                 a.roundtrip = true;
+                continue;
+            }
+            "--filter-tag-lt10" => {
+                a.filter_tag_lt10 = true;
                 continue;
             }
             _ => {}
@@ -190,7 +198,14 @@ fn read_metric(path: &Path) -> Result<Metric, String> {
 fn run(a: &Args) -> Result<(), String> {
     let (dim, base) = read_fvecs(&a.data.join("base.fvecs"))?;
     let (qdim, queries) = read_fvecs(&a.data.join("query.fvecs"))?;
-    let (gk, gt) = read_texmex(&a.data.join("groundtruth.ivecs"))?;
+    // The generator's filtered ground truth: the exact neighbours among rows whose tag
+    // (`id % 100`) is below 10.
+    let gt_file = if a.filter_tag_lt10 {
+        "groundtruth.tag_lt10.ivecs"
+    } else {
+        "groundtruth.ivecs"
+    };
+    let (gk, gt) = read_texmex(&a.data.join(gt_file))?;
     let metric = read_metric(&a.data.join("meta.json"))?;
     if qdim != dim {
         return Err(format!("query dimension {qdim} != base dimension {dim}"));
@@ -284,9 +299,18 @@ fn run(a: &Args) -> Result<(), String> {
     let mem_bytes = index.memory_bytes();
 
     let qs: Vec<&[f32]> = queries.chunks_exact(dim).take(nq).collect();
+    let allowed = a
+        .filter_tag_lt10
+        .then(|| Bitset::from_fn(n, |row| row % 100 < 10));
+    let allowed = allowed.as_ref();
+    let filter_field = if a.filter_tag_lt10 {
+        ",\"filter\":\"tag<10\""
+    } else {
+        ""
+    };
     for (label, sp) in &sweep {
         for q in qs.iter().take(200) {
-            black_box(index.search(q, k, sp, None));
+            black_box(index.search(q, k, sp, allowed));
         }
         let mut times = Vec::with_capacity(a.repeats);
         let mut recall = 0.0;
@@ -294,7 +318,7 @@ fn run(a: &Args) -> Result<(), String> {
             let mut hits = 0usize;
             let t = Instant::now();
             for (qi, q) in qs.iter().enumerate() {
-                let res = index.search(q, k, sp, None);
+                let res = index.search(q, k, sp, allowed);
                 let truth = &gt[qi * gk..qi * gk + k];
                 hits += res.iter().filter(|(row, _)| truth.contains(row)).count();
             }
@@ -306,7 +330,7 @@ fn run(a: &Args) -> Result<(), String> {
         times.sort_by(f64::total_cmp);
         let qps = nq as f64 / times[times.len() / 2].max(1e-9);
         println!(
-            "{{\"index\":\"{name}\",\"param\":\"{label}\",\"recall_at_10\":{recall:.4},\"qps_1thread\":{qps:.1},\"build_s\":{build_s:.2},\"mem_bytes\":{mem_bytes}}}"
+            "{{\"index\":\"{name}\",\"param\":\"{label}\",\"recall_at_10\":{recall:.4},\"qps_1thread\":{qps:.1},\"build_s\":{build_s:.2},\"mem_bytes\":{mem_bytes}{filter_field}}}"
         );
     }
     Ok(())
