@@ -3,6 +3,7 @@
 
 use quiver_core::search::distance::Metric;
 
+use crate::bitset::Bitset;
 use crate::distance::Space;
 use crate::error::AnnError;
 use crate::hnsw::MAX_ROWS;
@@ -96,6 +97,24 @@ impl FlatIndex {
         }
     }
 
+    /// Exact search over the rows set in `allowed` only (rows past its end are not
+    /// allowed): the bitset's words are walked directly, so a sparse filter costs its
+    /// allowed rows, not a call per row of the index.
+    pub fn search_allowed(&self, query: &[f32], k: usize, allowed: &Bitset) -> Vec<(u32, f32)> {
+        if self.n == 0 || k == 0 {
+            return Vec::new();
+        }
+        let q = self.space.prepare(query);
+        brute_force_rows(
+            &self.space,
+            &q,
+            self.vectors.as_f32(),
+            self.n,
+            k,
+            allowed.iter_ones(),
+        )
+    }
+
     pub fn len(&self) -> usize {
         self.n
     }
@@ -128,6 +147,10 @@ mod tests {
         let only_even = |r: u32| r.is_multiple_of(2);
         let r = f.search(&[0.9, 0.0], 2, Some(&only_even));
         assert_eq!(r.iter().map(|x| x.0).collect::<Vec<_>>(), vec![0, 2]);
+        // The bitset form gives the same answer; rows past the index are ignored.
+        let even = Bitset::from_fn(9, |i| i % 2 == 0);
+        assert_eq!(f.search_allowed(&[0.9, 0.0], 2, &even), r);
+        assert!(f.search_allowed(&[0.9, 0.0], 2, &Bitset::new(4)).is_empty());
         let ip = FlatIndex::build(Metric::IP, 2, &data).unwrap();
         let r = ip.search(&[1.0, 1.0], 1, None);
         assert_eq!(r, vec![(3, -10.0)]);

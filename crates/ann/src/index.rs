@@ -421,10 +421,7 @@ impl AnnIndex {
         match self {
             AnnIndex::Flat(x) => match allowed {
                 None => x.search(query, k, None),
-                Some(a) => {
-                    let f: &dyn Fn(u32) -> bool = &|r| a.get(r as usize);
-                    x.search(query, k, Some(f))
-                }
+                Some(a) => x.search_allowed(query, k, a),
             },
             AnnIndex::Hnsw(x) => {
                 let ef = params.ef_for(k);

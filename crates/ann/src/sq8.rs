@@ -420,7 +420,7 @@ impl HnswSq8 {
     ) -> Vec<(u32, f32)> {
         if let Some(done) = self
             .hnsw
-            .exact_when_selective(query, k, allowed, allowed_count)
+            .exact_when_selective(query, k, ef, allowed, allowed_count)
         {
             return done;
         }
