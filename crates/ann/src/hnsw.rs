@@ -976,6 +976,12 @@ mod tests {
                 flat.search(q, 10, Some(&f))
             );
         }
+        // Nearly everything allowed: `search_filtered` walks.
+        let most = Bitset::from_fn(n, |i| i % 50 != 7);
+        assert!(!hnsw_prefers_exact(most.count_ones(), n, 10, 64, 16));
+        let got = h.search_filtered(&queries[..dim], 10, 64, &most, most.count_ones());
+        assert_eq!(got.len(), 10);
+        assert!(got.iter().all(|x| x.0 % 50 != 7));
         // 1% allowed: exact scan, equal to flat.
         let sparse = Bitset::from_fn(n, |i| i % 100 == 3);
         let g = |r: u32| sparse.get(r as usize);

@@ -418,9 +418,9 @@ impl HnswSq8 {
         allowed: &Bitset,
         allowed_count: usize,
     ) -> Vec<(u32, f32)> {
-        if let Some(done) = self
-            .hnsw
-            .exact_when_selective(query, k, ef, allowed, allowed_count)
+        if let Some(done) =
+            self.hnsw
+                .exact_when_selective(query, k, ef.max(rerank_count), allowed, allowed_count)
         {
             return done;
         }
@@ -616,6 +616,7 @@ impl IvfSq8 {
 mod tests {
     use super::*;
     use crate::flat::FlatIndex;
+    use crate::hnsw::hnsw_prefers_exact;
     use crate::testutil::{clustered, mean_recall};
 
     #[test]
@@ -738,11 +739,30 @@ mod tests {
             if got[0].0 == want[0].0 {
                 assert!((got[0].1 - want[0].1).abs() <= 1e-4 * want[0].1.abs().max(1.0));
             }
-            // Filtered.
+            // Filtered: at this size the cost model scans 25% exactly...
             let allowed = Bitset::from_fn(n, |i| i % 4 == 1);
+            let f = |r: u32| allowed.get(r as usize);
             let got = h.search_filtered(q, 10, 64, 40, &allowed, allowed.count_ones());
+            assert_eq!(got, flat.search(q, 10, Some(&f)));
+            // ...and the SQ8 filtered walk, forced, admits only allowed rows.
+            let r = mean_recall(queries.chunks_exact(dim).map(|q| {
+                let got = h.search(q, 10, 64, 40, Some(&f));
+                assert!(got.iter().all(|x| x.0 % 4 == 1));
+                (got, flat.search(q, 10, Some(&f)))
+            }));
+            assert!(r >= 0.85, "{metric:?} filtered walk recall {r}");
+            // Nearly everything allowed: `search_filtered` walks.
+            let most = Bitset::from_fn(n, |i| i % 50 != 7);
+            assert!(!hnsw_prefers_exact(
+                most.count_ones(),
+                n,
+                10,
+                64,
+                h.params().m
+            ));
+            let got = h.search_filtered(q, 10, 64, 40, &most, most.count_ones());
             assert_eq!(got.len(), 10);
-            assert!(got.iter().all(|x| x.0 % 4 == 1));
+            assert!(got.iter().all(|x| x.0 % 50 != 7));
         }
     }
 
