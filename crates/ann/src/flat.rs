@@ -79,21 +79,9 @@ impl FlatIndex {
         k: usize,
         filter: Option<&dyn Fn(u32) -> bool>,
     ) -> Vec<(u32, f32)> {
-        if self.n == 0 || k == 0 {
-            return Vec::new();
-        }
-        let q = self.space.prepare(query);
-        let data = self.vectors.as_f32();
         match filter {
-            None => brute_force_rows(&self.space, &q, data, self.n, k, 0..self.n),
-            Some(f) => brute_force_rows(
-                &self.space,
-                &q,
-                data,
-                self.n,
-                k,
-                (0..self.n).filter(|&r| f(r as u32)),
-            ),
+            None => self.search_rows(query, k, 0..self.n),
+            Some(f) => self.search_rows(query, k, (0..self.n).filter(|&r| f(r as u32))),
         }
     }
 
@@ -101,18 +89,21 @@ impl FlatIndex {
     /// allowed): the bitset's words are walked directly (a word per 64 rows), not a
     /// closure called for every row of the index.
     pub fn search_allowed(&self, query: &[f32], k: usize, allowed: &Bitset) -> Vec<(u32, f32)> {
+        self.search_rows(query, k, allowed.iter_ones())
+    }
+
+    /// Exact search over `rows` (ascending; those past the index end the scan).
+    fn search_rows(
+        &self,
+        query: &[f32],
+        k: usize,
+        rows: impl IntoIterator<Item = usize>,
+    ) -> Vec<(u32, f32)> {
         if self.n == 0 || k == 0 {
             return Vec::new();
         }
         let q = self.space.prepare(query);
-        brute_force_rows(
-            &self.space,
-            &q,
-            self.vectors.as_f32(),
-            self.n,
-            k,
-            allowed.iter_ones(),
-        )
+        brute_force_rows(&self.space, &q, self.vectors.as_f32(), self.n, k, rows)
     }
 
     pub fn len(&self) -> usize {

@@ -267,6 +267,29 @@ impl Oracle for F32Oracle<'_> {
     }
 }
 
+/// Hands `f` the distance from `o` to each row `id(0)..id(count - 1)`, in order, with
+/// the rows prefetched `o.ahead()` ahead of the distance loop (the one loop every walk,
+/// descent and re-rank runs).
+#[inline(always)]
+pub(crate) fn for_each_dist<O: Oracle>(
+    o: &O,
+    count: usize,
+    id: impl Fn(usize) -> u32,
+    mut f: impl FnMut(u32, f32),
+) {
+    let ahead = o.ahead();
+    for j in 0..count.min(ahead) {
+        o.prefetch(id(j));
+    }
+    for j in 0..count {
+        if j + ahead < count {
+            o.prefetch(id(j + ahead));
+        }
+        let v = id(j);
+        f(v, o.dist(v));
+    }
+}
+
 /// Greedy descent from `ep` through levels `top` down to `bottom` (inclusive, >= 1).
 pub(crate) fn greedy<L: Links + ?Sized, O: Oracle>(
     g: &Graph<'_, L>,
@@ -282,22 +305,18 @@ pub(crate) fn greedy<L: Links + ?Sized, O: Oracle>(
         loop {
             let mut changed = false;
             let (store, base, cnt) = g.list(cur, level);
-            let ahead = o.ahead();
-            for j in 0..cnt.min(ahead) {
-                o.prefetch(store.at(base + j));
-            }
-            for j in 0..cnt {
-                if j + ahead < cnt {
-                    o.prefetch(store.at(base + j + ahead));
-                }
-                let v = store.at(base + j);
-                let d = o.dist(v);
-                if d < dcur {
-                    dcur = d;
-                    cur = v;
-                    changed = true;
-                }
-            }
+            for_each_dist(
+                o,
+                cnt,
+                |j| store.at(base + j),
+                |v, d| {
+                    if d < dcur {
+                        dcur = d;
+                        cur = v;
+                        changed = true;
+                    }
+                },
+            );
             if !changed {
                 break;
             }
@@ -330,17 +349,14 @@ pub(crate) fn search_layer<L: Links + ?Sized, O: Oracle>(
             g.prefetch_list(next, level);
         }
         let m = unvisited(visited, store, base, cnt, buf);
-        let ahead = o.ahead();
-        for &v in &buf[..m.min(ahead)] {
-            o.prefetch(v);
-        }
-        for j in 0..m {
-            if j + ahead < m {
-                o.prefetch(buf[j + ahead]);
-            }
-            let v = buf[j];
-            pool.insert(v, o.dist(v));
-        }
+        for_each_dist(
+            o,
+            m,
+            |j| buf[j],
+            |v, d| {
+                pool.insert(v, d);
+            },
+        );
     }
 }
 
@@ -364,7 +380,7 @@ fn unvisited<L: Links + ?Sized>(
     for j in 0..cnt {
         let v = store.at(base + j);
         buf[m] = v;
-        m += usize::from(visited.insert_flag(v));
+        m += usize::from(visited.insert(v));
     }
     m
 }
@@ -429,31 +445,27 @@ where
         }
         let (store, base, cnt) = g.list(c.id, 0);
         let m = unvisited(visited, store, base, cnt, buf);
-        let ahead = o.ahead();
-        for &v in &buf[..m.min(ahead)] {
-            o.prefetch(v);
-        }
-        for j in 0..m {
-            if j + ahead < m {
-                o.prefetch(buf[j + ahead]);
-            }
-            let v = buf[j];
-            let d = o.dist(v);
-            let bound = if res.len() < ef {
-                f32::INFINITY
-            } else {
-                res.peek().map_or(f32::INFINITY, |w| w.d)
-            };
-            if d < bound {
-                cand.push(Reverse(Cand { d, id: v }));
-                if allow(v) {
-                    res.push(Cand { d, id: v });
-                    if res.len() > ef {
-                        res.pop();
+        for_each_dist(
+            o,
+            m,
+            |j| buf[j],
+            |v, d| {
+                let bound = if res.len() < ef {
+                    f32::INFINITY
+                } else {
+                    res.peek().map_or(f32::INFINITY, |w| w.d)
+                };
+                if d < bound {
+                    cand.push(Reverse(Cand { d, id: v }));
+                    if allow(v) {
+                        res.push(Cand { d, id: v });
+                        if res.len() > ef {
+                            res.pop();
+                        }
                     }
                 }
-            }
-        }
+            },
+        );
     }
     let mut out: Vec<Cand> = res.into_vec();
     out.sort_unstable();

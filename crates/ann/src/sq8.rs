@@ -22,7 +22,8 @@ use crate::distance::{kernels, Space, Sq8DotKernel, Sq8IntDotKernel, Sq8L2Kernel
 use crate::error::AnnError;
 use crate::flat::check_rows;
 use crate::hnsw::{
-    prefer_brute_force, prefetch_ahead, prefetch_line_count, F32Oracle, Hnsw, HnswParams, Oracle,
+    for_each_dist, prefer_brute_force, prefetch_ahead, prefetch_line_count, F32Oracle, Hnsw,
+    HnswParams, Oracle,
 };
 use crate::ivf::{check_ivf_params, Coarse, IvfParams};
 use crate::util::{prefetch_lines, with_scratch, AlignedBuf, KBest};
@@ -301,20 +302,17 @@ pub(crate) fn rerank(
     k: usize,
 ) -> Vec<(u32, f32)> {
     let o = F32Oracle::new(space, q, data);
-    let ahead = o.ahead();
-    for c in cands.iter().take(ahead) {
-        o.prefetch(c.0);
-    }
     let mut top = KBest::new(k);
-    for (j, &(id, _)) in cands.iter().enumerate() {
-        if let Some(next) = cands.get(j + ahead) {
-            o.prefetch(next.0);
-        }
-        let d = o.dist(id);
-        if d <= top.worst() {
-            top.push(d, id);
-        }
-    }
+    for_each_dist(
+        &o,
+        cands.len(),
+        |j| cands[j].0,
+        |id, d| {
+            if d <= top.worst() {
+                top.push(d, id);
+            }
+        },
+    );
     top.into_pairs()
 }
 

@@ -292,26 +292,14 @@ impl Visited {
         }
     }
 
-    /// Marks `i`; true if it was not marked in this epoch. Unlike `insert`, always stores
-    /// the mark, so callers can use the answer without branching on it.
+    /// Marks `i`; true if it was not marked in this epoch. Stores the mark either way,
+    /// so callers can use the answer without branching on it.
     #[inline(always)]
-    pub(crate) fn insert_flag(&mut self, i: u32) -> bool {
+    pub(crate) fn insert(&mut self, i: u32) -> bool {
         let m = &mut self.marks[i as usize];
         let new = *m != self.epoch;
         *m = self.epoch;
         new
-    }
-
-    /// Marks `i`; true if it was not marked in this epoch.
-    #[inline]
-    pub(crate) fn insert(&mut self, i: u32) -> bool {
-        let m = &mut self.marks[i as usize];
-        if *m == self.epoch {
-            false
-        } else {
-            *m = self.epoch;
-            true
-        }
     }
 }
 
