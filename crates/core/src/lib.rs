@@ -10,6 +10,7 @@ pub mod batch;
 pub mod expr;
 pub mod fuzzing;
 pub mod ids;
+pub mod invariant;
 pub mod message;
 pub mod meta;
 pub mod mutation;

@@ -75,7 +75,10 @@ where
     {
         match tokio::task::spawn_blocking(f).await {
             Ok(r) => r,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: the runtime is shutting down and drops this task too; there
+            // is no result to give, so never resolve (`into_panic` would panic here).
+            Err(_) => std::future::pending().await,
         }
     }
 }
