@@ -18,7 +18,7 @@ use quiver_core::segment::SegmentView;
 
 use crate::coordinator::{CollectionInfo, IndexInfo};
 use crate::error::{ApiError, ApiResult};
-use crate::rpc::wire::{DataNodeRequest, StreamResponse};
+use crate::rpc::DataNodeApi;
 
 /// Where the index `index` of a segment lives.
 pub fn index_path(collection: CollectionId, files: &SegmentFiles, index: &IndexInfo) -> String {
@@ -49,23 +49,25 @@ pub fn engine_params(index: &IndexInfo) -> ApiResult<IndexParams> {
     .map_err(|e| ApiError::invalid(format!("index {}: {e}", index.name)))
 }
 
+/// What a data node is started with.
+pub struct DataNodeDeps {
+    /// Where sealed segments are read and index files written.
+    pub store: Arc<dyn ObjectStore>,
+}
+
+/// Starts a data node. It keeps nothing local and runs no loops of its own: it builds
+/// what streaming nodes ask for (a retried build finds its index already written).
+pub fn start(deps: DataNodeDeps) -> Arc<DataNode> {
+    DataNode::new(deps.store)
+}
+
 pub struct DataNode {
     store: Arc<dyn ObjectStore>,
 }
 
 impl DataNode {
-    pub fn new(store: Arc<dyn ObjectStore>) -> Arc<Self> {
+    fn new(store: Arc<dyn ObjectStore>) -> Arc<Self> {
         Arc::new(DataNode { store })
-    }
-
-    #[tracing::instrument(skip_all, fields(op = "build_index"))]
-    pub async fn handle(&self, req: DataNodeRequest) -> ApiResult<StreamResponse> {
-        match req {
-            DataNodeRequest::BuildIndex { info, files, index } => {
-                self.build(&info, &files, &index).await?;
-                Ok(StreamResponse::Done)
-            }
-        }
     }
 
     async fn build(
@@ -120,5 +122,18 @@ impl DataNode {
             "index built"
         );
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl DataNodeApi for DataNode {
+    #[tracing::instrument(skip_all, fields(op = "build_index", segment = files.id.0))]
+    async fn build_index(
+        &self,
+        info: CollectionInfo,
+        files: SegmentFiles,
+        index: IndexInfo,
+    ) -> ApiResult<()> {
+        self.build(&info, &files, &index).await
     }
 }

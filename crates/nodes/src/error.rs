@@ -1,5 +1,11 @@
-//! Errors as Milvus clients expect them: a `Status` inside the response, with the
-//! Milvus status code and, for old clients, the legacy error code.
+//! Errors as Milvus clients expect them — a `Status` inside the response, with the
+//! Milvus status code and, for old clients, the legacy error code — and as the roles
+//! need them: every [`ApiError`] carries an [`ErrorKind`] saying whose fault it is and
+//! what a caller may do about it (Milvus's `merr` keeps a code, a retriable flag and
+//! input-versus-system for the same reason). Roles decide by kind, never by matching
+//! the text of a reason.
+
+use serde::{Deserialize, Serialize};
 
 use crate::pb::common::Status;
 
@@ -37,20 +43,61 @@ pub mod code {
     pub const NOT_LEADER: i32 = 96;
 }
 
-/// A request failed; `code` is the Milvus status code.
+/// Whose fault an error is and what the caller may do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The request is wrong (bad parameter, unknown name, ...): the same request fails
+    /// again. Milvus marks these `is_input_error`.
+    Input,
+    /// The node asked does not own the vchannel (or no longer leads): nothing ran; ask
+    /// the coordinator for the owner and send it there.
+    NotOwner,
+    /// A passing system condition (a role unreachable before the request left, a
+    /// collection not opened yet): nothing ran; a retry may succeed.
+    Retriable,
+    /// The shard's log failed or a commit's outcome is unknown: the shard's state in
+    /// memory may no longer match what is durable, so it must be reopened from the
+    /// manifest and the WAL. Whether the request took effect is unknown.
+    NeedsReopen,
+    /// The request may or may not have taken effect (a timeout after it was sent).
+    UnknownOutcome,
+    /// Anything else the system got wrong: damaged data, a bug, a refused invariant.
+    System,
+}
+
+/// A request failed; `code` is the Milvus status code, `kind` what it means.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{reason} (code {code})")]
 pub struct ApiError {
     pub code: i32,
+    pub kind: ErrorKind,
     pub reason: String,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The kind a status code implies when the code alone decides it.
+fn kind_of(code: i32) -> ErrorKind {
+    match code {
+        code::NOT_OWNER => ErrorKind::NotOwner,
+        code::UNAVAILABLE | code::NOT_OPEN | code::NOT_READY | code::NOT_LEADER => {
+            ErrorKind::Retriable
+        }
+        code::INTERNAL | code::UNEXPECTED => ErrorKind::System,
+        _ => ErrorKind::Input,
+    }
+}
+
 impl ApiError {
+    /// An error whose kind follows from its code (input errors for the Milvus codes,
+    /// the internal codes as documented on them, system errors otherwise).
     pub fn new(code: i32, reason: impl Into<String>) -> Self {
+        Self::with_kind(code, kind_of(code), reason)
+    }
+    pub fn with_kind(code: i32, kind: ErrorKind, reason: impl Into<String>) -> Self {
         ApiError {
             code,
+            kind,
             reason: reason.into(),
         }
     }
@@ -60,11 +107,26 @@ impl ApiError {
     pub fn internal(reason: impl std::fmt::Display) -> Self {
         Self::new(code::UNEXPECTED, reason.to_string())
     }
+    /// A role could not be reached (or did not answer): `outcome_known` says whether
+    /// the request certainly did not run.
+    pub fn unavailable(reason: impl Into<String>, outcome_known: bool) -> Self {
+        let kind = if outcome_known {
+            ErrorKind::Retriable
+        } else {
+            ErrorKind::UnknownOutcome
+        };
+        Self::with_kind(code::UNAVAILABLE, kind, reason)
+    }
     pub fn collection_not_found(db: &str, name: &str) -> Self {
         Self::new(
             code::COLLECTION_NOT_FOUND,
             format!("can't find collection[database={db}][collection={name}]"),
         )
+    }
+
+    /// Whether a client may send the same request again and expect it to work.
+    pub fn retriable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Retriable | ErrorKind::NotOwner)
     }
 
     /// The legacy `common.ErrorCode` that goes with a status code.
@@ -89,7 +151,7 @@ impl ApiError {
             error_code: self.legacy(),
             reason: self.reason.clone(),
             code: self.code,
-            retriable: false,
+            retriable: self.retriable(),
             detail: self.reason.clone(),
             extra_info: extra,
         }
@@ -100,19 +162,17 @@ pub fn ok_status() -> Status {
     Status::default()
 }
 
-/// The reason of an error from a shard's WAL, or of a flush whose commit has an
-/// unknown outcome, starts with this: the shard must be reopened (its state may no
-/// longer match what is durable).
-pub const WAL_FAILURE: &str = "WAL failure: ";
-
 impl From<quiver_core::shard::ShardError> for ApiError {
     fn from(e: quiver_core::shard::ShardError) -> Self {
         use quiver_core::shard::ShardError;
         match e {
             ShardError::Invalid(b) => ApiError::invalid(b.to_string()),
             e if e.is_fenced() => ApiError::new(code::NOT_OWNER, e.to_string()),
-            ShardError::Wal(w) => ApiError::internal(format!("{WAL_FAILURE}{w}")),
-            e @ ShardError::CommitUnknown { .. } => ApiError::internal(format!("{WAL_FAILURE}{e}")),
+            e if e.needs_reopen() => ApiError::with_kind(
+                code::UNEXPECTED,
+                ErrorKind::NeedsReopen,
+                format!("WAL failure: {e}"),
+            ),
             other => ApiError::internal(other),
         }
     }
@@ -120,12 +180,59 @@ impl From<quiver_core::shard::ShardError> for ApiError {
 
 impl From<quiver_core::meta::MetaError> for ApiError {
     fn from(e: quiver_core::meta::MetaError) -> Self {
-        ApiError::internal(e)
+        use quiver_core::meta::MetaError;
+        let kind = match e {
+            // A write may have committed before the store stopped answering.
+            MetaError::Unavailable(_) | MetaError::Io(_) => ErrorKind::UnknownOutcome,
+            MetaError::Corrupt { .. } => ErrorKind::System,
+        };
+        ApiError::with_kind(code::UNEXPECTED, kind, e.to_string())
     }
 }
 
 impl From<quiver_core::tso::TsoError> for ApiError {
     fn from(e: quiver_core::tso::TsoError) -> Self {
-        ApiError::internal(e)
+        use quiver_core::tso::TsoError;
+        match e {
+            TsoError::Meta(m) => m.into(),
+            TsoError::Unavailable(_) => {
+                ApiError::with_kind(code::UNEXPECTED, ErrorKind::Retriable, e.to_string())
+            }
+            // Another allocator took over: this coordinator no longer leads.
+            TsoError::Fenced(_) => {
+                ApiError::with_kind(code::UNEXPECTED, ErrorKind::NotOwner, e.to_string())
+            }
+            TsoError::TooMany(_) => {
+                ApiError::with_kind(code::UNEXPECTED, ErrorKind::Input, e.to_string())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_follow_codes_and_decide_retriable() {
+        assert_eq!(ApiError::invalid("x").kind, ErrorKind::Input);
+        assert!(!ApiError::invalid("x").status().retriable);
+        assert_eq!(
+            ApiError::new(code::NOT_OWNER, "moved").kind,
+            ErrorKind::NotOwner
+        );
+        assert!(ApiError::new(code::NOT_OWNER, "moved").status().retriable);
+        assert!(ApiError::unavailable("down", true).retriable());
+        assert!(!ApiError::unavailable("timed out", false).retriable());
+        assert_eq!(ApiError::internal("bug").kind, ErrorKind::System);
+    }
+
+    #[test]
+    fn shard_errors_keep_their_meaning() {
+        use quiver_core::shard::ShardError;
+        use quiver_core::wal::WalError;
+        let wal = ApiError::from(ShardError::Wal(WalError::Io(std::io::Error::other("disk"))));
+        assert_eq!(wal.kind, ErrorKind::NeedsReopen);
+        assert!(!wal.retriable());
     }
 }

@@ -185,15 +185,15 @@ mod tests {
             let coord = Coordinator::open(meta, tso).await.unwrap();
             coord.create_database("other", vec![]).await.unwrap();
             let kept = coord
-                .create_collection(DEFAULT_DB, schema("kept"), 1, 0, vec![])
+                .create(DEFAULT_DB, schema("kept"), 1, 0, vec![])
                 .await
                 .unwrap();
             let elsewhere = coord
-                .create_collection("other", schema("kept"), 1, 0, vec![])
+                .create("other", schema("kept"), 1, 0, vec![])
                 .await
                 .unwrap();
             let dropped = coord
-                .create_collection(DEFAULT_DB, schema("gone"), 1, 0, vec![])
+                .create(DEFAULT_DB, schema("gone"), 1, 0, vec![])
                 .await
                 .unwrap();
             let store = InMemory::new();
@@ -249,11 +249,11 @@ mod tests {
             let tso = Arc::new(TsoAllocator::open(meta.clone(), "tso").await.unwrap());
             let coord = Coordinator::open(meta.clone(), tso).await.unwrap();
             let kept = coord
-                .create_collection(DEFAULT_DB, schema("kept"), 2, 0, vec![])
+                .create(DEFAULT_DB, schema("kept"), 2, 0, vec![])
                 .await
                 .unwrap();
             let gone = coord
-                .create_collection(DEFAULT_DB, schema("gone"), 2, 0, vec![])
+                .create(DEFAULT_DB, schema("gone"), 2, 0, vec![])
                 .await
                 .unwrap();
             for info in [&kept, &gone] {

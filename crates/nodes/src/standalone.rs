@@ -14,16 +14,16 @@ use quiver_core::meta::{MetaStore, RedbMetaStore};
 use quiver_core::rt::disk::{Disk, StdDisk};
 use quiver_core::wal::{FsyncPolicy, LocalWalOptions};
 
-use crate::coordinator::{Coordinator, CoordinatorApi};
-use crate::datanode::DataNode;
+use crate::coordinator::{self, Coordinator, CoordinatorApi, CoordinatorConfig};
+use crate::datanode::{self, DataNode, DataNodeDeps};
 use crate::error::ApiError;
 use crate::leader::CoordinatorSeat;
 use crate::pb::milvus::milvus_service_server::MilvusServiceServer;
-use crate::proxy::router::ShardRouter;
-use crate::proxy::Proxy;
-use crate::querynode::QueryNode;
-use crate::rpc::{DataNodeApi, QueryNodeApi, StreamingApi};
-use crate::streaming::{LocalWals, StreamingConfig, StreamingDeps, StreamingNode};
+use crate::proxy::router::Connect;
+use crate::proxy::{self, Proxy, ProxyConfig, ProxyDeps};
+use crate::querynode::{self, QueryNode, QueryNodeDeps};
+use crate::rpc::{DataNodeApi, QueryNodeApi, StreamingApi, MAX_MESSAGE_BYTES};
+use crate::streaming::{self, LocalWals, Recovery, StreamingConfig, StreamingDeps, StreamingNode};
 
 /// Everything standalone mode needs to know.
 #[derive(Debug, Clone)]
@@ -125,7 +125,7 @@ async fn links(
 
 /// A running standalone instance (all roles started, not yet serving).
 pub struct Standalone {
-    pub proxy: Proxy,
+    pub proxy: Arc<Proxy>,
     pub streaming: Arc<StreamingNode>,
     pub coord: Arc<Coordinator>,
     /// Keeps the coordinator's seat renewed while the instance runs.
@@ -137,53 +137,74 @@ const STREAMING_NODE_ID: &str = "standalone";
 /// How often dropped collections' objects are swept when no drop wakes the sweep.
 const GC_INTERVAL: Duration = Duration::from_secs(600);
 
+/// The embedded stores under the data directory.
+struct Stores {
+    meta: Arc<dyn MetaStore>,
+    objects: Arc<dyn ObjectStore>,
+    disk: Arc<dyn Disk>,
+}
+
+fn open_stores(data_dir: &std::path::Path) -> Result<Stores, ApiError> {
+    let internal =
+        |what: &str, e: &dyn std::fmt::Display| ApiError::internal(format!("{what}: {e}"));
+    let disk: Arc<dyn Disk> = Arc::new(StdDisk);
+    disk.create_dir_all(data_dir)
+        .map_err(|e| internal("creating the data directory", &e))?;
+    let objects = data_dir.join("objects");
+    disk.create_dir_all(&objects)
+        .map_err(|e| internal("creating the object directory", &e))?;
+    let meta: Arc<dyn MetaStore> = Arc::new(
+        RedbMetaStore::open(&data_dir.join("meta.redb"))
+            .map_err(|e| internal("opening the meta store", &e))?,
+    );
+    // Objects must be durable before the manifest that names them commits, as they
+    // are on S3 (fsync); deleting a dropped collection's objects removes their
+    // emptied directories too.
+    let objects: Arc<dyn ObjectStore> = Arc::new(
+        LocalFileSystem::new_with_prefix(&objects)
+            .map_err(|e| internal("opening the object store", &e))?
+            .with_fsync(true)
+            .with_automatic_cleanup(true),
+    );
+    Ok(Stores {
+        meta,
+        objects,
+        disk,
+    })
+}
+
 impl Standalone {
-    /// Opens (or creates) the data directory and starts every role, recovering each
-    /// collection's shards before the API opens.
+    /// Opens (or creates) the data directory and starts every role through its own
+    /// entry point, recovering each collection's shards before the API opens.
     pub async fn start(cfg: &StandaloneConfig) -> Result<Self, ApiError> {
-        let internal =
-            |what: &str, e: &dyn std::fmt::Display| ApiError::internal(format!("{what}: {e}"));
-        let disk: Arc<dyn Disk> = Arc::new(StdDisk);
-        disk.create_dir_all(&cfg.data_dir)
-            .map_err(|e| internal("creating the data directory", &e))?;
-        let objects = cfg.data_dir.join("objects");
-        disk.create_dir_all(&objects)
-            .map_err(|e| internal("creating the object directory", &e))?;
-        let meta: Arc<dyn MetaStore> = Arc::new(
-            RedbMetaStore::open(&cfg.data_dir.join("meta.redb"))
-                .map_err(|e| internal("opening the meta store", &e))?,
-        );
-        // Objects must be durable before the manifest that names them commits, as they
-        // are on S3 (fsync); deleting a dropped collection's objects removes their
-        // emptied directories too.
-        let store: Arc<dyn ObjectStore> = Arc::new(
-            LocalFileSystem::new_with_prefix(&objects)
-                .map_err(|e| internal("opening the object store", &e))?
-                .with_fsync(true)
-                .with_automatic_cleanup(true),
-        );
-        let seat = CoordinatorSeat::new("standalone", meta.clone());
-        let coord = seat.wait_for_office().await?;
-        seat.spawn();
-        let query_node = query_node_link(QueryNode::new(store.clone())).await?;
-        let data_node = data_node_link(DataNode::new(store.clone())).await?;
+        let stores = open_stores(&cfg.data_dir)?;
+        let seat_cfg = CoordinatorConfig {
+            seat: "standalone".into(),
+        };
+        let (seat, coord) = coordinator::start_in_office(seat_cfg, stores.meta.clone()).await?;
+        let store = stores.objects.clone();
+        let query_node = query_node_link(querynode::start(QueryNodeDeps { store })).await?;
+        let store = stores.objects.clone();
+        let data_node = data_node_link(datanode::start(DataNodeDeps { store })).await?;
         let wals = LocalWals::new(
-            disk,
+            stores.disk,
             &cfg.data_dir,
             LocalWalOptions {
                 fsync: cfg.fsync,
                 ..LocalWalOptions::default()
             },
         );
-        let streaming = StreamingNode::start(
+        let streaming = streaming::start(
             StreamingConfig {
                 node_id: STREAMING_NODE_ID.to_string(),
                 seal_rows: cfg.seal_rows,
                 idle_flush: cfg.idle_flush,
+                gc_every: Some(GC_INTERVAL),
+                recovery: Recovery::Strict,
             },
             StreamingDeps {
-                meta,
-                store,
+                meta: stores.meta,
+                store: stores.objects,
                 tso: coord.tso().clone(),
                 coord: coord.clone(),
                 wals: Arc::new(wals),
@@ -192,32 +213,26 @@ impl Standalone {
             },
         )
         .await?;
-        streaming.spawn_heartbeat_loop();
-        for info in coord.all().await {
-            streaming.open_owned(&info).await?;
-            tracing::info!(
-                collection = info.name(),
-                loaded = info.loaded(),
-                "collection recovered"
-            );
-        }
-        streaming.spawn_flush_loop();
-        streaming.spawn_gc_loop(GC_INTERVAL);
         let l = links(&seat, &coord, &streaming).await?;
         let local = l.streaming;
-        let router = ShardRouter::new(
-            l.coord.clone(),
-            Box::new(move |node: &str| {
-                if node == STREAMING_NODE_ID {
-                    Ok(local.clone())
-                } else {
-                    Err(ApiError::internal(format!(
-                        "standalone has no streaming node {node}"
-                    )))
-                }
-            }),
+        let connect: Connect = Box::new(move |node: &str| {
+            if node == STREAMING_NODE_ID {
+                Ok(local.clone())
+            } else {
+                Err(ApiError::internal(format!(
+                    "standalone has no streaming node {node}"
+                )))
+            }
+        });
+        let proxy = proxy::start(
+            ProxyConfig {
+                auth_token: cfg.auth_token.clone(),
+            },
+            ProxyDeps {
+                coord: l.coord,
+                connect,
+            },
         );
-        let proxy = Proxy::new(l.coord, Arc::new(router), cfg.auth_token.as_deref());
         Ok(Standalone {
             proxy,
             streaming,
@@ -236,12 +251,12 @@ impl Standalone {
         let Standalone {
             proxy,
             streaming,
-            coord,
+            coord: _coord,
             seat: _seat,
         } = self;
-        let svc = MilvusServiceServer::new(proxy)
-            .max_decoding_message_size(256 << 20)
-            .max_encoding_message_size(256 << 20);
+        let svc = MilvusServiceServer::from_arc(proxy)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         tracing::info!(%listen, "serving the Milvus API");
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -250,15 +265,7 @@ impl Standalone {
             .await
             .map_err(|e| ApiError::internal(format!("server: {e}")))?;
         tracing::info!("shutting down: flushing shards");
-        for info in coord.all().await {
-            if let Ok(shards) = streaming.open_owned(&info).await {
-                for s in shards {
-                    if let Err(e) = s.flush().await {
-                        tracing::warn!(error = %e, "flush at shutdown failed; the WAL keeps the data");
-                    }
-                }
-            }
-        }
+        streaming.flush_all().await;
         Ok(())
     }
 }

@@ -17,77 +17,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use quiver_core::rt::disk::Disk;
 use quiver_core::wal::{Epoch, LocalWal, LocalWalOptions, Offset, Wal, WalError, WalRecord};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
+pub use crate::rpc::walstore::WalStoreApi;
+use crate::rpc::walstore::{WalOutcome, WalRefusal, WalState};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum WalRequest {
-    Fence {
-        log: String,
-        epoch: u64,
-    },
-    Append {
-        log: String,
-        epoch: u64,
-        payload: Vec<u8>,
-        /// Who appends (a shard copy's id): for audits, not for fencing.
-        writer: String,
-    },
-    Read {
-        log: String,
-        from: u64,
-        max: u32,
-    },
-    Truncate {
-        log: String,
-        before: u64,
-    },
-    State {
-        log: String,
-    },
-    Remove {
-        log: String,
-    },
-}
-
-impl WalRequest {
-    pub fn name(&self) -> &'static str {
-        match self {
-            WalRequest::Fence { .. } => "fence",
-            WalRequest::Append { .. } => "append",
-            WalRequest::Read { .. } => "read",
-            WalRequest::Truncate { .. } => "truncate",
-            WalRequest::State { .. } => "state",
-            WalRequest::Remove { .. } => "remove",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum WalResponse {
-    Done,
-    Offset(u64),
-    Records(Vec<(u64, u64, Vec<u8>)>),
-    State {
-        next: u64,
-        first: u64,
-        epoch: u64,
-    },
-    /// The definite refusals travel as answers, not errors, so the client can
-    /// rebuild the exact [`WalError`].
-    Fenced {
-        attempted: u64,
-        current: u64,
-    },
-    Truncated {
-        requested: u64,
-        first: u64,
-    },
-}
-
-/// One append as the store saw it, for an audit (the simulator checks that no log
-/// ever has two writers under one epoch, and that no stale epoch gets in).
 #[derive(Debug, Clone)]
 pub struct AppendEvent {
     pub log: String,
@@ -166,115 +100,100 @@ impl WalStore {
     /// Turns a log's answer into a response. A log that failed an I/O operation
     /// accepts nothing more until reopened; it is dropped here so the next request
     /// reopens it (recovery cuts a torn tail).
-    async fn answer<T>(
-        &self,
-        log: &str,
-        r: Result<T, WalError>,
-        ok: impl FnOnce(T) -> WalResponse,
-    ) -> ApiResult<WalResponse> {
+    /// Turns a log's result into the store's answer: the log's refusals are outcomes
+    /// for the writer; an I/O failure drops the open log, so the next use reopens it
+    /// (recovery cuts a torn tail).
+    async fn answer<T>(&self, log: &str, r: Result<T, WalError>) -> ApiResult<WalOutcome<T>> {
         if matches!(r, Err(WalError::Io(_) | WalError::Broken)) {
             tracing::warn!(log, "WAL failed an I/O operation; reopening it on next use");
             self.logs.lock().await.remove(log);
         }
         match r {
-            Ok(v) => Ok(ok(v)),
+            Ok(v) => Ok(Ok(v)),
             Err(WalError::Fenced { attempted, current }) => {
-                Ok(WalResponse::Fenced { attempted, current })
+                Ok(Err(WalRefusal::Fenced { attempted, current }))
             }
             Err(WalError::Truncated { requested, first }) => {
-                Ok(WalResponse::Truncated { requested, first })
+                Ok(Err(WalRefusal::Truncated { requested, first }))
             }
             Err(e) => Err(ApiError::internal(e)),
         }
     }
-
-    #[tracing::instrument(skip_all, fields(op = req.name()))]
-    pub async fn handle(&self, req: WalRequest) -> ApiResult<WalResponse> {
-        match req {
-            WalRequest::Fence { log, epoch } => {
-                let l = self.log(&log).await?;
-                self.answer(&log, l.fence(Epoch(epoch)).await, |_| WalResponse::Done)
-                    .await
-            }
-            WalRequest::Append {
-                log,
-                epoch,
-                payload,
-                writer,
-            } => {
-                let l = self.log(&log).await?;
-                let log_epoch = l.epoch().await.0;
-                let r = l.append(Epoch(epoch), Bytes::from(payload)).await;
-                if let Some(obs) = &self.observer {
-                    obs(AppendEvent {
-                        log: log.clone(),
-                        epoch,
-                        writer,
-                        log_epoch,
-                        accepted: r.is_ok(),
-                    });
-                }
-                self.answer(&log, r, WalResponse::Offset).await
-            }
-            WalRequest::Read { log, from, max } => {
-                let l = self.log(&log).await?;
-                self.answer(
-                    &log,
-                    l.read_from(from, max.min(4096) as usize).await,
-                    |rs| {
-                        WalResponse::Records(
-                            rs.into_iter()
-                                .map(|r| (r.offset, r.epoch.0, r.payload.to_vec()))
-                                .collect(),
-                        )
-                    },
-                )
-                .await
-            }
-            WalRequest::Truncate { log, before } => {
-                let l = self.log(&log).await?;
-                self.answer(&log, l.truncate_before(before).await, |_| WalResponse::Done)
-                    .await
-            }
-            WalRequest::State { log } => {
-                let l = self.log(&log).await?;
-                Ok(WalResponse::State {
-                    next: l.next_offset().await,
-                    first: l.first_offset().await,
-                    epoch: l.epoch().await.0,
-                })
-            }
-            WalRequest::Remove { log } => {
-                valid_log_name(&log)?;
-                self.logs.lock().await.remove(&log);
-                let dir = self.dir.join(&log);
-                if let Ok(files) = self.disk.list(&dir) {
-                    for f in files {
-                        self.disk
-                            .remove(&dir.join(f))
-                            .map_err(|e| ApiError::internal(format!("removing log {log}: {e}")))?;
-                    }
-                }
-                Ok(WalResponse::Done)
-            }
-        }
-    }
-}
-
-/// What a streaming node needs from the WAL store; served locally or over RPC.
-#[async_trait]
-pub trait WalStoreApi: Send + Sync {
-    async fn call(&self, req: WalRequest) -> ApiResult<WalResponse>;
 }
 
 #[async_trait]
 impl WalStoreApi for WalStore {
-    async fn call(&self, req: WalRequest) -> ApiResult<WalResponse> {
-        self.handle(req).await
+    async fn fence(&self, log: String, epoch: u64) -> ApiResult<WalOutcome<()>> {
+        let l = self.log(&log).await?;
+        self.answer(&log, l.fence(Epoch(epoch)).await).await
+    }
+
+    async fn append(
+        &self,
+        log: String,
+        epoch: u64,
+        payload: Vec<u8>,
+        writer: String,
+    ) -> ApiResult<WalOutcome<u64>> {
+        let l = self.log(&log).await?;
+        let log_epoch = l.epoch().await.0;
+        let r = l.append(Epoch(epoch), Bytes::from(payload)).await;
+        if let Some(obs) = &self.observer {
+            obs(AppendEvent {
+                log: log.clone(),
+                epoch,
+                writer,
+                log_epoch,
+                accepted: r.is_ok(),
+            });
+        }
+        self.answer(&log, r).await
+    }
+
+    async fn read(
+        &self,
+        log: String,
+        from: u64,
+        max: u32,
+    ) -> ApiResult<WalOutcome<Vec<(u64, u64, Vec<u8>)>>> {
+        let l = self.log(&log).await?;
+        let r = l.read_from(from, max.min(4096) as usize).await.map(|rs| {
+            rs.into_iter()
+                .map(|r| (r.offset, r.epoch.0, r.payload.to_vec()))
+                .collect()
+        });
+        self.answer(&log, r).await
+    }
+
+    async fn truncate(&self, log: String, before: u64) -> ApiResult<WalOutcome<()>> {
+        let l = self.log(&log).await?;
+        self.answer(&log, l.truncate_before(before).await).await
+    }
+
+    async fn state(&self, log: String) -> ApiResult<WalState> {
+        let l = self.log(&log).await?;
+        Ok((
+            l.next_offset().await,
+            l.first_offset().await,
+            l.epoch().await.0,
+        ))
+    }
+
+    async fn remove(&self, log: String) -> ApiResult<()> {
+        valid_log_name(&log)?;
+        self.logs.lock().await.remove(&log);
+        let dir = self.dir.join(&log);
+        if let Ok(files) = self.disk.list(&dir) {
+            for f in files {
+                self.disk
+                    .remove(&dir.join(f))
+                    .map_err(|e| ApiError::internal(format!("removing log {log}: {e}")))?;
+            }
+        }
+        Ok(())
     }
 }
 
-/// One log of a WAL store, as a [`Wal`].
 pub struct RemoteWal {
     api: Arc<dyn WalStoreApi>,
     log: String,
@@ -301,98 +220,65 @@ impl RemoteWal {
         }
     }
 
-    async fn call(&self, req: WalRequest) -> Result<WalResponse, WalError> {
-        match self.api.call(req).await {
-            Ok(WalResponse::Fenced { attempted, current }) => {
+    /// A store failure is an I/O error of the log: the operation's outcome is unknown.
+    fn io(e: ApiError) -> WalError {
+        WalError::Io(std::io::Error::other(format!("WAL store: {}", e.reason)))
+    }
+
+    /// The log's refusals become the errors a local log would give.
+    fn outcome<T>(r: ApiResult<WalOutcome<T>>) -> Result<T, WalError> {
+        match r.map_err(Self::io)? {
+            Ok(v) => Ok(v),
+            Err(WalRefusal::Fenced { attempted, current }) => {
                 Err(WalError::Fenced { attempted, current })
             }
-            Ok(WalResponse::Truncated { requested, first }) => {
+            Err(WalRefusal::Truncated { requested, first }) => {
                 Err(WalError::Truncated { requested, first })
             }
-            Ok(r) => Ok(r),
-            // The store may have done it: an I/O error, whose outcome is unknown.
-            Err(e) => Err(WalError::Io(std::io::Error::other(format!(
-                "WAL store: {}",
-                e.reason
-            )))),
         }
     }
 
-    async fn state(&self) -> Option<(u64, u64, u64)> {
-        match self
-            .call(WalRequest::State {
-                log: self.log.clone(),
-            })
-            .await
-        {
-            Ok(WalResponse::State { next, first, epoch }) => Some((next, first, epoch)),
-            _ => None,
-        }
+    async fn state(&self) -> Option<WalState> {
+        self.api.state(self.log.clone()).await.ok()
     }
-}
-
-fn unexpected() -> WalError {
-    WalError::Io(std::io::Error::other("WAL store: unexpected answer"))
 }
 
 #[async_trait]
 impl Wal for RemoteWal {
     async fn fence(&self, epoch: Epoch) -> Result<(), WalError> {
-        self.call(WalRequest::Fence {
-            log: self.log.clone(),
-            epoch: epoch.0,
-        })
-        .await
-        .map(|_| ())
+        Self::outcome(self.api.fence(self.log.clone(), epoch.0).await)
     }
 
     async fn append(&self, epoch: Epoch, payload: Bytes) -> Result<Offset, WalError> {
-        match self
-            .call(WalRequest::Append {
-                log: self.log.clone(),
-                epoch: epoch.0,
-                payload: payload.to_vec(),
-                writer: self.writer.clone(),
-            })
-            .await?
-        {
-            WalResponse::Offset(o) => Ok(o),
-            _ => Err(unexpected()),
-        }
+        let r = self
+            .api
+            .append(
+                self.log.clone(),
+                epoch.0,
+                payload.to_vec(),
+                self.writer.clone(),
+            )
+            .await;
+        Self::outcome(r)
     }
 
     async fn read_from(&self, from: Offset, max: usize) -> Result<Vec<WalRecord>, WalError> {
-        match self
-            .call(WalRequest::Read {
-                log: self.log.clone(),
-                from,
-                max: max.min(u32::MAX as usize) as u32,
+        let max = max.min(u32::MAX as usize) as u32;
+        let rs = Self::outcome(self.api.read(self.log.clone(), from, max).await)?;
+        Ok(rs
+            .into_iter()
+            .map(|(offset, epoch, payload)| WalRecord {
+                offset,
+                epoch: Epoch(epoch),
+                payload: Bytes::from(payload),
             })
-            .await?
-        {
-            WalResponse::Records(rs) => Ok(rs
-                .into_iter()
-                .map(|(offset, epoch, payload)| WalRecord {
-                    offset,
-                    epoch: Epoch(epoch),
-                    payload: Bytes::from(payload),
-                })
-                .collect()),
-            _ => Err(unexpected()),
-        }
+            .collect())
     }
 
     async fn truncate_before(&self, offset: Offset) -> Result<(), WalError> {
-        self.call(WalRequest::Truncate {
-            log: self.log.clone(),
-            before: offset,
-        })
-        .await
-        .map(|_| ())
+        Self::outcome(self.api.truncate(self.log.clone(), offset).await)
     }
 
-    // The trait's state queries cannot fail; an unreachable store reads as zero, which
-    // only the shard's recovery uses and which then fails on its next real call.
     async fn next_offset(&self) -> Offset {
         self.state().await.map_or(0, |s| s.0)
     }
@@ -448,12 +334,7 @@ mod tests {
             assert_eq!(new.next_offset().await, 2);
             assert_eq!(new.epoch().await, Epoch(2));
 
-            assert!(store
-                .call(WalRequest::State {
-                    log: "../etc".into()
-                })
-                .await
-                .is_err());
+            assert!(store.state("../etc".into()).await.is_err());
         });
     }
 }

@@ -2,6 +2,10 @@
 //! `quiver-nodes`, on its own madsim node with its own IP, talking over the internal
 //! RPCs.
 //!
+//! Every role is started exactly as standalone and the cluster binaries start it:
+//! through its own `start` in `quiver-nodes`, with the loops it needs (recovery,
+//! heartbeats, flushes, garbage collection).
+//!
 //! | role | nodes | address |
 //! |---|---|---|
 //! | coordinator (active + standby seats) | 2 | 10.0.1.x:7000 |
@@ -30,18 +34,18 @@ use quiver_core::meta::MetaStore;
 use quiver_core::objstore::FaultyStore;
 use quiver_core::rt::disk::{Disk, SimDisk};
 use quiver_core::wal::LocalWalOptions;
-use quiver_nodes::coordinator::CoordinatorApi;
-use quiver_nodes::datanode::DataNode;
-use quiver_nodes::leader::CoordinatorSeat;
-use quiver_nodes::proxy::router::ShardRouter;
-use quiver_nodes::proxy::Proxy;
-use quiver_nodes::querynode::QueryNode;
+use quiver_nodes::coordinator::{self, CoordinatorApi, CoordinatorConfig};
+use quiver_nodes::datanode::{self, DataNodeDeps};
+use quiver_nodes::delegator::QueryNodeLink;
+use quiver_nodes::proxy::router::Connect;
+use quiver_nodes::proxy::{self, Proxy, ProxyConfig, ProxyDeps};
+use quiver_nodes::querynode::{self, QueryNodeDeps};
 use quiver_nodes::rpc::{
     CoordinatorService, DataNodeService, QueryNodeApi, QueryNodeService, RemoteCoordinator,
     RemoteDataNode, RemoteQueryNode, RemoteStreaming, RemoteWalStore, StreamingApi,
     StreamingService, WalStoreService,
 };
-use quiver_nodes::streaming::{RemoteWals, StreamingConfig, StreamingDeps, StreamingNode};
+use quiver_nodes::streaming::{self, Recovery, RemoteWals, StreamingConfig, StreamingDeps};
 use quiver_nodes::walstore::{AppendEvent, WalStore};
 
 use crate::faulty_meta::FaultyMeta;
@@ -201,185 +205,196 @@ macro_rules! serve {
     };
 }
 
+/// How often each streaming node sweeps dropped collections when no drop wakes it:
+/// short, so sweeps run (under faults) within a scenario.
+const GC_EVERY: Duration = Duration::from_secs(20);
+
+fn coordinator_node(handle: &Handle, meta: &FaultyMeta, i: usize) -> NodeHandle {
+    let m = meta.clone();
+    let addr = SocketAddr::new(IpAddr::V4(ip(1, i)), COORDINATOR_PORT);
+    handle
+        .create_node()
+        .name(format!("coordinator-{}", i + 1))
+        .ip(IpAddr::V4(ip(1, i)))
+        .init(move || {
+            let meta: Arc<dyn MetaStore> = Arc::new(m.clone());
+            async move {
+                let cfg = CoordinatorConfig {
+                    seat: format!("coordinator-{}", i + 1),
+                };
+                let seat = coordinator::start(cfg, meta);
+                serve!(CoordinatorService(seat).into_server(), addr);
+            }
+        })
+        .build()
+}
+
+/// The WAL store (not a role of the brief: it stands in for a shared log service and
+/// goes when the WAL moves to object storage). Its appends are audited.
+fn wal_store_node(handle: &Handle, disk: &SimDisk, audit: &Arc<Mutex<WalAudit>>) -> NodeHandle {
+    let (d, audit) = (disk.clone(), audit.clone());
+    handle
+        .create_node()
+        .name("walstore")
+        .ip(IpAddr::V4(ip(6, 0)))
+        .init(move || {
+            let disk: Arc<dyn Disk> = Arc::new(d.clone());
+            let audit = audit.clone();
+            async move {
+                let ws = WalStore::with_observer(
+                    disk,
+                    "/wal",
+                    LocalWalOptions::default(),
+                    Arc::new(move |e| audit.lock().unwrap_or_else(|p| p.into_inner()).record(e)),
+                );
+                let addr = SocketAddr::new(IpAddr::V4(ip(6, 0)), WAL_STORE_PORT);
+                serve!(WalStoreService(ws).into_server(), addr);
+            }
+        })
+        .build()
+}
+
+fn query_node(handle: &Handle, objects: &Arc<dyn ObjectStore>, i: usize) -> NodeHandle {
+    let s = objects.clone();
+    handle
+        .create_node()
+        .name(format!("query-{}", i + 1))
+        .ip(IpAddr::V4(ip(4, i)))
+        .init(move || {
+            let store = s.clone();
+            async move {
+                let qn = querynode::start(QueryNodeDeps { store });
+                let addr = SocketAddr::new(IpAddr::V4(ip(4, i)), QUERY_NODE_PORT);
+                serve!(QueryNodeService(qn).into_server(), addr);
+            }
+        })
+        .build()
+}
+
+fn data_node(handle: &Handle, objects: &Arc<dyn ObjectStore>) -> NodeHandle {
+    let s = objects.clone();
+    handle
+        .create_node()
+        .name("data-1")
+        .ip(IpAddr::V4(ip(5, 0)))
+        .init(move || {
+            let store = s.clone();
+            async move {
+                let dn = datanode::start(DataNodeDeps { store });
+                let addr = SocketAddr::new(IpAddr::V4(ip(5, 0)), DATA_NODE_PORT);
+                serve!(DataNodeService(dn).into_server(), addr);
+            }
+        })
+        .build()
+}
+
+/// A streaming node's dependencies: every other role through its RPC client.
+fn streaming_deps(
+    meta: Arc<dyn MetaStore>,
+    store: Arc<dyn ObjectStore>,
+    cfg: &ClusterConfig,
+) -> StreamingDeps {
+    let coord = Arc::new(remote_coordinator(cfg.coordinators));
+    let query_nodes: Vec<QueryNodeLink> = (0..cfg.query_nodes)
+        .map(|q| {
+            let addr = url(ip(4, q), QUERY_NODE_PORT);
+            let client = RemoteQueryNode::new(&addr).expect("address");
+            (addr, Arc::new(client) as Arc<dyn QueryNodeApi>)
+        })
+        .collect();
+    let wal_store = RemoteWalStore::new(&url(ip(6, 0), WAL_STORE_PORT)).expect("address");
+    let data_node = RemoteDataNode::new(&url(ip(5, 0), DATA_NODE_PORT)).expect("address");
+    StreamingDeps {
+        meta,
+        store,
+        tso: coord.clone(),
+        coord,
+        wals: Arc::new(RemoteWals(Arc::new(wal_store))),
+        query_nodes,
+        data_node: Some(Arc::new(data_node)),
+    }
+}
+
+fn streaming_node(
+    handle: &Handle,
+    meta: &FaultyMeta,
+    objects: &Arc<dyn ObjectStore>,
+    cfg: &ClusterConfig,
+    i: usize,
+) -> NodeHandle {
+    let (m, s, c) = (meta.clone(), objects.clone(), cfg.clone());
+    handle
+        .create_node()
+        .name(format!("streaming-{}", i + 1))
+        .ip(IpAddr::V4(ip(2, i)))
+        .init(move || {
+            let meta: Arc<dyn MetaStore> = Arc::new(m.clone());
+            let (store, cfg) = (s.clone(), c.clone());
+            async move {
+                let scfg = StreamingConfig {
+                    node_id: streaming_url(i),
+                    seal_rows: cfg.seal_rows,
+                    idle_flush: cfg.idle_flush,
+                    gc_every: Some(GC_EVERY),
+                    recovery: Recovery::Retry,
+                };
+                let deps = streaming_deps(meta, store, &cfg);
+                let node = streaming::start(scfg, deps)
+                    .await
+                    .expect("retries until it starts");
+                let addr = SocketAddr::new(IpAddr::V4(ip(2, i)), STREAMING_PORT);
+                serve!(StreamingService(node).into_server(), addr);
+            }
+        })
+        .build()
+}
+
+/// A proxy node; the proxy itself is called in process (no listener).
+async fn proxy_node(handle: &Handle, coordinators: usize, i: usize) -> (NodeHandle, Arc<Proxy>) {
+    let node = handle
+        .create_node()
+        .name(format!("proxy-{}", i + 1))
+        .ip(IpAddr::V4(ip(3, i)))
+        .build();
+    let proxy = node
+        .spawn(async move {
+            let coord: Arc<dyn CoordinatorApi> = Arc::new(remote_coordinator(coordinators));
+            let connect: Connect = Box::new(|node: &str| {
+                Ok(Arc::new(RemoteStreaming::new(node)?) as Arc<dyn StreamingApi>)
+            });
+            proxy::start(ProxyConfig::default(), ProxyDeps { coord, connect })
+        })
+        .await
+        .expect("proxy");
+    (node, proxy)
+}
+
 impl Cluster {
-    /// Starts every role; returns once the proxies exist (the roles come up
+    /// Starts every role through its own entry point (`quiver_nodes::<role>::start`),
+    /// each on its own node; returns once the proxies exist (the roles come up
     /// concurrently; a workload retries until they answer).
     pub async fn start(seed: u64, cfg: ClusterConfig) -> Cluster {
         let handle = Handle::current();
         let meta = FaultyMeta::new(seed ^ 0x6d65_7461);
         let store = FaultyStore::new(Arc::new(InMemory::new()), seed ^ 0x7333);
         let wal_disk = SimDisk::new(seed);
-        let n_coord = cfg.coordinators;
-
-        let coordinators = (0..cfg.coordinators)
-            .map(|i| {
-                let m = meta.clone();
-                let addr = SocketAddr::new(IpAddr::V4(ip(1, i)), COORDINATOR_PORT);
-                handle
-                    .create_node()
-                    .name(format!("coordinator-{}", i + 1))
-                    .ip(IpAddr::V4(ip(1, i)))
-                    .init(move || {
-                        let meta: Arc<dyn MetaStore> = Arc::new(m.clone());
-                        async move {
-                            let seat = CoordinatorSeat::new(format!("coordinator-{}", i + 1), meta);
-                            let _campaign = seat.spawn();
-                            serve!(CoordinatorService(seat).into_server(), addr);
-                        }
-                    })
-                    .build()
-            })
-            .collect();
-
-        let d = wal_disk.clone();
         let wal_audit: Arc<Mutex<WalAudit>> = Default::default();
-        let audit = wal_audit.clone();
-        let wal_store = handle
-            .create_node()
-            .name("walstore")
-            .ip(IpAddr::V4(ip(6, 0)))
-            .init(move || {
-                let disk: Arc<dyn Disk> = Arc::new(d.clone());
-                let audit = audit.clone();
-                async move {
-                    let ws = WalStore::with_observer(
-                        disk,
-                        "/wal",
-                        LocalWalOptions::default(),
-                        Arc::new(move |e| {
-                            audit.lock().unwrap_or_else(|p| p.into_inner()).record(e)
-                        }),
-                    );
-                    serve!(
-                        WalStoreService(ws).into_server(),
-                        SocketAddr::new(IpAddr::V4(ip(6, 0)), WAL_STORE_PORT)
-                    );
-                }
-            })
-            .build();
-
         let objects: Arc<dyn ObjectStore> = Arc::new(store.clone());
+        let coordinators = (0..cfg.coordinators)
+            .map(|i| coordinator_node(&handle, &meta, i))
+            .collect();
+        let wal_store = wal_store_node(&handle, &wal_disk, &wal_audit);
         let query_nodes = (0..cfg.query_nodes)
-            .map(|i| {
-                let s = objects.clone();
-                handle
-                    .create_node()
-                    .name(format!("query-{}", i + 1))
-                    .ip(IpAddr::V4(ip(4, i)))
-                    .init(move || {
-                        let store = s.clone();
-                        async move {
-                            serve!(
-                                QueryNodeService(QueryNode::new(store)).into_server(),
-                                SocketAddr::new(IpAddr::V4(ip(4, i)), QUERY_NODE_PORT)
-                            );
-                        }
-                    })
-                    .build()
-            })
+            .map(|i| query_node(&handle, &objects, i))
             .collect();
-
-        let s = objects.clone();
-        let data_node = handle
-            .create_node()
-            .name("data-1")
-            .ip(IpAddr::V4(ip(5, 0)))
-            .init(move || {
-                let store = s.clone();
-                async move {
-                    serve!(
-                        DataNodeService(DataNode::new(store)).into_server(),
-                        SocketAddr::new(IpAddr::V4(ip(5, 0)), DATA_NODE_PORT)
-                    );
-                }
-            })
-            .build();
-
-        let n_qn = cfg.query_nodes;
+        let data_node = data_node(&handle, &objects);
         let streaming = (0..cfg.streaming_nodes)
-            .map(|i| {
-                let (m, s, c) = (meta.clone(), objects.clone(), cfg.clone());
-                handle
-                    .create_node()
-                    .name(format!("streaming-{}", i + 1))
-                    .ip(IpAddr::V4(ip(2, i)))
-                    .init(move || {
-                        let meta: Arc<dyn MetaStore> = Arc::new(m.clone());
-                        let (store, cfg) = (s.clone(), c.clone());
-                        async move {
-                            let coord = Arc::new(remote_coordinator(n_coord));
-                            let query_nodes: Vec<(String, Arc<dyn QueryNodeApi>)> = (0..n_qn)
-                                .map(|q| {
-                                    let addr = url(ip(4, q), QUERY_NODE_PORT);
-                                    let client = Arc::new(
-                                        RemoteQueryNode::new(&addr).expect("address"),
-                                    ) as Arc<dyn QueryNodeApi>;
-                                    (addr, client)
-                                })
-                                .collect();
-                            let wals = RemoteWals(Arc::new(
-                                RemoteWalStore::new(&url(ip(6, 0), WAL_STORE_PORT))
-                                    .expect("address"),
-                            ));
-                            let data_node = RemoteDataNode::new(&url(ip(5, 0), DATA_NODE_PORT))
-                                .expect("address");
-                            let wals = Arc::new(wals);
-                            let node = loop {
-                                let deps = StreamingDeps {
-                                    meta: meta.clone(),
-                                    store: store.clone(),
-                                    tso: coord.clone(),
-                                    coord: coord.clone() as Arc<dyn CoordinatorApi>,
-                                    wals: wals.clone(),
-                                    query_nodes: query_nodes.clone(),
-                                    data_node: Some(Arc::new(data_node.clone())),
-                                };
-                                let scfg = StreamingConfig {
-                                    node_id: streaming_url(i),
-                                    seal_rows: cfg.seal_rows,
-                                    idle_flush: cfg.idle_flush,
-                                };
-                                match StreamingNode::start(scfg, deps).await {
-                                    Ok(n) => break n,
-                                    Err(e) => {
-                                        tracing::debug!(error = %e.reason, "streaming node start failed; retrying");
-                                        quiver_core::rt::sleep(Duration::from_millis(200)).await;
-                                    }
-                                }
-                            };
-                            let _flush = node.spawn_flush_loop();
-                            let _beat = node.spawn_heartbeat_loop();
-                            serve!(
-                                StreamingService(node).into_server(),
-                                SocketAddr::new(IpAddr::V4(ip(2, i)), STREAMING_PORT)
-                            );
-                        }
-                    })
-                    .build()
-            })
+            .map(|i| streaming_node(&handle, &meta, &objects, &cfg, i))
             .collect();
-
         let mut proxy_nodes = Vec::new();
         let mut proxies = Vec::new();
         for i in 0..cfg.proxies {
-            let node = handle
-                .create_node()
-                .name(format!("proxy-{}", i + 1))
-                .ip(IpAddr::V4(ip(3, i)))
-                .build();
-            let proxy = node
-                .spawn(async move {
-                    let coord: Arc<dyn CoordinatorApi> = Arc::new(remote_coordinator(n_coord));
-                    let router = ShardRouter::new(
-                        coord.clone(),
-                        Box::new(|node: &str| {
-                            Ok(Arc::new(RemoteStreaming::new(node)?) as Arc<dyn StreamingApi>)
-                        }),
-                    );
-                    Arc::new(Proxy::new(coord, Arc::new(router), None))
-                })
-                .await
-                .expect("proxy");
+            let (node, proxy) = proxy_node(&handle, cfg.coordinators, i).await;
             proxy_nodes.push(node);
             proxies.push(proxy);
         }

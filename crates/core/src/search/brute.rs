@@ -12,7 +12,7 @@ pub type RowFilter<'a> = &'a (dyn Fn(&dyn SegmentView, usize) -> bool + Sync);
 /// Milvus's range search: with `radius` (and optionally `range_filter`) only scores
 /// inside the range qualify — for L2 `range_filter <= score < radius`, for IP and
 /// COSINE `radius < score <= range_filter`.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ScoreRange {
     pub radius: Option<f32>,
     pub range_filter: Option<f32>,

@@ -9,7 +9,7 @@ use crate::batch::Pk;
 use crate::ids::SegmentId;
 
 /// One search result.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Hit {
     pub pk: Pk,
     /// The score the user sees (squared L2, IP or cosine).

@@ -9,8 +9,11 @@ mod group_by;
 mod hybrid;
 mod params;
 mod reads;
+mod role;
 pub mod router;
 mod shards;
+
+pub use role::{start, ProxyConfig, ProxyDeps};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -716,9 +719,7 @@ impl MilvusService for Proxy {
             async {
                 let db = db?;
                 if let Some(info) = self.coord.drop_collection(&db, &r.collection_name).await? {
-                    self.streaming
-                        .call(crate::rpc::wire::StreamRequest::Drop { info })
-                        .await?;
+                    self.streaming.drop_collection(info).await?;
                 }
                 Ok(ok_status())
             }

@@ -11,10 +11,16 @@ use std::time::Duration;
 
 use quiver_core::rt;
 
-use crate::coordinator::{vchannel_of, CoordinatorApi};
-use crate::error::{code, ApiError, ApiResult};
-use crate::rpc::wire::{StreamRequest, StreamResponse};
-use crate::rpc::StreamingApi;
+use std::future::Future;
+
+use quiver_core::batch::{Batch, Pk};
+use quiver_core::ids::{PartitionId, SegmentId};
+use quiver_core::search::Hit;
+use quiver_core::shard::MutationAck;
+
+use crate::coordinator::{vchannel_of, CollectionInfo, CoordinatorApi};
+use crate::error::{code, ApiError, ApiResult, ErrorKind};
+use crate::rpc::{ShardRef, StreamingApi, VectorSearch, WireScope};
 
 /// Connects to a streaming node by its id.
 pub type Connect = Box<dyn Fn(&str) -> ApiResult<Arc<dyn StreamingApi>> + Send + Sync>;
@@ -74,15 +80,24 @@ impl ShardRouter {
             .remove(vchannel);
     }
 
-    async fn to_shard(&self, vchannel: &str, req: StreamRequest) -> ApiResult<StreamResponse> {
+    /// Runs `op` on the node that owns the shard's vchannel, re-routing after "not the
+    /// owner" answers (the request did not run there).
+    async fn to_shard<T, F, Fut>(&self, at: ShardRef, op: F) -> ApiResult<T>
+    where
+        F: Fn(Arc<dyn StreamingApi>) -> Fut + Send + Sync,
+        Fut: Future<Output = ApiResult<T>> + Send,
+        T: Send,
+    {
+        let vchannel = vchannel_of(at.collection, at.shard).0;
+        let vchannel = vchannel.as_str();
         let mut last = None;
         for attempt in 0..ROUTE_ATTEMPTS {
             if attempt > 0 {
                 rt::sleep(Duration::from_millis(100 << attempt)).await;
             }
             let node = self.owner(vchannel).await?;
-            match self.node(&node)?.call(req.clone()).await {
-                Err(e) if e.code == code::NOT_OWNER => {
+            match op(self.node(&node)?).await {
+                Err(e) if e.kind == ErrorKind::NotOwner => {
                     tracing::debug!(vchannel, node, reason = %e.reason, "not the owner; re-routing");
                     self.forget(vchannel);
                     last = Some(e);
@@ -96,27 +111,103 @@ impl ShardRouter {
         }
         Err(last.unwrap_or_else(|| ApiError::new(code::NOT_OWNER, "no owner")))
     }
-}
 
-#[async_trait::async_trait]
-impl StreamingApi for ShardRouter {
-    async fn call(&self, req: StreamRequest) -> ApiResult<StreamResponse> {
-        if let Some((c, i)) = req.target() {
-            let v = vchannel_of(c, i);
-            return self.to_shard(&v.0, req).await;
-        }
-        // Open and Drop concern every owner of the collection's vchannels.
-        let info = match &req {
-            StreamRequest::Open { info } | StreamRequest::Drop { info } => info.clone(),
-            _ => unreachable!("requests without a target are Open or Drop"),
-        };
+    /// Runs `op` once on every node owning one of the collection's vchannels.
+    async fn to_owners<F, Fut>(&self, info: &CollectionInfo, op: F) -> ApiResult<()>
+    where
+        F: Fn(Arc<dyn StreamingApi>) -> Fut + Send + Sync,
+        Fut: Future<Output = ApiResult<()>> + Send,
+    {
         let mut owners = std::collections::BTreeSet::new();
         for v in info.vchannels() {
             owners.insert(self.owner(&v.0).await?);
         }
         for node in owners {
-            self.node(&node)?.call(req.clone()).await?;
+            op(self.node(&node)?).await?;
         }
-        Ok(StreamResponse::Done)
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl StreamingApi for ShardRouter {
+    async fn open(&self, info: CollectionInfo) -> ApiResult<()> {
+        self.to_owners(&info, |n| {
+            let info = info.clone();
+            async move { n.open(info).await }
+        })
+        .await
+    }
+
+    async fn drop_collection(&self, info: CollectionInfo) -> ApiResult<()> {
+        self.to_owners(&info, |n| {
+            let info = info.clone();
+            async move { n.drop_collection(info).await }
+        })
+        .await
+    }
+
+    async fn insert(
+        &self,
+        at: ShardRef,
+        partition: PartitionId,
+        batch: Batch,
+        upsert: bool,
+    ) -> ApiResult<MutationAck> {
+        self.to_shard(at, |n| {
+            let batch = batch.clone();
+            async move { n.insert(at, partition, batch, upsert).await }
+        })
+        .await
+    }
+
+    async fn delete(&self, at: ShardRef, pks: Vec<Pk>) -> ApiResult<MutationAck> {
+        self.to_shard(at, |n| {
+            let pks = pks.clone();
+            async move { n.delete(at, pks).await }
+        })
+        .await
+    }
+
+    async fn flush(&self, at: ShardRef) -> ApiResult<Vec<SegmentId>> {
+        self.to_shard(at, |n| async move { n.flush(at).await })
+            .await
+    }
+
+    async fn search(&self, at: ShardRef, search: VectorSearch) -> ApiResult<Vec<Vec<Hit>>> {
+        self.to_shard(at, |n| {
+            let search = search.clone();
+            async move { n.search(at, search).await }
+        })
+        .await
+    }
+
+    async fn query_rows(
+        &self,
+        at: ShardRef,
+        scope: WireScope,
+        limit: Option<u64>,
+    ) -> ApiResult<Vec<(Pk, SegmentId, u32)>> {
+        self.to_shard(at, |n| {
+            let scope = scope.clone();
+            async move { n.query_rows(at, scope, limit).await }
+        })
+        .await
+    }
+
+    async fn count(&self, at: ShardRef, scope: WireScope) -> ApiResult<u64> {
+        self.to_shard(at, |n| {
+            let scope = scope.clone();
+            async move { n.count(at, scope).await }
+        })
+        .await
+    }
+
+    async fn fetch(&self, at: ShardRef, refs: Vec<(SegmentId, u32)>) -> ApiResult<Batch> {
+        self.to_shard(at, |n| {
+            let refs = refs.clone();
+            async move { n.fetch(at, refs).await }
+        })
+        .await
     }
 }

@@ -3,6 +3,8 @@
 //! it (recovering the shards) and retries once. Nothing else is retried: a write that
 //! timed out may or may not have happened, and the client must be told so.
 
+use std::future::Future;
+
 use quiver_core::batch::{Batch, Pk};
 use quiver_core::ids::{FieldId, PartitionId, SegmentId};
 use quiver_core::search::{Hit, Metric};
@@ -10,8 +12,7 @@ use quiver_core::shard::MutationAck;
 
 use crate::coordinator::CollectionInfo;
 use crate::error::{code, ApiResult};
-use crate::rpc::wire::{unexpected, StreamRequest, StreamResponse, WireScope};
-use crate::rpc::StreamingApi;
+use crate::rpc::{SearchKnobs, ShardRef, StreamingApi, VectorSearch, WireScope};
 
 /// The vector part of a search: which field, the query vectors, how many results,
 /// the metric, and the index search parameters (`ef`, `nprobe`, ...).
@@ -37,20 +38,28 @@ impl<'a> Shards<'a> {
         self.info.shards as usize
     }
 
-    pub async fn open(&self) -> ApiResult<()> {
-        self.api
-            .call(StreamRequest::Open {
-                info: self.info.clone(),
-            })
-            .await
-            .map(|_| ())
+    fn at(&self, shard: usize) -> ShardRef {
+        ShardRef {
+            collection: self.info.id,
+            shard: shard as u32,
+        }
     }
 
-    async fn call(&self, make: impl Fn() -> StreamRequest) -> ApiResult<StreamResponse> {
-        match self.api.call(make()).await {
+    pub async fn open(&self) -> ApiResult<()> {
+        self.api.open(self.info.clone()).await
+    }
+
+    /// Runs `op`; if the streaming node has not opened the collection, opens it and
+    /// runs `op` once more.
+    async fn call<T, F, Fut>(&self, op: F) -> ApiResult<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = ApiResult<T>>,
+    {
+        match op().await {
             Err(e) if e.code == code::NOT_OPEN => {
                 self.open().await?;
-                self.api.call(make()).await
+                op().await
             }
             r => r,
         }
@@ -63,49 +72,19 @@ impl<'a> Shards<'a> {
         batch: &Batch,
         upsert: bool,
     ) -> ApiResult<MutationAck> {
-        let c = self.info.id;
-        match self
-            .call(|| StreamRequest::Insert {
-                collection: c,
-                shard: shard as u32,
-                partition,
-                batch: batch.clone(),
-                upsert,
-            })
-            .await?
-        {
-            StreamResponse::Ack(a) => Ok(a),
-            _ => Err(unexpected("insert")),
-        }
+        let at = self.at(shard);
+        self.call(|| self.api.insert(at, partition, batch.clone(), upsert))
+            .await
     }
 
     pub async fn delete(&self, shard: usize, pks: &[Pk]) -> ApiResult<MutationAck> {
-        let c = self.info.id;
-        match self
-            .call(|| StreamRequest::Delete {
-                collection: c,
-                shard: shard as u32,
-                pks: pks.to_vec(),
-            })
-            .await?
-        {
-            StreamResponse::Ack(a) => Ok(a),
-            _ => Err(unexpected("delete")),
-        }
+        let at = self.at(shard);
+        self.call(|| self.api.delete(at, pks.to_vec())).await
     }
 
     pub async fn flush(&self, shard: usize) -> ApiResult<Vec<SegmentId>> {
-        let c = self.info.id;
-        match self
-            .call(|| StreamRequest::Flush {
-                collection: c,
-                shard: shard as u32,
-            })
-            .await?
-        {
-            StreamResponse::Flushed { segments } => Ok(segments),
-            _ => Err(unexpected("flush")),
-        }
+        let at = self.at(shard);
+        self.call(|| self.api.flush(at)).await
     }
 
     pub async fn search(
@@ -114,36 +93,16 @@ impl<'a> Shards<'a> {
         q: &VectorQuery<'_>,
         scope: &WireScope,
     ) -> ApiResult<Vec<Vec<Hit>>> {
-        let c = self.info.id;
-        let resp = self
-            .call(|| StreamRequest::Search {
-                collection: c,
-                shard: shard as u32,
-                field: q.field,
-                queries: q.queries.to_vec(),
-                k: q.k as u32,
-                metric: q.metric,
-                scope: scope.clone(),
-                params: q.params.to_vec(),
-            })
-            .await?;
-        match resp {
-            StreamResponse::Hits(h) => Ok(h
-                .into_iter()
-                .map(|q| {
-                    q.into_iter()
-                        .map(|w| Hit {
-                            pk: w.pk,
-                            score: w.score,
-                            distance: w.distance,
-                            segment: w.segment,
-                            row: w.row,
-                        })
-                        .collect()
-                })
-                .collect()),
-            _ => Err(unexpected("search")),
-        }
+        let search = VectorSearch {
+            field: q.field,
+            queries: q.queries.to_vec(),
+            k: q.k as u32,
+            metric: q.metric,
+            scope: scope.clone(),
+            knobs: SearchKnobs::from_milvus(q.params)?,
+        };
+        let at = self.at(shard);
+        self.call(|| self.api.search(at, search.clone())).await
     }
 
     pub async fn query_rows(
@@ -152,48 +111,19 @@ impl<'a> Shards<'a> {
         scope: &WireScope,
         limit: Option<usize>,
     ) -> ApiResult<Vec<(Pk, SegmentId, u32)>> {
-        let c = self.info.id;
-        match self
-            .call(|| StreamRequest::QueryRows {
-                collection: c,
-                shard: shard as u32,
-                scope: scope.clone(),
-                limit: limit.map(|l| l as u64),
-            })
-            .await?
-        {
-            StreamResponse::Rows(r) => Ok(r),
-            _ => Err(unexpected("query")),
-        }
+        let at = self.at(shard);
+        let limit = limit.map(|l| l as u64);
+        self.call(|| self.api.query_rows(at, scope.clone(), limit))
+            .await
     }
 
     pub async fn count(&self, shard: usize, scope: &WireScope) -> ApiResult<usize> {
-        let c = self.info.id;
-        match self
-            .call(|| StreamRequest::Count {
-                collection: c,
-                shard: shard as u32,
-                scope: scope.clone(),
-            })
-            .await?
-        {
-            StreamResponse::Count(n) => Ok(n as usize),
-            _ => Err(unexpected("count")),
-        }
+        let at = self.at(shard);
+        Ok(self.call(|| self.api.count(at, scope.clone())).await? as usize)
     }
 
     pub async fn fetch(&self, shard: usize, refs: &[(SegmentId, u32)]) -> ApiResult<Batch> {
-        let c = self.info.id;
-        match self
-            .call(|| StreamRequest::Fetch {
-                collection: c,
-                shard: shard as u32,
-                refs: refs.to_vec(),
-            })
-            .await?
-        {
-            StreamResponse::Fetched(b) => Ok(b),
-            _ => Err(unexpected("fetch")),
-        }
+        let at = self.at(shard);
+        self.call(|| self.api.fetch(at, refs.to_vec())).await
     }
 }

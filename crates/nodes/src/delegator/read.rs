@@ -1,0 +1,95 @@
+//! Delegated reads: one generic split read. A read runs over the shard's local
+//! segments (growing, and sealed ones not handed off) and names the handed-off
+//! segments in scope — both under one lock, so no segment is in neither part — then
+//! asks the query node for those and merges. If the query node fails, the delegator
+//! takes its segments back and answers everything here.
+
+use quiver_core::ids::SegmentId;
+use quiver_core::shard::Shard;
+
+use super::ShardDelegator;
+use crate::error::{code, ApiError, ApiResult};
+use crate::rpc::QueryNodeApi;
+
+/// A read a delegator splits between its own segments and the query node's.
+#[async_trait::async_trait]
+pub trait SplitRead: Sync {
+    type Out: Send;
+    /// What the operation is called, for logs.
+    const NAME: &'static str;
+    /// The local part, with the handed-off segments in scope and whether each is
+    /// stale (its query node failed).
+    async fn local(&self, shard: &Shard) -> (Self::Out, Vec<(SegmentId, bool)>);
+    /// The query node's part over the named segments.
+    async fn remote(&self, qn: &dyn QueryNodeApi, segments: Vec<SegmentId>)
+        -> ApiResult<Self::Out>;
+    /// Both parts as one answer.
+    fn merge(&self, local: Self::Out, remote: Self::Out) -> Self::Out;
+}
+
+/// Which handed-off segments a read takes back before it trusts its local part.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TakeBack {
+    /// Only stale ones (their query node failed): healthy ones are asked remotely.
+    Stale,
+    /// All of them: the query node just failed this read.
+    All,
+}
+
+/// Runs the local part until no segment it names needs taking back, taking back what
+/// does; returns the local answer with the remaining (healthy) remote segments.
+/// Running it again after each take-back is what keeps a segment from being in
+/// neither part: one taken back, or handed off by a concurrent tick, between two
+/// attempts is seen by the next.
+async fn settled<R: SplitRead>(
+    shard: &Shard,
+    take_back: TakeBack,
+    read: &R,
+) -> ApiResult<(R::Out, Vec<SegmentId>)> {
+    for _ in 0..5 {
+        let (out, remote) = read.local(shard).await;
+        let back: Vec<SegmentId> = remote
+            .iter()
+            .filter(|(_, stale)| *stale || take_back == TakeBack::All)
+            .map(|(id, _)| *id)
+            .collect();
+        if back.is_empty() {
+            return Ok((out, remote.into_iter().map(|(id, _)| id).collect()));
+        }
+        shard.reclaim(&back).await?;
+    }
+    Err(ApiError::new(
+        code::UNAVAILABLE,
+        format!(
+            "{}: handed-off segments keep changing under the read; retry it",
+            shard.config().vchannel
+        ),
+    ))
+}
+
+impl ShardDelegator<'_> {
+    /// Runs a split read: local part, query node part, merged. A failing query node
+    /// is marked suspect and its segments are taken back and read here.
+    pub async fn read<R: SplitRead>(&self, read: &R) -> ApiResult<R::Out> {
+        let (local, remote) = settled(&self.shard, TakeBack::Stale, read).await?;
+        if remote.is_empty() {
+            return Ok(local);
+        }
+        let answer = match self.target() {
+            Some(qn) => read.remote(qn.as_ref(), remote.clone()).await,
+            None => Err(ApiError::new(
+                code::UNAVAILABLE,
+                "no query node serves this shard's handed-off segments",
+            )),
+        };
+        match answer {
+            Ok(far) => Ok(read.merge(local, far)),
+            Err(e) => {
+                self.suspect();
+                tracing::warn!(op = R::NAME, error = %e, "query node read failed; serving its segments here");
+                self.shard.reclaim(&remote).await?;
+                Ok(settled(&self.shard, TakeBack::All, read).await?.0)
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! A vector search through a shard's delegator: exact over the local segments, through
+//! the indexes on the query node for the handed-off ones, reduced to one top-k.
+
+use quiver_core::ids::SegmentId;
+use quiver_core::search::{reduce, Hit};
+use quiver_core::segment::SegmentView;
+use quiver_core::shard::{ReadScope, Shard};
+
+use super::read::SplitRead;
+use super::ShardDelegator;
+use crate::error::ApiResult;
+use crate::rpc::{QueryNodeApi, ShardRef, VectorSearch};
+
+struct Search<'a> {
+    at: ShardRef,
+    search: &'a VectorSearch,
+    scope: ReadScope<'a>,
+}
+
+#[async_trait::async_trait]
+impl SplitRead for Search<'_> {
+    type Out = Vec<Vec<Hit>>;
+    const NAME: &'static str = "search";
+
+    async fn local(&self, shard: &Shard) -> (Self::Out, Vec<(SegmentId, bool)>) {
+        let s = self.search;
+        shard
+            .search_split(s.field, &s.queries, s.k as usize, s.metric, self.scope)
+            .await
+    }
+
+    async fn remote(
+        &self,
+        qn: &dyn QueryNodeApi,
+        segments: Vec<SegmentId>,
+    ) -> ApiResult<Self::Out> {
+        qn.search(self.at, segments, self.search.clone()).await
+    }
+
+    fn merge(&self, mut local: Self::Out, remote: Self::Out) -> Self::Out {
+        for (q, hits) in remote.into_iter().enumerate() {
+            let mut merged = std::mem::take(&mut local[q]);
+            merged.extend(hits);
+            local[q] = reduce(vec![merged], self.search.k as usize);
+        }
+        local
+    }
+}
+
+impl ShardDelegator<'_> {
+    /// Top-k per query over the whole shard at the search's guarantee.
+    pub async fn search(&self, mut search: VectorSearch) -> ApiResult<Vec<Vec<Hit>>> {
+        search.scope = self.snapshot(search.scope).await?;
+        let pred = search.scope.compile(&self.info)?;
+        let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
+        let scope = ReadScope {
+            range: search.knobs.range,
+            ..search.scope.read_scope(&pred, &f)
+        };
+        let read = Search {
+            at: self.at,
+            search: &search,
+            scope,
+        };
+        self.read(&read).await
+    }
+}

@@ -1,0 +1,102 @@
+//! The typed bodies that several internal APIs share: a read's scope and a vector
+//! search with its index knobs, parsed once at the proxy and carried typed from there.
+
+use quiver_core::ids::{FieldId, PartitionId};
+use quiver_core::search::{Metric, ScoreRange};
+use quiver_core::tso::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::coordinator::CollectionInfo;
+use crate::error::{ApiError, ApiResult};
+
+/// A read's scope on the wire: the filter travels as source text and is compiled
+/// against the schema where the data is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireScope {
+    /// The read must see every write at or below this timestamp (the consistency
+    /// level's guarantee). The delegator picks the snapshot.
+    pub guarantee_ts: Timestamp,
+    /// The snapshot the read executes at: set by the delegator (its safe timestamp,
+    /// once that has reached `guarantee_ts`) and passed on to query nodes.
+    pub read_ts: Timestamp,
+    pub partitions: Vec<PartitionId>,
+    pub filter: String,
+    /// Template values as JSON text (`{name: value}`).
+    pub params_json: String,
+}
+
+/// Range-search bounds from search parameters (`radius`, `range_filter`).
+fn score_range(params: &[(String, String)]) -> ApiResult<quiver_core::search::ScoreRange> {
+    let get =
+        |k: &str| -> ApiResult<Option<f32>> {
+            match params.iter().find(|(key, _)| key == k) {
+                None => Ok(None),
+                Some((_, v)) => v.trim().parse::<f32>().map(Some).map_err(|_| {
+                    ApiError::invalid(format!("search param {k}={v:?} is not a number"))
+                }),
+            }
+        };
+    Ok(quiver_core::search::ScoreRange {
+        radius: get("radius")?,
+        range_filter: get("range_filter")?,
+    })
+}
+
+impl WireScope {
+    /// Compiles the filter against the collection's schema (where the data is).
+    pub fn compile(&self, info: &CollectionInfo) -> ApiResult<quiver_core::expr::Predicate> {
+        let params = crate::proxy::params_from_json(&self.params_json)?;
+        quiver_core::expr::compile(&self.filter, &info.schema, &params)
+            .map_err(|e| ApiError::invalid(format!("failed to create query plan: {e}")))
+    }
+
+    /// The read scope for a shard or segment search, with the compiled filter `f`.
+    pub fn read_scope<'a>(
+        &'a self,
+        pred: &quiver_core::expr::Predicate,
+        f: &'a (dyn Fn(&dyn quiver_core::segment::SegmentView, usize) -> bool + Sync),
+    ) -> quiver_core::shard::ReadScope<'a> {
+        quiver_core::shard::ReadScope {
+            read_ts: self.read_ts,
+            partitions: Some(&self.partitions),
+            filter: if pred.matches_all() { None } else { Some(f) },
+            range: Default::default(),
+        }
+    }
+}
+
+/// A vector search as a shard (and the query node serving its sealed segments)
+/// receives it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VectorSearch {
+    pub field: FieldId,
+    pub queries: Vec<Vec<f32>>,
+    pub k: u32,
+    pub metric: Metric,
+    pub scope: WireScope,
+    pub knobs: SearchKnobs,
+}
+
+/// The search parameters a client may tune, parsed and bounds-checked once (at the
+/// proxy): the index's (`ef`, `nprobe`, `rerank`, `refine_k`) and range search's
+/// (`radius`, `range_filter`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchKnobs {
+    pub ann: quiver_ann::SearchParams,
+    pub range: ScoreRange,
+}
+
+impl SearchKnobs {
+    /// Parses Milvus's search parameters (string key/value pairs); unknown keys are
+    /// ignored, out-of-range values refused.
+    pub fn from_milvus(params: &[(String, String)]) -> ApiResult<Self> {
+        let ann = quiver_ann::SearchParams::from_milvus(
+            params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .map_err(|e| ApiError::invalid(format!("search params: {e}")))?;
+        Ok(SearchKnobs {
+            ann,
+            range: score_range(params)?,
+        })
+    }
+}

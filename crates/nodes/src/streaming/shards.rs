@@ -1,0 +1,215 @@
+//! A streaming node's shard copies: registering collections, opening (recovering) the
+//! shards it owns under the epoch the coordinator names, closing copies that moved
+//! away or failed, and dropping collections.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use quiver_core::ids::VChannel;
+use quiver_core::shard::{Shard, ShardConfig, ShardDeps};
+use quiver_core::wal::Epoch;
+
+use super::{not_open, not_owner, Opened, StreamingNode};
+use crate::channels::ChannelAssignment;
+use crate::coordinator::CollectionInfo;
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::rpc::ShardRef;
+
+/// The open copy of shard `idx`, with the catalog entry it serves under.
+fn open_copy(o: &Opened, idx: u32) -> Option<(CollectionInfo, Arc<Shard>)> {
+    o.shards.get(&idx).map(|s| (o.info.clone(), s.clone()))
+}
+
+impl StreamingNode {
+    /// Refuses an assignment naming another node.
+    fn check_assigned(&self, a: &ChannelAssignment) -> ApiResult<()> {
+        if a.node == self.cfg.node_id {
+            Ok(())
+        } else {
+            Err(not_owner(&a.vchannel, format_args!("owned by {}", a.node)))
+        }
+    }
+
+    /// Records (or refreshes) a collection's catalog entry; opens nothing.
+    pub async fn register(&self, info: &CollectionInfo) {
+        let mut all = self.shards.write().await;
+        match all.get_mut(&info.id) {
+            Some(o) => {
+                if o.info != *info {
+                    o.info = info.clone();
+                }
+            }
+            None => {
+                all.insert(
+                    info.id,
+                    Opened {
+                        info: info.clone(),
+                        shards: BTreeMap::new(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Registers the collection and opens (recovering) every shard of it this node
+    /// owns; returns them.
+    pub async fn open_owned(&self, info: &CollectionInfo) -> ApiResult<Vec<Arc<Shard>>> {
+        self.register(info).await;
+        let mut out = Vec::new();
+        for i in 0..info.shards {
+            let at = ShardRef {
+                collection: info.id,
+                shard: i,
+            };
+            match self.shard(at).await {
+                Ok((_, s)) => out.push(s),
+                Err(e) if e.kind == ErrorKind::NotOwner => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The shard, opening (and recovering) it if this node owns its vchannel.
+    pub(super) async fn shard(&self, at: ShardRef) -> ApiResult<(CollectionInfo, Arc<Shard>)> {
+        let info = {
+            let all = self.shards.read().await;
+            let o = all
+                .get(&at.collection)
+                .ok_or_else(|| not_open(at.collection, "is not open on this streaming node"))?;
+            if let Some(found) = open_copy(o, at.shard) {
+                self.check_lease(&found.1.config().vchannel.0)?;
+                return Ok(found);
+            }
+            o.info.clone()
+        };
+        let vchannel = info
+            .vchannels()
+            .get(at.shard as usize)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "collection {} has no shard {}",
+                    at.collection, at.shard
+                ))
+            })?;
+        self.check_lease(&vchannel.0)?;
+        // One open at a time: two racing opens of one vchannel would otherwise each
+        // take an epoch, and the loser's would close the winner's copy.
+        let _opening = self.opening.lock().await;
+        if let Some(found) = self.open_copy_of(at).await {
+            return Ok(found);
+        }
+        let a = self.claim(&vchannel).await?;
+        self.open_shard(&info, at, &vchannel, a.epoch).await
+    }
+
+    async fn open_copy_of(&self, at: ShardRef) -> Option<(CollectionInfo, Arc<Shard>)> {
+        let all = self.shards.read().await;
+        open_copy(all.get(&at.collection)?, at.shard)
+    }
+
+    /// The assignment to open `vchannel` under: the coordinator's, or a new epoch if
+    /// this process had the shard open under it before (it was closed after a lapsed
+    /// lease or a WAL failure). Its old copy may still have a write in flight; a new
+    /// epoch makes the WAL refuse it, so nothing can be appended behind the new copy's
+    /// replay.
+    async fn claim(&self, vchannel: &VChannel) -> ApiResult<ChannelAssignment> {
+        let mut a = self.coord.locate(&vchannel.0).await?;
+        self.check_assigned(&a)?;
+        let opened_before = self
+            .incarnations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&vchannel.0)
+            .copied();
+        if opened_before.is_some_and(|e| e >= a.epoch) {
+            a = self
+                .coord
+                .reassign(&vchannel.0, Some(&self.cfg.node_id))
+                .await?;
+            self.check_assigned(&a)?;
+        }
+        Ok(a)
+    }
+
+    /// Opens the shard copy (recovering it from the manifest and the WAL) under
+    /// `epoch` and records it.
+    async fn open_shard(
+        &self,
+        info: &CollectionInfo,
+        at: ShardRef,
+        vchannel: &VChannel,
+        epoch: u64,
+    ) -> ApiResult<(CollectionInfo, Arc<Shard>)> {
+        let mut all = self.shards.write().await;
+        let o = all
+            .get_mut(&at.collection)
+            .ok_or_else(|| not_open(at.collection, "was dropped"))?;
+        if let Some(found) = open_copy(o, at.shard) {
+            return Ok(found);
+        }
+        let copy = self.copies.fetch_add(1, Ordering::Relaxed);
+        let writer = format!("{}/{:x}#{copy}", self.cfg.node_id, self.incarnation);
+        let wal = self
+            .wals
+            .open(&vchannel.0, &writer)
+            .await
+            .map_err(|e| ApiError::internal(format!("WAL of {vchannel}: {e}")))?;
+        let shard = Shard::open(
+            ShardConfig {
+                collection: info.id,
+                vchannel: vchannel.clone(),
+                schema: Arc::new(info.schema.clone()),
+                seal_rows: self.cfg.seal_rows,
+                first_segment_id: ((at.shard as i64) << 40) + 1,
+            },
+            ShardDeps {
+                wal,
+                epoch: Epoch(epoch),
+                meta: self.meta.clone(),
+                store: self.store.clone(),
+                tso: self.tso.clone(),
+                forwarder: self.delegation.forwarder(at, &vchannel.0, epoch),
+            },
+        )
+        .await?;
+        tracing::info!(%vchannel, epoch, "shard opened");
+        let mut incarnations = self.incarnations.lock().unwrap_or_else(|e| e.into_inner());
+        let before = incarnations.insert(vchannel.0.clone(), epoch);
+        quiver_core::invariant!(
+            before.is_none_or(|b| b < epoch),
+            "vchannel {vchannel} reopened here under epoch {epoch}, not above {before:?}"
+        );
+        drop(incarnations);
+        let shard = Arc::new(shard);
+        o.shards.insert(at.shard, shard.clone());
+        Ok((o.info.clone(), shard))
+    }
+
+    /// Forgets an open shard (it moved, or its WAL failed): the next request reopens
+    /// it from the manifest and the WAL, or finds its new owner.
+    pub(super) async fn close(&self, at: ShardRef, why: &str) {
+        let mut all = self.shards.write().await;
+        if let Some(s) = all
+            .get_mut(&at.collection)
+            .and_then(|o| o.shards.remove(&at.shard))
+        {
+            tracing::warn!(vchannel = %s.config().vchannel, why, "shard closed");
+        }
+    }
+
+    /// Closes a dropped collection's shards and deletes their WALs and manifests.
+    /// (Its segment objects are removed by the next garbage-collection sweep.)
+    pub async fn drop_collection(&self, info: &CollectionInfo) -> ApiResult<()> {
+        self.shards.write().await.remove(&info.id);
+        for vchannel in info.vchannels().iter() {
+            self.wals.remove(&vchannel.0).await?;
+            self.meta
+                .delete(&format!("shard/{}/{}/manifest", info.id, vchannel))
+                .await?;
+        }
+        Ok(())
+    }
+}
