@@ -1,0 +1,244 @@
+//! A search's parameters, parsed once at the proxy into types: the request-level ones
+//! ([`SearchSpec`]: topk, offset, rounding, the vector field and metric) and the ones
+//! every shard's index needs ([`IndexSearchParams`]: `ef`, `nprobe`, `rerank`,
+//! `refine_k`, `radius`, `range_filter`).
+//!
+//! The internal search RPC still carries the index parameters as the text pairs
+//! [`SearchSpec::index_pairs`] returns, and the shards parse those pairs with the same
+//! rules; [`IndexSearchParams`] is what that wire field becomes once it is typed.
+
+use std::collections::BTreeMap;
+
+use quiver_core::schema::{DataType, FieldSchema};
+use quiver_core::search::{Metric, ScoreRange};
+use serde::{Deserialize, Serialize};
+
+use super::params::{kv_map, parse_usize, MAX_TOPK};
+use crate::coordinator::CollectionInfo;
+use crate::error::{code, ApiError, ApiResult};
+use crate::pb::milvus::SearchRequest;
+
+/// The index-level knobs of a search, typed; every field `None` means the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct IndexSearchParams {
+    /// `ef`, `nprobe`, `rerank`, `refine_k`, for the ANN indexes.
+    pub ann: quiver_ann::index::SearchParams,
+    /// Range search: only scores beyond `radius` (and within `range_filter`) qualify.
+    pub radius: Option<f32>,
+    pub range_filter: Option<f32>,
+}
+
+impl IndexSearchParams {
+    /// Parses the pairs the search RPC carries, with the rules (and the error
+    /// messages) of the shards that parse them again today.
+    pub fn from_pairs(pairs: &[(String, String)]) -> ApiResult<IndexSearchParams> {
+        let number = |k: &str| -> ApiResult<Option<f32>> {
+            match pairs.iter().find(|(key, _)| key == k) {
+                None => Ok(None),
+                Some((_, v)) => v.trim().parse::<f32>().map(Some).map_err(|_| {
+                    ApiError::invalid(format!("search param {k}={v:?} is not a number"))
+                }),
+            }
+        };
+        let radius = number("radius")?;
+        let range_filter = number("range_filter")?;
+        let ann = quiver_ann::index::SearchParams::from_milvus(
+            pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .map_err(|e| ApiError::invalid(format!("search params: {e}")))?;
+        Ok(IndexSearchParams {
+            ann,
+            radius,
+            range_filter,
+        })
+    }
+
+    /// The range-search bounds.
+    pub fn range(&self) -> ScoreRange {
+        ScoreRange {
+            radius: self.radius,
+            range_filter: self.range_filter,
+        }
+    }
+}
+
+/// The request-level parameters of one search.
+pub(super) struct SearchSpec<'a> {
+    /// Hits per query the client wants, after skipping `offset` of them.
+    pub topk: usize,
+    pub offset: usize,
+    /// Decimal places to round scores to (0..=6), or -1 to leave them.
+    pub round_decimal: i64,
+    /// The vector field searched, its dimension, and the metric.
+    pub field: &'a FieldSchema,
+    pub dim: usize,
+    pub metric: Metric,
+    /// The search's key-values and its `params` JSON object, for what is parsed later
+    /// (grouping, and the index parameters).
+    pub kvs: BTreeMap<String, String>,
+    pub inner: serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'a> SearchSpec<'a> {
+    /// Reads and checks the request-level parameters of `r` against the collection.
+    pub fn parse(info: &'a CollectionInfo, r: &SearchRequest) -> ApiResult<SearchSpec<'a>> {
+        let kvs = kv_map(&r.search_params);
+        let (topk, offset) = topk_and_offset(&kvs)?;
+        let inner = inner_params(&kvs)?;
+        let (field, metric) = field_and_metric(info, &kvs, &inner)?;
+        let dim = match field.data_type {
+            DataType::FloatVector { dim } => dim as usize,
+            _ => unreachable!("field_and_metric returns a vector field"),
+        };
+        let round_decimal = kvs
+            .get("round_decimal")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1);
+        Ok(SearchSpec {
+            topk,
+            offset,
+            round_decimal,
+            field,
+            dim,
+            metric,
+            kvs,
+            inner,
+        })
+    }
+
+    /// Candidates per query the shards are asked for.
+    pub fn k(&self) -> usize {
+        self.topk + self.offset
+    }
+
+    /// The index parameters as the search RPC carries them: every inner parameter but
+    /// `metric_type`, values as text.
+    pub fn index_pairs(&self) -> Vec<(String, String)> {
+        self.inner
+            .iter()
+            .filter(|(key, _)| key.as_str() != "metric_type")
+            .map(|(key, v)| {
+                let text = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
+                (key.clone(), text)
+            })
+            .collect()
+    }
+}
+
+fn topk_and_offset(kvs: &BTreeMap<String, String>) -> ApiResult<(usize, usize)> {
+    let topk = parse_usize(kvs, "topk")?.ok_or_else(|| {
+        ApiError::new(
+            code::MISSING_PARAMETER,
+            "topk is missing from search params",
+        )
+    })?;
+    let offset = parse_usize(kvs, "offset")?.unwrap_or(0);
+    if topk == 0 || topk > MAX_TOPK {
+        return Err(ApiError::invalid(format!(
+            "topk [{topk}] is invalid, it should be in range [1, {MAX_TOPK}]"
+        )));
+    }
+    if topk + offset > MAX_TOPK {
+        return Err(ApiError::invalid(format!(
+            "topk+offset [{}] is invalid, it should be in range [1, {MAX_TOPK}]",
+            topk + offset
+        )));
+    }
+    Ok((topk, offset))
+}
+
+/// The `params` JSON object of a search's key-values (empty when absent).
+fn inner_params(
+    kvs: &BTreeMap<String, String>,
+) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
+    Ok(match kvs.get("params") {
+        Some(p) if !p.trim().is_empty() => match serde_json::from_str(p) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "search params {p:?} are not a JSON object"
+                )))
+            }
+        },
+        _ => serde_json::Map::new(),
+    })
+}
+
+/// The metric a search request uses (see [`field_and_metric`]).
+pub(super) fn metric_of(info: &CollectionInfo, r: &SearchRequest) -> ApiResult<Metric> {
+    let kvs = kv_map(&r.search_params);
+    let inner = inner_params(&kvs)?;
+    Ok(field_and_metric(info, &kvs, &inner)?.1)
+}
+
+/// The vector field a search names (or the only one) and the metric it uses: the
+/// client's, which must match the field's index, or the index's.
+fn field_and_metric<'a>(
+    info: &'a CollectionInfo,
+    kvs: &BTreeMap<String, String>,
+    inner: &serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<(&'a FieldSchema, Metric)> {
+    let field = vector_field(info, kvs)?;
+    let asked = kvs
+        .get("metric_type")
+        .cloned()
+        .or_else(|| {
+            inner
+                .get("metric_type")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .filter(|m| !m.is_empty());
+    let metric = match (asked, info.index_on(&field.name)) {
+        (Some(m), idx) => {
+            let m2 = Metric::parse(&m).ok_or_else(|| {
+                ApiError::invalid(format!("metric type {m} is not supported (L2, IP, COSINE)"))
+            })?;
+            if let Some(i) = idx {
+                if i.metric != m2 {
+                    return Err(ApiError::invalid(format!(
+                        "metric type not match: invalid parameter[expected={}][actual={}]",
+                        i.metric.as_str(),
+                        m2.as_str()
+                    )));
+                }
+            }
+            m2
+        }
+        (None, Some(i)) => i.metric,
+        (None, None) => Metric::L2,
+    };
+    Ok((field, metric))
+}
+
+/// The vector field a search names in `anns_field`, or the collection's only one.
+fn vector_field<'a>(
+    info: &'a CollectionInfo,
+    kvs: &BTreeMap<String, String>,
+) -> ApiResult<&'a FieldSchema> {
+    let schema = &info.schema;
+    if let Some(name) = kvs.get("anns_field").filter(|s| !s.is_empty()) {
+        return schema
+            .field(name)
+            .filter(|f| f.data_type.is_vector())
+            .ok_or_else(|| {
+                ApiError::new(
+                    code::FIELD_NOT_FOUND,
+                    format!("failed to get field schema: vector field {name} not found"),
+                )
+            });
+    }
+    let mut vs = schema.vector_fields();
+    let first = vs
+        .next()
+        .ok_or_else(|| ApiError::invalid("collection has no vector field"))?;
+    if vs.next().is_some() {
+        return Err(ApiError::invalid(
+            "multiple anns_fields exist, please specify a anns_field in search_params",
+        ));
+    }
+    Ok(first)
+}
