@@ -97,27 +97,28 @@ impl Proxy {
     /// is a gRPC `Unauthenticated` error, the one error not carried in a `Status`) and
     /// resolves its database; returns the context and the body.
     pub(super) fn ctx<T: RequestBody>(&self, req: Request<T>) -> Result<(Ctx, T), tonic::Status> {
-        self.check_auth(&req)?;
+        authenticate(self.expected_auth.as_deref(), &req)?;
         let db = db_of(&req, req.get_ref().body_db());
         Ok((Ctx { db }, req.into_inner()))
     }
+}
 
-    fn check_auth<T>(&self, req: &Request<T>) -> Result<(), tonic::Status> {
-        let Some(want) = &self.expected_auth else {
-            return Ok(());
-        };
-        let got = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if got == want {
-            Ok(())
-        } else {
-            Err(tonic::Status::unauthenticated(
-                "authentication failed: wrong or missing token",
-            ))
-        }
+/// Checks the request's `authorization` header against the expected one, if any.
+fn authenticate<T>(expected: Option<&str>, req: &Request<T>) -> Result<(), tonic::Status> {
+    let Some(want) = expected else {
+        return Ok(());
+    };
+    let got = req
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if got == want {
+        Ok(())
+    } else {
+        Err(tonic::Status::unauthenticated(
+            "authentication failed: wrong or missing token",
+        ))
     }
 }
 
@@ -195,3 +196,6 @@ pub(super) fn ok<T: WithStatus>(mut v: T) -> ApiResult<T> {
     v.set_status(ok_status());
     Ok(v)
 }
+
+#[cfg(test)]
+mod tests;

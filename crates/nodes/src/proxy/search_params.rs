@@ -242,3 +242,6 @@ fn vector_field<'a>(
     }
     Ok(first)
 }
+
+#[cfg(test)]
+mod tests;
