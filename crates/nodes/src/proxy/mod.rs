@@ -8,7 +8,8 @@
 //! one request-context step of [`context`] (authentication and database) and then
 //! calls a handler — DDL in [`collections`], [`partitions`], [`indexes`],
 //! [`databases`], [`aliases`]; DML in [`writes`]; reads in [`search`], [`query`],
-//! [`hybrid`] and [`group_by`], over the shard fan-out of [`fanout`].
+//! [`hybrid`] and [`group_by`] (with [`output`] and [`by_pk`]), over the shard fan-out
+//! of [`fanout`]; connection-level RPCs in [`session`].
 
 mod aliases;
 mod by_pk;
