@@ -186,74 +186,13 @@ fn expand<T: Clone + Default>(vals: Vec<T>, valid: &[bool], field: &str) -> ApiR
 
 fn column_from_field_data(f: &FieldSchema, fd: ps::FieldData) -> ApiResult<FieldColumn> {
     let name = &f.name;
-    let valid = fd.valid_data.clone();
+    let valid = fd.valid_data;
     let data = match (fd.field, &f.data_type) {
         (Some(FdField::Scalars(s)), dt) => {
             let Some(d) = s.data else {
                 return Err(wrong(name, dt, "no data"));
             };
-            let int32s = |v: Vec<i32>| expand(v, &valid, name);
-            match (d, dt) {
-                (Sd::BoolData(v), DataType::Bool) => {
-                    ColumnData::Bool(expand(v.data, &valid, name)?)
-                }
-                (Sd::IntData(v), DataType::Int8) => ColumnData::Int8(
-                    int32s(v.data)?
-                        .into_iter()
-                        .map(|x| {
-                            i8::try_from(x).map_err(|_| {
-                                ApiError::invalid(format!(
-                                    "field {name:?}: {x} is out of Int8 range"
-                                ))
-                            })
-                        })
-                        .collect::<ApiResult<_>>()?,
-                ),
-                (Sd::IntData(v), DataType::Int16) => ColumnData::Int16(
-                    int32s(v.data)?
-                        .into_iter()
-                        .map(|x| {
-                            i16::try_from(x).map_err(|_| {
-                                ApiError::invalid(format!(
-                                    "field {name:?}: {x} is out of Int16 range"
-                                ))
-                            })
-                        })
-                        .collect::<ApiResult<_>>()?,
-                ),
-                (Sd::IntData(v), DataType::Int32) => ColumnData::Int32(int32s(v.data)?),
-                (Sd::LongData(v), DataType::Int64) => {
-                    ColumnData::Int64(expand(v.data, &valid, name)?)
-                }
-                (Sd::FloatData(v), DataType::Float) => {
-                    ColumnData::Float(expand(v.data, &valid, name)?)
-                }
-                (Sd::DoubleData(v), DataType::Double) => {
-                    ColumnData::Double(expand(v.data, &valid, name)?)
-                }
-                (Sd::StringData(v), DataType::VarChar { .. }) => {
-                    ColumnData::VarChar(expand(v.data, &valid, name)?)
-                }
-                (Sd::JsonData(v), DataType::Json) => {
-                    let rows = expand(v.data, &valid, name)?;
-                    let texts = rows
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, b)| {
-                            if b.is_empty() && !valid.is_empty() && !valid[i] {
-                                return Ok("null".to_string());
-                            }
-                            String::from_utf8(b).map_err(|_| {
-                                ApiError::invalid(format!(
-                                    "field {name:?} row {i}: JSON is not UTF-8"
-                                ))
-                            })
-                        })
-                        .collect::<ApiResult<Vec<_>>>()?;
-                    ColumnData::Json(texts)
-                }
-                (d, dt) => return Err(wrong(name, dt, scalar_name(&d))),
-            }
+            scalar_column(name, d, dt, &valid)?
         }
         (Some(FdField::Vectors(v)), DataType::FloatVector { dim }) => match v.data {
             Some(Vd::FloatVector(fv)) => {
@@ -280,6 +219,55 @@ fn column_from_field_data(f: &FieldSchema, fd: ps::FieldData) -> ApiResult<Field
         // only if `valid` reaches it, so keep what the client sent for those too.
         valid: (!valid.is_empty()).then_some(valid),
     })
+}
+
+/// A scalar wire column as a column of type `dt`, null rows expanded by `valid`.
+fn scalar_column(name: &str, d: Sd, dt: &DataType, valid: &[bool]) -> ApiResult<ColumnData> {
+    Ok(match (d, dt) {
+        (Sd::BoolData(v), DataType::Bool) => ColumnData::Bool(expand(v.data, valid, name)?),
+        (Sd::IntData(v), DataType::Int8) => {
+            ColumnData::Int8(narrow(expand(v.data, valid, name)?, name, "Int8")?)
+        }
+        (Sd::IntData(v), DataType::Int16) => {
+            ColumnData::Int16(narrow(expand(v.data, valid, name)?, name, "Int16")?)
+        }
+        (Sd::IntData(v), DataType::Int32) => ColumnData::Int32(expand(v.data, valid, name)?),
+        (Sd::LongData(v), DataType::Int64) => ColumnData::Int64(expand(v.data, valid, name)?),
+        (Sd::FloatData(v), DataType::Float) => ColumnData::Float(expand(v.data, valid, name)?),
+        (Sd::DoubleData(v), DataType::Double) => ColumnData::Double(expand(v.data, valid, name)?),
+        (Sd::StringData(v), DataType::VarChar { .. }) => {
+            ColumnData::VarChar(expand(v.data, valid, name)?)
+        }
+        (Sd::JsonData(v), DataType::Json) => {
+            ColumnData::Json(json_texts(expand(v.data, valid, name)?, valid, name)?)
+        }
+        (d, dt) => return Err(wrong(name, dt, scalar_name(&d))),
+    })
+}
+
+/// 32-bit wire integers as a narrower type `T` (named `ty`), each in range.
+fn narrow<T: TryFrom<i32>>(vals: Vec<i32>, name: &str, ty: &str) -> ApiResult<Vec<T>> {
+    vals.into_iter()
+        .map(|x| {
+            T::try_from(x)
+                .map_err(|_| ApiError::invalid(format!("field {name:?}: {x} is out of {ty} range")))
+        })
+        .collect()
+}
+
+/// JSON rows as text; a null row (empty bytes, not valid) becomes `null`.
+fn json_texts(rows: Vec<Vec<u8>>, valid: &[bool], name: &str) -> ApiResult<Vec<String>> {
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if b.is_empty() && !valid.is_empty() && !valid[i] {
+                return Ok("null".to_string());
+            }
+            String::from_utf8(b).map_err(|_| {
+                ApiError::invalid(format!("field {name:?} row {i}: JSON is not UTF-8"))
+            })
+        })
+        .collect()
 }
 
 /// The rows of an Insert/Upsert request as a batch in schema order. Generates

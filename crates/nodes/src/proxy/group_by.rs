@@ -1,15 +1,20 @@
 //! Grouping search (`group_by_field`, `group_size`, `strict_group_size`): at most
 //! `limit` groups per query, each of up to `group_size` hits sharing one value of a
 //! scalar field, groups ordered by their best hit and each group's hits together.
+//! A grouped search asks the shards in rounds, for more candidates each round, until
+//! every query has its groups or the shards run out.
 
 use std::collections::{BTreeMap, HashMap};
 
 use quiver_core::batch::{Batch, ColumnData};
 use quiver_core::schema::{CollectionSchema, DataType, FieldSchema};
-use quiver_core::search::Hit;
+use quiver_core::search::{reduce, Hit};
 
+use super::fanout;
 use super::params::{parse_usize, MAX_TOPK};
+use super::shards::{Shards, VectorQuery};
 use crate::error::{code, ApiError, ApiResult};
+use crate::rpc::WireScope;
 
 /// Most hits one group may hold.
 pub const MAX_GROUP_SIZE: usize = 1024;
@@ -180,113 +185,123 @@ pub fn group(
     Grouped { hits, wants_more }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use quiver_core::batch::Pk;
-    use quiver_core::ids::SegmentId;
+/// Most candidate rows (all queries together) one round of a grouped search fetches.
+const GROUP_ROW_BUDGET: usize = 1 << 18;
 
-    fn hits(n: usize) -> Vec<Hit> {
-        (0..n)
-            .map(|i| Hit {
-                pk: Pk::Int(i as i64),
-                score: i as f32,
-                distance: i as f32,
-                segment: SegmentId(1),
-                row: i as u32,
-            })
-            .collect()
+/// A grouped search: asks for more candidates (up to the top-k limit) until every
+/// query has its groups, or the shards run out; returns each query's hits after
+/// skipping `offset` groups, and their rows.
+pub(super) async fn grouped_search(
+    shards: &Shards<'_>,
+    vq: &mut VectorQuery<'_>,
+    scope: &WireScope,
+    g: &GroupBy<'_>,
+    groups_wanted: usize,
+    offset: usize,
+) -> ApiResult<(Vec<Vec<Hit>>, Option<Batch>)> {
+    // Each round fetches whole rows for every candidate of every query: bounded.
+    let nq = vq.queries.len().max(1);
+    let cap = (GROUP_ROW_BUDGET / nq).min(MAX_TOPK);
+    if cap < groups_wanted * g.size {
+        return Err(ApiError::invalid(format!(
+            "a grouped search of {nq} queries x {} hits exceeds the {GROUP_ROW_BUDGET}-row \
+             budget; split it into smaller requests",
+            groups_wanted * g.size
+        )));
     }
-
-    fn schema() -> CollectionSchema {
-        CollectionSchema::new(
-            "g",
-            vec![
-                FieldSchema::new("id", DataType::Int64).primary(false),
-                FieldSchema::new("doc", DataType::Int64),
-                FieldSchema::new("v", DataType::FloatVector { dim: 2 }),
-            ],
-            false,
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn groups_keep_their_best_hits_together_in_best_first_order() {
-        let s = schema();
-        let g = GroupBy {
-            field: s.field("doc").unwrap(),
-            size: 2,
-            strict: false,
-        };
-        let keys: Vec<GroupKey> = [1, 2, 1, 1, 3, 2, 4]
-            .iter()
-            .map(|k| GroupKey::Int(*k))
-            .collect();
-        let out = group(&g, &hits(7), &keys, 2, false);
-        // Group 1 (hits 0, 2; hit 3 overflows), then group 2 (hits 1, 5); 3 and 4 are
-        // groups beyond the limit.
-        assert_eq!(out.hits, vec![0, 2, 1, 5]);
-        assert!(!out.wants_more);
-        let out = group(&g, &hits(7), &keys, 5, false);
-        assert_eq!(out.hits, vec![0, 2, 1, 5, 4, 6]);
-        assert!(
-            out.wants_more,
-            "too few groups and the shards may have more"
-        );
-        assert!(!group(&g, &hits(7), &keys, 5, true).wants_more);
-    }
-
-    #[test]
-    fn strict_groups_ask_for_more_until_full() {
-        let s = schema();
-        let g = GroupBy {
-            field: s.field("doc").unwrap(),
-            size: 2,
-            strict: true,
-        };
-        let keys = vec![GroupKey::Int(1), GroupKey::Null, GroupKey::Int(1)];
-        let out = group(&g, &hits(3), &keys, 2, false);
-        assert_eq!(out.hits, vec![0, 2, 1]);
-        assert!(out.wants_more, "the null group holds one hit of two");
-    }
-
-    #[test]
-    fn parameters_are_validated() {
-        let s = schema();
-        let kv = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        let none = serde_json::Map::new();
-        assert!(GroupBy::parse(&s, &kv(&[]), &none, 10).unwrap().is_none());
-        let g = GroupBy::parse(
-            &s,
-            &kv(&[("group_by_field", "doc"), ("group_size", "3")]),
-            &none,
-            10,
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!((g.size, g.strict), (3, false));
-        let err = |pairs: &[(&str, &str)]| GroupBy::parse(&s, &kv(pairs), &none, 10).err().unwrap();
-        assert_eq!(
-            err(&[("group_by_field", "nope")]).code,
-            code::FIELD_NOT_FOUND
-        );
-        assert!(err(&[("group_by_field", "v")]).reason.contains("only Bool"));
-        assert!(err(&[("group_by_field", "doc"), ("group_size", "0")])
-            .reason
-            .contains("group_size"));
-        assert!(err(&[("group_by_field", "doc"), ("group_size", "2000")])
-            .reason
-            .contains("group_size"));
-        assert!(
-            err(&[("group_by_field", "doc"), ("strict_group_size", "maybe")])
-                .reason
-                .contains("boolean")
-        );
+    vq.k = vq.k.min(cap);
+    loop {
+        let round = group_round(shards, vq, scope, g, groups_wanted).await?;
+        if round.wants_more && vq.k < cap {
+            vq.k = (vq.k * 4).min(cap);
+            continue;
+        }
+        return Ok(round.skip_groups(&shards.info.schema, offset));
     }
 }
+
+/// One round of a grouped search: the candidates, their rows, and each query's groups.
+struct Round {
+    candidates: Vec<Vec<Hit>>,
+    rows: Batch,
+    /// Per query: its first row in `rows`, its picked candidates, every candidate's key.
+    per_query: Vec<(usize, Vec<usize>, Vec<GroupKey>)>,
+    wants_more: bool,
+}
+
+async fn group_round(
+    shards: &Shards<'_>,
+    vq: &VectorQuery<'_>,
+    scope: &WireScope,
+    g: &GroupBy<'_>,
+    groups_wanted: usize,
+) -> ApiResult<Round> {
+    let schema = &shards.info.schema;
+    let per_shard = fanout::search(shards, vq, scope).await?;
+    let candidates: Vec<Vec<Hit>> = (0..vq.queries.len())
+        .map(|q| reduce(per_shard.iter().map(|r| r[q].clone()).collect(), vq.k))
+        .collect();
+    let refs: Vec<fanout::RowRef> = candidates
+        .iter()
+        .flatten()
+        .map(|h| ((h.segment.0 >> 40) as usize, h.segment, h.row))
+        .collect();
+    let rows = fanout::fetch_rows(schema, shards, &refs).await?;
+    if rows.num_rows != refs.len() {
+        return Err(ApiError::new(
+            code::UNAVAILABLE,
+            "rows moved while the grouped search fetched them; retry it",
+        ));
+    }
+    let mut first = 0;
+    let mut wants_more = false;
+    let mut per_query = Vec::with_capacity(candidates.len());
+    for hits in &candidates {
+        let keys: Vec<GroupKey> = (first..first + hits.len())
+            .map(|i| key_of(schema, g.field, &rows, i))
+            .collect();
+        let exhausted = hits.len() < vq.k;
+        let grouped = group(g, hits, &keys, groups_wanted, exhausted);
+        wants_more |= grouped.wants_more;
+        per_query.push((first, grouped.hits, keys));
+        first += hits.len();
+    }
+    Ok(Round {
+        candidates,
+        rows,
+        per_query,
+        wants_more,
+    })
+}
+
+impl Round {
+    /// Each query's picked hits after skipping `offset` whole groups, and their rows.
+    fn skip_groups(
+        self,
+        schema: &CollectionSchema,
+        offset: usize,
+    ) -> (Vec<Vec<Hit>>, Option<Batch>) {
+        let mut out_rows = Batch::empty(schema);
+        let mut out = Vec::with_capacity(self.per_query.len());
+        for ((first, picked, keys), hits) in self.per_query.into_iter().zip(&self.candidates) {
+            // A group's hits are contiguous, so a new key starts the next group.
+            let (mut group_no, mut prev) = (0, None);
+            let mut kept = Vec::new();
+            for i in picked {
+                if prev != Some(&keys[i]) {
+                    group_no += 1;
+                    prev = Some(&keys[i]);
+                }
+                if group_no > offset {
+                    out_rows.push_row(&self.rows, first + i);
+                    kept.push(hits[i].clone());
+                }
+            }
+            out.push(kept);
+        }
+        (out, Some(out_rows))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,7 @@
 //! Hybrid search: several vector searches over one collection (usually on different
 //! vector fields), fused per query by a ranker — reciprocal rank fusion (RRF) or a
-//! weighted sum of normalized scores — as Milvus's `HybridSearch` does.
+//! weighted sum of normalized scores — as Milvus's `HybridSearch` does. The
+//! sub-searches run several at once.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -8,11 +9,19 @@ use quiver_core::batch::Pk;
 use quiver_core::search::Metric;
 use quiver_core::tso::Timestamp;
 
+use futures::{StreamExt, TryStreamExt};
+
+use super::by_pk::rows_by_pk;
+use super::context::{ok, Ctx};
+use super::output::{columns_of, resolve_search_output};
 use super::params::{kv_map, parse_usize, MAX_TOPK};
-use super::reads;
+use super::read_scope::Consistency;
+use super::search;
+use super::search_params::metric_of;
 use super::shards::Shards;
+use super::Proxy;
 use crate::error::{code, ApiError, ApiResult};
-use crate::pb::milvus::{HybridSearchRequest, SearchResults};
+use crate::pb::milvus::{HybridSearchRequest, SearchRequest, SearchResults};
 use crate::pb::schema as ps;
 
 /// Most sub-searches one hybrid search may combine (Milvus's limit).
@@ -131,14 +140,32 @@ pub fn fuse(ranker: &Ranker, answers: &[(Metric, &Ranked)]) -> Vec<(Pk, f32)> {
     out
 }
 
-/// Runs every sub-search at the guarantee `now` and fuses their answers.
-pub async fn hybrid_search(
-    shards: &Shards<'_>,
-    r: HybridSearchRequest,
-    now: Timestamp,
-) -> ApiResult<SearchResults> {
-    let info = shards.info;
-    let schema = &info.schema;
+impl Proxy {
+    pub(super) async fn do_hybrid_search(
+        &self,
+        ctx: &Ctx,
+        r: HybridSearchRequest,
+    ) -> ApiResult<SearchResults> {
+        let c = Consistency {
+            level: r.consistency_level,
+            use_default: r.use_default_consistency,
+            client_ts: r.guarantee_timestamp,
+        };
+        let (info, gts) = self.read_target(&ctx.db, &r.collection_name, c).await?;
+        hybrid_search(&self.shards(&info), r, gts).await
+    }
+}
+
+/// How a hybrid search's fused answer is cut: `limit` hits per query after skipping
+/// `offset`, scores rounded to `round` places.
+struct Cut {
+    limit: usize,
+    offset: usize,
+    round: i64,
+}
+
+/// Checks the request as a whole and reads its ranker and cut.
+fn parse_hybrid(r: &HybridSearchRequest) -> ApiResult<(Ranker, Cut)> {
     if r.requests.is_empty() {
         return Err(ApiError::new(
             code::MISSING_PARAMETER,
@@ -175,9 +202,28 @@ pub async fn hybrid_search(
         .get("round_decimal")
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(-1);
-    // Each sub-search runs as a search of its own, without output fields.
-    let mut answers: Vec<(Metric, Vec<Ranked>)> = Vec::with_capacity(r.requests.len());
-    for mut sub in r.requests.clone() {
+    Ok((
+        ranker,
+        Cut {
+            limit,
+            offset,
+            round,
+        },
+    ))
+}
+
+/// Sub-searches in flight at once; each asks every shard at once too.
+const SUB_SEARCHES_IN_FLIGHT: usize = 8;
+
+/// Runs every sub-search, several at once, each as a search of its own without output
+/// fields; the answers in request order, or the first failure in that order.
+async fn sub_searches(
+    shards: &Shards<'_>,
+    r: &HybridSearchRequest,
+    now: Timestamp,
+) -> ApiResult<Vec<(Metric, Vec<Ranked>)>> {
+    let info = shards.info;
+    let run = |mut sub: SearchRequest| async move {
         if sub
             .search_params
             .iter()
@@ -193,10 +239,26 @@ pub async fn hybrid_search(
         // The offset applies to the fused answer, not to each search (pymilvus puts it
         // in both places).
         sub.search_params.retain(|kv| kv.key != "offset");
-        let metric = reads::metric_of(info, &sub)?;
-        let res = reads::search(shards, sub, now).await?;
-        answers.push((metric, ranked_per_query(&res)?));
-    }
+        let metric = metric_of(info, &sub)?;
+        let res = search::search(shards, sub, now).await?;
+        Ok((metric, ranked_per_query(&res)?))
+    };
+    futures::stream::iter(r.requests.iter().cloned().map(run))
+        .buffered(SUB_SEARCHES_IN_FLIGHT)
+        .try_collect()
+        .await
+}
+
+/// Runs every sub-search at the guarantee `now` and fuses their answers.
+pub async fn hybrid_search(
+    shards: &Shards<'_>,
+    r: HybridSearchRequest,
+    now: Timestamp,
+) -> ApiResult<SearchResults> {
+    let info = shards.info;
+    let schema = &info.schema;
+    let (ranker, cut) = parse_hybrid(&r)?;
+    let answers = sub_searches(shards, &r, now).await?;
     let nq = answers[0].1.len();
     if answers.iter().any(|(_, a)| a.len() != nq) {
         return Err(ApiError::invalid(
@@ -208,31 +270,31 @@ pub async fn hybrid_search(
     let mut pks = Vec::new();
     for q in 0..nq {
         let per: Vec<(Metric, &Ranked)> = answers.iter().map(|(m, a)| (*m, &a[q])).collect();
-        let fused: Vec<(Pk, f32)> = fuse(&ranker, &per)
+        let fused = fuse(&ranker, &per)
             .into_iter()
-            .skip(offset)
-            .take(limit)
-            .collect();
-        topks.push(fused.len() as i64);
+            .skip(cut.offset)
+            .take(cut.limit);
+        let before = pks.len();
         for (pk, s) in fused {
-            scores.push(reads::round_score(s, round));
+            scores.push(search::round_score(s, cut.round));
             pks.push(pk);
         }
+        topks.push((pks.len() - before) as i64);
     }
-    let out = reads::resolve_search_output(schema, &r.output_fields)?;
+    let out = resolve_search_output(schema, &r.output_fields)?;
     let fields_data = if out.fields.is_empty() {
         Vec::new()
     } else {
-        let parts = super::Proxy::read_partitions(info, &r.partition_names)?;
-        let batch = reads::rows_by_pk(shards, &pks, now, &parts).await?;
-        reads::columns_of(schema, &batch, &out.fields)
+        let parts = Proxy::read_partitions(info, &r.partition_names)?;
+        let batch = rows_by_pk(shards, &pks, now, &parts).await?;
+        columns_of(schema, &batch, &out.fields)
     };
-    super::ok(SearchResults {
+    ok(SearchResults {
         collection_name: info.name().to_string(),
         session_ts: now.0,
         results: Some(ps::SearchResultData {
             num_queries: nq as i64,
-            top_k: limit as i64,
+            top_k: cut.limit as i64,
             fields_data,
             scores,
             ids: Some(super::convert::ids(&pks, schema)),
@@ -274,66 +336,4 @@ fn ranked_per_query(res: &SearchResults) -> ApiResult<Vec<Ranked>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn kv(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn rrf_rewards_agreement_between_searches() {
-        let r = Ranker::parse(&kv(&[]), 2).unwrap();
-        assert_eq!(r, Ranker::Rrf { k: 60.0 });
-        let a: Ranked = vec![(Pk::Int(1), 0.9), (Pk::Int(2), 0.8), (Pk::Int(3), 0.1)];
-        let b: Ranked = vec![(Pk::Int(2), 5.0), (Pk::Int(4), 4.0)];
-        let fused = fuse(&r, &[(Metric::IP, &a), (Metric::L2, &b)]);
-        let order: Vec<i64> = fused
-            .iter()
-            .map(|(p, _)| match p {
-                Pk::Int(v) => *v,
-                _ => 0,
-            })
-            .collect();
-        assert_eq!(order, vec![2, 1, 4, 3]);
-        assert!((fused[0].1 - (1.0 / 62.0 + 1.0 / 61.0) as f32).abs() < 1e-7);
-    }
-
-    #[test]
-    fn weighted_fusion_normalizes_each_metric() {
-        let r = Ranker::parse(
-            &kv(&[
-                ("strategy", "weighted"),
-                ("params", r#"{"weights":[1.0,0.5],"norm_score":true}"#),
-            ]),
-            2,
-        )
-        .unwrap();
-        let a: Ranked = vec![(Pk::Int(1), 0.5)];
-        let b: Ranked = vec![(Pk::Int(1), 0.0), (Pk::Int(2), 1.0)];
-        let fused = fuse(&r, &[(Metric::Cosine, &a), (Metric::L2, &b)]);
-        // 1: 1.0 * (1 + 0.5) / 2 + 0.5 * (1 - 0) = 1.25; 2: 0.5 * (1 - 2 atan(1) / pi) = 0.25.
-        assert!((fused[0].1 - 1.25).abs() < 1e-6 && fused[0].0 == Pk::Int(1));
-        assert!((fused[1].1 - 0.25).abs() < 1e-6);
-    }
-
-    #[test]
-    fn bad_rankers_are_refused() {
-        let bad = |pairs: &[(&str, &str)], n| Ranker::parse(&kv(pairs), n).unwrap_err().reason;
-        assert!(bad(&[("strategy", "magic")], 1).contains("not supported"));
-        assert!(bad(&[("strategy", "rrf"), ("params", r#"{"k":0}"#)], 1).contains("range"));
-        assert!(bad(
-            &[("strategy", "weighted"), ("params", r#"{"weights":[0.5]}"#)],
-            2
-        )
-        .contains("1 weights"));
-        assert!(bad(
-            &[("strategy", "weighted"), ("params", r#"{"weights":[2]}"#)],
-            1
-        )
-        .contains("[0, 1]"));
-    }
-}
+mod tests;

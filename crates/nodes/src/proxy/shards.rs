@@ -15,13 +15,13 @@ use crate::error::{code, ApiResult};
 use crate::rpc::{SearchKnobs, ShardRef, StreamingApi, VectorSearch, WireScope};
 
 /// The vector part of a search: which field, the query vectors, how many results,
-/// the metric, and the index search parameters (`ef`, `nprobe`, ...).
+/// the metric, and the index and range search parameters, parsed once.
 pub struct VectorQuery<'a> {
     pub field: FieldId,
     pub queries: &'a [Vec<f32>],
     pub k: usize,
     pub metric: Metric,
-    pub params: &'a [(String, String)],
+    pub knobs: SearchKnobs,
 }
 
 pub struct Shards<'a> {
@@ -99,7 +99,7 @@ impl<'a> Shards<'a> {
             k: q.k as u32,
             metric: q.metric,
             scope: scope.clone(),
-            knobs: SearchKnobs::from_milvus(q.params)?,
+            knobs: q.knobs,
         };
         let at = self.at(shard);
         self.call(|| self.api.search(at, search.clone())).await

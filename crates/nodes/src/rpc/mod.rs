@@ -22,7 +22,6 @@ pub mod streaming;
 pub mod types;
 pub mod walstore;
 
-pub use self::types as wire;
 pub use coordinator::{CoordRequest, CoordinatorApi, CoordinatorService, RemoteCoordinator};
 pub use datanode::{DataNodeApi, DataNodeRequest, DataNodeService, RemoteDataNode};
 pub use envelope::{MAX_MESSAGE_BYTES, WIRE_VERSION};
