@@ -89,182 +89,236 @@ pub async fn run(
     until: rt::Instant,
     log: Arc<Mutex<NemesisLog>>,
 ) {
-    let mut rng = Rng::seed_from_u64(seed ^ 0x4e45_4d45);
-    let note = |kind: Fault, what: String| {
-        let mut l = log.lock().unwrap_or_else(|e| e.into_inner());
+    let rng = Rng::seed_from_u64(seed ^ 0x4e45_4d45);
+    if cfg.faults.is_empty() {
+        return;
+    }
+    let mut nemesis = Nemesis {
+        cluster,
+        cfg,
+        rng,
+        net: NetSim::current(),
+        log,
+    };
+    while rt::now() < until {
+        rt::sleep(between(&mut nemesis.rng, nemesis.cfg.gap)).await;
+        if rt::now() >= until {
+            break;
+        }
+        let fault = nemesis.cfg.faults[nemesis.rng.index(nemesis.cfg.faults.len())];
+        let hold = between(&mut nemesis.rng, nemesis.cfg.hold);
+        nemesis.inject(fault, hold).await;
+    }
+}
+
+/// One run's nemesis. Every random choice comes from `rng`, in a fixed order (the
+/// order is part of what a seed replays).
+struct Nemesis {
+    cluster: Arc<Cluster>,
+    cfg: NemesisConfig,
+    rng: Rng,
+    net: Arc<NetSim>,
+    log: Arc<Mutex<NemesisLog>>,
+}
+
+impl Nemesis {
+    /// Logs a fault: counted by kind, traced, and kept for the trace hash.
+    fn note(&self, kind: Fault, what: String) {
+        let mut l = self.log.lock().unwrap_or_else(|e| e.into_inner());
         *l.counts.entry(kind.name()).or_default() += 1;
         let at = madsim::time::TimeHandle::current().elapsed().as_millis();
         tracing::info!(fault = kind.name(), %what, at_ms = at as u64, "nemesis");
         l.events.push(format!("{at}ms {} {what}", kind.name()));
-    };
-    if cfg.faults.is_empty() {
-        return;
     }
-    let net = NetSim::current();
-    while rt::now() < until {
-        rt::sleep(between(&mut rng, cfg.gap)).await;
-        if rt::now() >= until {
-            break;
-        }
-        let fault = cfg.faults[rng.index(cfg.faults.len())];
-        let hold = between(&mut rng, cfg.hold);
+
+    /// A role the config allows, drawn at random.
+    fn pick_role(&mut self) -> Role {
+        self.cfg.roles[self.rng.index(self.cfg.roles.len())]
+    }
+
+    /// Injects one fault, holds it, and heals it.
+    async fn inject(&mut self, fault: Fault, hold: Duration) {
         match fault {
-            Fault::KillRestart => {
-                let role = cfg.roles[rng.index(cfg.roles.len())];
-                let n = cluster.nodes(role).len();
-                let i = rng.index(n);
-                note(fault, format!("{}-{} for {hold:?}", role.name(), i + 1));
-                cluster.kill(role, i);
-                rt::sleep(hold).await;
-                cluster.restart(role, i);
-            }
-            Fault::CoordinatorFailover => {
-                // The seat in office is not known from outside; kill one at random and
-                // then the other if the first was the standby, so a failover happens.
-                let n = cluster.coordinators.len();
-                let i = rng.index(n);
-                note(fault, format!("coordinator-{} for {hold:?}", i + 1));
-                cluster.kill(Role::Coordinator, i);
-                rt::sleep(hold).await;
-                cluster.restart(Role::Coordinator, i);
-                if n > 1 && rng.gen_bool(0.5) {
-                    rt::sleep(between(&mut rng, cfg.gap)).await;
-                    let j = (i + 1) % n;
-                    note(fault, format!("coordinator-{} for {hold:?}", j + 1));
-                    cluster.kill(Role::Coordinator, j);
-                    rt::sleep(hold).await;
-                    cluster.restart(Role::Coordinator, j);
-                }
-            }
-            Fault::Partition => {
-                let role = cfg.roles[rng.index(cfg.roles.len())];
-                let nodes = cluster.nodes(role);
-                let i = rng.index(nodes.len());
-                let id = nodes[i].id();
-                let how = rng.index(3);
-                note(
-                    fault,
-                    format!(
-                        "{}-{} {} for {hold:?}",
-                        role.name(),
-                        i + 1,
-                        ["both ways", "inbound", "outbound"][how]
-                    ),
-                );
-                match how {
-                    0 => net.clog_node(id),
-                    1 => net.clog_node_in(id),
-                    _ => net.clog_node_out(id),
-                }
-                rt::sleep(hold).await;
-                match how {
-                    0 => net.unclog_node(id),
-                    1 => net.unclog_node_in(id),
-                    _ => net.unclog_node_out(id),
-                }
-            }
-            Fault::OneWayLink => {
-                let a_role = cfg.roles[rng.index(cfg.roles.len())];
-                let b_role = [
-                    Role::Coordinator,
-                    Role::Streaming,
-                    Role::QueryNode,
-                    Role::WalStore,
-                ][rng.index(4)];
-                let a_nodes = cluster.nodes(a_role);
-                let b_nodes = cluster.nodes(b_role);
-                let (ai, bi) = (rng.index(a_nodes.len()), rng.index(b_nodes.len()));
-                let (a, b) = (a_nodes[ai].id(), b_nodes[bi].id());
-                if a == b {
-                    continue;
-                }
-                note(
-                    fault,
-                    format!(
-                        "{}-{} -> {}-{} for {hold:?}",
-                        a_role.name(),
-                        ai + 1,
-                        b_role.name(),
-                        bi + 1
-                    ),
-                );
-                net.clog_link(a, b);
-                rt::sleep(hold).await;
-                net.unclog_link(a, b);
-            }
-            Fault::Pause => {
-                let role = cfg.roles[rng.index(cfg.roles.len())];
-                let nodes = cluster.nodes(role);
-                let i = rng.index(nodes.len());
-                let id = nodes[i].id();
-                note(fault, format!("{}-{} for {hold:?}", role.name(), i + 1));
-                cluster.handle.pause(id);
-                rt::sleep(hold).await;
-                cluster.handle.resume(id);
-            }
-            Fault::Latency => {
-                let ms = rng.gen_range(5, 200);
-                note(fault, format!("up to {ms}ms for {hold:?}"));
-                net.update_config(|c| {
-                    c.send_latency = Duration::from_millis(1)..Duration::from_millis(ms)
-                });
-                rt::sleep(hold).await;
-                net.update_config(|c| {
-                    c.send_latency = Duration::from_millis(1)..Duration::from_millis(10)
-                });
-            }
-            Fault::Drop => {
-                let p = [0.02, 0.1, 0.3][rng.index(3)];
-                note(fault, format!("loss {p} for {hold:?}"));
-                net.update_config(|c| c.packet_loss_rate = p);
-                rt::sleep(hold).await;
-                net.update_config(|c| c.packet_loss_rate = 0.0);
-            }
-            Fault::MoveVchannel => {
-                let shard = rng.index(2);
-                let c = cluster.clone();
-                let moved = cluster
-                    .control
-                    .spawn(async move {
-                        let coord = c.coordinator_client();
-                        let info = coord.get("default", COLLECTION).await.ok()?;
-                        let v = info.vchannels().get(shard)?.clone();
-                        coord.reassign(&v.0, None).await.ok()
-                    })
-                    .await
-                    .ok()
-                    .flatten();
-                match moved {
-                    Some(a) => note(
-                        fault,
-                        format!("{} to {} epoch {}", a.vchannel, a.node, a.epoch),
-                    ),
-                    None => note(fault, format!("shard {shard}: no move (no coordinator)")),
-                }
-            }
-            Fault::ObjectStoreBrownout => {
-                let p = [0.1, 0.3, 0.6][rng.index(3)];
-                note(fault, format!("error rate {p} for {hold:?}"));
-                cluster.store.set_config(FaultConfig {
-                    error_probability: p,
-                    spike_probability: 0.2,
-                    spike: Duration::from_millis(rng.gen_range(50, 2000)),
-                    base_latency: Duration::from_millis(5),
-                });
-                rt::sleep(hold).await;
-                cluster.store.set_config(FaultConfig::default());
-            }
-            Fault::MetaBrownout => {
-                let p = [0.05, 0.2, 0.5][rng.index(3)];
-                note(fault, format!("error rate {p} for {hold:?}"));
-                cluster.meta.set_faults(MetaFaults {
-                    error_probability: p,
-                    ambiguous_probability: p / 2.0,
-                    latency: Duration::from_millis(rng.gen_range(1, 100)),
-                });
-                rt::sleep(hold).await;
-                cluster.meta.set_faults(MetaFaults::default());
-            }
+            Fault::KillRestart => self.kill_restart(hold).await,
+            Fault::CoordinatorFailover => self.coordinator_failover(hold).await,
+            Fault::Partition => self.partition(hold).await,
+            Fault::OneWayLink => self.one_way_link(hold).await,
+            Fault::Pause => self.pause(hold).await,
+            Fault::Latency => self.latency(hold).await,
+            Fault::Drop => self.drop_messages(hold).await,
+            Fault::MoveVchannel => self.move_vchannel().await,
+            Fault::ObjectStoreBrownout => self.object_store_brownout(hold).await,
+            Fault::MetaBrownout => self.meta_brownout(hold).await,
         }
+    }
+
+    async fn kill_restart(&mut self, hold: Duration) {
+        let role = self.pick_role();
+        let n = self.cluster.nodes(role).len();
+        let i = self.rng.index(n);
+        let what = format!("{}-{} for {hold:?}", role.name(), i + 1);
+        self.note(Fault::KillRestart, what);
+        self.cluster.kill(role, i);
+        rt::sleep(hold).await;
+        self.cluster.restart(role, i);
+    }
+
+    /// The seat in office is not known from outside; kill one at random and then the
+    /// other if the first was the standby, so a failover happens.
+    async fn coordinator_failover(&mut self, hold: Duration) {
+        let n = self.cluster.coordinators.len();
+        let i = self.rng.index(n);
+        self.kill_coordinator(i, hold).await;
+        if n > 1 && self.rng.gen_bool(0.5) {
+            rt::sleep(between(&mut self.rng, self.cfg.gap)).await;
+            self.kill_coordinator((i + 1) % n, hold).await;
+        }
+    }
+
+    async fn kill_coordinator(&self, i: usize, hold: Duration) {
+        let what = format!("coordinator-{} for {hold:?}", i + 1);
+        self.note(Fault::CoordinatorFailover, what);
+        self.cluster.kill(Role::Coordinator, i);
+        rt::sleep(hold).await;
+        self.cluster.restart(Role::Coordinator, i);
+    }
+
+    /// Cuts a node off: both ways, inbound only or outbound only.
+    async fn partition(&mut self, hold: Duration) {
+        let role = self.pick_role();
+        let nodes = self.cluster.nodes(role);
+        let i = self.rng.index(nodes.len());
+        let id = nodes[i].id();
+        let how = self.rng.index(3);
+        let dir = ["both ways", "inbound", "outbound"][how];
+        self.note(
+            Fault::Partition,
+            format!("{}-{} {dir} for {hold:?}", role.name(), i + 1),
+        );
+        match how {
+            0 => self.net.clog_node(id),
+            1 => self.net.clog_node_in(id),
+            _ => self.net.clog_node_out(id),
+        }
+        rt::sleep(hold).await;
+        match how {
+            0 => self.net.unclog_node(id),
+            1 => self.net.unclog_node_in(id),
+            _ => self.net.unclog_node_out(id),
+        }
+    }
+
+    /// Cuts the link from a node of a configured role to a node of any role.
+    async fn one_way_link(&mut self, hold: Duration) {
+        let a_role = self.pick_role();
+        let b_role = [
+            Role::Coordinator,
+            Role::Streaming,
+            Role::QueryNode,
+            Role::WalStore,
+        ][self.rng.index(4)];
+        let a_nodes = self.cluster.nodes(a_role);
+        let b_nodes = self.cluster.nodes(b_role);
+        let (ai, bi) = (self.rng.index(a_nodes.len()), self.rng.index(b_nodes.len()));
+        let (a, b) = (a_nodes[ai].id(), b_nodes[bi].id());
+        if a == b {
+            return;
+        }
+        let what = format!(
+            "{}-{} -> {}-{} for {hold:?}",
+            a_role.name(),
+            ai + 1,
+            b_role.name(),
+            bi + 1
+        );
+        self.note(Fault::OneWayLink, what);
+        self.net.clog_link(a, b);
+        rt::sleep(hold).await;
+        self.net.unclog_link(a, b);
+    }
+
+    async fn pause(&mut self, hold: Duration) {
+        let role = self.pick_role();
+        let nodes = self.cluster.nodes(role);
+        let i = self.rng.index(nodes.len());
+        let id = nodes[i].id();
+        self.note(
+            Fault::Pause,
+            format!("{}-{} for {hold:?}", role.name(), i + 1),
+        );
+        self.cluster.handle.pause(id);
+        rt::sleep(hold).await;
+        self.cluster.handle.resume(id);
+    }
+
+    async fn latency(&mut self, hold: Duration) {
+        let ms = self.rng.gen_range(5, 200);
+        self.note(Fault::Latency, format!("up to {ms}ms for {hold:?}"));
+        self.net.update_config(|c| {
+            c.send_latency = Duration::from_millis(1)..Duration::from_millis(ms)
+        });
+        rt::sleep(hold).await;
+        self.net.update_config(|c| {
+            c.send_latency = Duration::from_millis(1)..Duration::from_millis(10)
+        });
+    }
+
+    async fn drop_messages(&mut self, hold: Duration) {
+        let p = [0.02, 0.1, 0.3][self.rng.index(3)];
+        self.note(Fault::Drop, format!("loss {p} for {hold:?}"));
+        self.net.update_config(|c| c.packet_loss_rate = p);
+        rt::sleep(hold).await;
+        self.net.update_config(|c| c.packet_loss_rate = 0.0);
+    }
+
+    /// Asks the coordinator (from the control node) to move one shard's vchannel.
+    async fn move_vchannel(&mut self) {
+        let shard = self.rng.index(2);
+        let c = self.cluster.clone();
+        let moved = self
+            .cluster
+            .control
+            .spawn(async move {
+                let coord = c.coordinator_client();
+                let info = coord.get("default", COLLECTION).await.ok()?;
+                let v = info.vchannels().get(shard)?.clone();
+                coord.reassign(&v.0, None).await.ok()
+            })
+            .await
+            .ok()
+            .flatten();
+        let what = match moved {
+            Some(a) => format!("{} to {} epoch {}", a.vchannel, a.node, a.epoch),
+            None => format!("shard {shard}: no move (no coordinator)"),
+        };
+        self.note(Fault::MoveVchannel, what);
+    }
+
+    async fn object_store_brownout(&mut self, hold: Duration) {
+        let p = [0.1, 0.3, 0.6][self.rng.index(3)];
+        self.note(
+            Fault::ObjectStoreBrownout,
+            format!("error rate {p} for {hold:?}"),
+        );
+        self.cluster.store.set_config(FaultConfig {
+            error_probability: p,
+            spike_probability: 0.2,
+            spike: Duration::from_millis(self.rng.gen_range(50, 2000)),
+            base_latency: Duration::from_millis(5),
+        });
+        rt::sleep(hold).await;
+        self.cluster.store.set_config(FaultConfig::default());
+    }
+
+    async fn meta_brownout(&mut self, hold: Duration) {
+        let p = [0.05, 0.2, 0.5][self.rng.index(3)];
+        self.note(Fault::MetaBrownout, format!("error rate {p} for {hold:?}"));
+        self.cluster.meta.set_faults(MetaFaults {
+            error_probability: p,
+            ambiguous_probability: p / 2.0,
+            latency: Duration::from_millis(self.rng.gen_range(1, 100)),
+        });
+        rt::sleep(hold).await;
+        self.cluster.meta.set_faults(MetaFaults::default());
     }
 }

@@ -9,7 +9,7 @@ use quiver_core::rt::{self, Rng};
 
 use crate::client;
 use crate::cluster::{Cluster, ClusterConfig};
-use crate::model::{check_search_exact, CheckConfig, Key};
+use crate::model::{check_search_exact, CheckConfig, History, Key};
 use crate::nemesis::{self, NemesisConfig, NemesisLog};
 use crate::trace::TraceHash;
 use crate::workload::{self, Recorder, WorkloadConfig, DIM};
@@ -77,6 +77,46 @@ impl Report {
 /// Runs the scenario on the current madsim runtime.
 pub async fn run(s: &Scenario, seed: u64) -> Report {
     let t0 = rt::now();
+    let cluster = start(s, seed).await;
+    let log = Arc::new(Mutex::new(NemesisLog::default()));
+    let (rec, ops) = drive(s, seed, &cluster, &log).await;
+    rt::buggify::disable();
+    let buggify_fired = rt::buggify::fired();
+
+    // Everything is healed: the cluster must converge, and then agree with the model.
+    let first = converge(s, &cluster).await;
+    let history = rec
+        .history
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut trace = trace_of(&history, &log);
+    let violations = judge(s, &cluster, &history, first.as_ref(), seed, &mut trace).await;
+    for v in &violations {
+        trace.record(v);
+    }
+    let simulated = rt::now().duration_since(t0);
+    trace.record(&("ops", ops, simulated.as_millis()));
+    let faults = log.lock().unwrap_or_else(|e| e.into_inner()).counts.clone();
+    let mut dump = String::new();
+    if !violations.is_empty() && std::env::var_os("QUIVER_SIM_DUMP").is_some() {
+        dump = dump_of(&log, &violations, &history);
+    }
+    Report {
+        dump,
+        scenario: s.name,
+        seed,
+        violations,
+        trace_line: trace.line(s.name, seed),
+        summary: history.summary(),
+        faults,
+        buggify_fired,
+        simulated,
+    }
+}
+
+/// Starts the cluster, creates the collection, and switches `buggify` on if asked.
+async fn start(s: &Scenario, seed: u64) -> Arc<Cluster> {
     let cluster = Arc::new(Cluster::start(seed, s.cluster.clone()).await);
     let proxy0 = cluster.proxies[0].clone();
     let shards = s.shards;
@@ -87,7 +127,17 @@ pub async fn run(s: &Scenario, seed: u64) -> Report {
     if let Some((p, f)) = s.buggify {
         rt::buggify::enable(p, f);
     }
+    cluster
+}
 
+/// Runs the clients (spread over the proxies) and the nemesis until the workload's
+/// time is up; returns the recorded history and how many operations the clients ran.
+async fn drive(
+    s: &Scenario,
+    seed: u64,
+    cluster: &Arc<Cluster>,
+    log: &Arc<Mutex<NemesisLog>>,
+) -> (Recorder, usize) {
     let rec = Recorder::new();
     let until = rt::now() + s.workload.duration;
     let mut clients = Vec::new();
@@ -99,29 +149,27 @@ pub async fn run(s: &Scenario, seed: u64) -> Report {
                 .spawn(workload::run_client(c as u32, seed, proxy, rec, cfg, until)),
         );
     }
-    let log = Arc::new(Mutex::new(NemesisLog::default()));
     nemesis::run(cluster.clone(), s.nemesis.clone(), seed, until, log.clone()).await;
     let mut ops = 0;
     for c in clients {
         ops += c.await.unwrap_or(0);
     }
-    rt::buggify::disable();
-    let buggify_fired = rt::buggify::fired();
+    (rec, ops)
+}
 
-    // Everything is healed: the cluster must converge, and then agree with the model.
-    let mut violations = Vec::new();
-    let proxy = cluster.proxies[0].clone();
+/// The keys a Strong scan sees once the faults have healed, if one succeeds within
+/// the scenario's liveness bound.
+async fn converge(s: &Scenario, cluster: &Arc<Cluster>) -> Option<BTreeSet<Key>> {
+    let p = cluster.proxies[0].clone();
     let deadline = rt::now() + s.converge_within;
-    let p = proxy.clone();
-    let first = cluster.proxy_nodes[0]
+    cluster.proxy_nodes[0]
         .spawn(async move { workload::final_scan(&p, deadline).await })
         .await
-        .expect("final scan");
-    let history = rec
-        .history
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+        .expect("final scan")
+}
+
+/// The trace so far: every operation, then every fault.
+fn trace_of(history: &History, log: &Mutex<NemesisLog>) -> TraceHash {
     let mut trace = TraceHash::default();
     for op in history.ops() {
         trace.record(&(
@@ -137,69 +185,66 @@ pub async fn run(s: &Scenario, seed: u64) -> Report {
     for e in &log.lock().unwrap_or_else(|e| e.into_inner()).events {
         trace.record(e);
     }
-    match &first {
-        None => violations.push(format!(
+    trace
+}
+
+/// Every violation the run shows: liveness if the cluster never converged, else the
+/// model's checks on the history, FLAT exactness and the WAL audit.
+async fn judge(
+    s: &Scenario,
+    cluster: &Arc<Cluster>,
+    history: &History,
+    visible: Option<&BTreeSet<Key>>,
+    seed: u64,
+    trace: &mut TraceHash,
+) -> Vec<String> {
+    let Some(visible) = visible else {
+        return vec![format!(
             "liveness: no Strong scan succeeded within {:?} after the faults healed",
             s.converge_within
-        )),
-        Some(visible) => {
-            trace.record(&("final", visible.len()));
-            violations.extend(
-                history
-                    .check_all(visible, &CheckConfig::default())
-                    .into_iter()
-                    .map(|v| v.to_string()),
-            );
-            violations.extend(exactness(&cluster, visible, seed).await);
-            violations.extend(
-                cluster
-                    .wal_audit
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .violations(),
-            );
-        }
-    }
-    for v in &violations {
-        trace.record(v);
-    }
-    let simulated = rt::now().duration_since(t0);
-    trace.record(&("ops", ops, simulated.as_millis()));
-    let faults = log.lock().unwrap_or_else(|e| e.into_inner()).counts.clone();
+        )];
+    };
+    trace.record(&("final", visible.len()));
+    let mut violations: Vec<String> = history
+        .check_all(visible, &CheckConfig::default())
+        .into_iter()
+        .map(|v| v.to_string())
+        .collect();
+    violations.extend(exactness(cluster, visible, seed).await);
+    violations.extend(
+        cluster
+            .wal_audit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .violations(),
+    );
+    violations
+}
+
+/// Every fault, violation and operation, one per line, for a failing run.
+fn dump_of(log: &Mutex<NemesisLog>, violations: &[String], history: &History) -> String {
+    use std::fmt::Write;
     let mut dump = String::new();
-    if !violations.is_empty() && std::env::var_os("QUIVER_SIM_DUMP").is_some() {
-        use std::fmt::Write;
-        for e in &log.lock().unwrap_or_else(|e| e.into_inner()).events {
-            let _ = writeln!(dump, "fault {e}");
-        }
-        for v in &violations {
-            let _ = writeln!(dump, "violation {v}");
-        }
-        for op in history.ops() {
-            let _ = writeln!(
-                dump,
-                "op {} client {} {:?} {:?} {:.3}ms..{:?} ts={:?}",
-                op.id,
-                op.client,
-                op.kind,
-                op.outcome,
-                op.invoked_at as f64 / 1e6,
-                op.completed_at.map(|t| t as f64 / 1e6),
-                op.ack_ts
-            );
-        }
+    for e in &log.lock().unwrap_or_else(|e| e.into_inner()).events {
+        let _ = writeln!(dump, "fault {e}");
     }
-    Report {
-        dump,
-        scenario: s.name,
-        seed,
-        violations,
-        trace_line: trace.line(s.name, seed),
-        summary: history.summary(),
-        faults,
-        buggify_fired,
-        simulated,
+    for v in violations {
+        let _ = writeln!(dump, "violation {v}");
     }
+    for op in history.ops() {
+        let _ = writeln!(
+            dump,
+            "op {} client {} {:?} {:?} {:.3}ms..{:?} ts={:?}",
+            op.id,
+            op.client,
+            op.kind,
+            op.outcome,
+            op.invoked_at as f64 / 1e6,
+            op.completed_at.map(|t| t as f64 / 1e6),
+            op.ack_ts
+        );
+    }
+    dump
 }
 
 /// With a FLAT index, search must equal brute force over the visible keys. Checked
