@@ -159,7 +159,8 @@ fn built_graphs_keep_links_in_range_and_a_bad_link_is_caught() {
         return;
     }
     let w0 = 2 * h.m + 1;
-    let corruptions: [(&str, fn(&mut Hnsw, usize)); 3] = [
+    type Corrupt = fn(&mut Hnsw, usize);
+    let corruptions: [(&str, Corrupt); 3] = [
         ("self link", |h, w0| {
             h.links0[3 * w0] = h.links0[3 * w0].max(1);
             h.links0[3 * w0 + 1] = 3;
