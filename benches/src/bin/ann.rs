@@ -195,7 +195,21 @@ fn read_metric(path: &Path) -> Result<Metric, String> {
     Metric::parse(name).ok_or_else(|| format!("{}: unknown metric {name:?}", path.display()))
 }
 
-fn run(a: &Args) -> Result<(), String> {
+/// A dataset directory as `gen_dataset.py` writes it.
+struct Dataset {
+    dim: usize,
+    /// Base rows, row-major.
+    base: Vec<f32>,
+    queries: Vec<f32>,
+    /// Queries used (`--queries` caps it).
+    nq: usize,
+    /// Ground-truth ids, `gk` per query.
+    gt: Vec<u32>,
+    gk: usize,
+    metric: Metric,
+}
+
+fn load_dataset(a: &Args) -> Result<Dataset, String> {
     let (dim, base) = read_fvecs(&a.data.join("base.fvecs"))?;
     let (qdim, queries) = read_fvecs(&a.data.join("query.fvecs"))?;
     // The generator's filtered ground truth: the exact neighbours among rows whose tag
@@ -210,7 +224,6 @@ fn run(a: &Args) -> Result<(), String> {
     if qdim != dim {
         return Err(format!("query dimension {qdim} != base dimension {dim}"));
     }
-    let n = base.len() / dim;
     let mut nq = queries.len() / dim;
     if let Some(limit) = a.queries {
         nq = nq.min(limit);
@@ -221,8 +234,22 @@ fn run(a: &Args) -> Result<(), String> {
             gt.len() / gk
         ));
     }
-    let k = 10.min(gk);
+    Ok(Dataset {
+        dim,
+        base,
+        queries,
+        nq,
+        gt,
+        gk,
+        metric,
+    })
+}
 
+/// Search parameters to sweep, each with its label (`ef=64`).
+type Sweep = Vec<(String, SearchParams)>;
+
+/// The index to build: its name, its parameters and the search parameters to sweep.
+fn index_plan(a: &Args) -> Result<(&'static str, IndexParams, Sweep), String> {
     let hnsw = HnswParams {
         m: a.m,
         ef_construction: a.ef_construction,
@@ -233,7 +260,7 @@ fn run(a: &Args) -> Result<(), String> {
         seed: a.seed,
         ..IvfParams::default()
     };
-    let ef_sweep = || -> Vec<(String, SearchParams)> {
+    let ef_sweep = || -> Sweep {
         a.ef.iter()
             .map(|&ef| {
                 let sp = SearchParams {
@@ -245,7 +272,7 @@ fn run(a: &Args) -> Result<(), String> {
             })
             .collect()
     };
-    let nprobe_sweep = || -> Vec<(String, SearchParams)> {
+    let nprobe_sweep = || -> Sweep {
         a.nprobe
             .iter()
             .map(|&np| {
@@ -258,7 +285,7 @@ fn run(a: &Args) -> Result<(), String> {
             })
             .collect()
     };
-    let (name, params, sweep) = match a.index.as_str() {
+    Ok(match a.index.as_str() {
         "hnsw" => ("hnsw", IndexParams::Hnsw(hnsw), ef_sweep()),
         "hnsw_sq8" | "hnsw_sq" => ("hnsw_sq8", IndexParams::HnswSq8(hnsw), ef_sweep()),
         "ivf_flat" | "ivf" => ("ivf_flat", IndexParams::IvfFlat(ivf), nprobe_sweep()),
@@ -273,19 +300,16 @@ fn run(a: &Args) -> Result<(), String> {
             vec![("exact".to_string(), SearchParams::default())],
         ),
         other => return Err(format!("unknown index {other:?}\n{USAGE}")),
-    };
-    eprintln!(
-        "ann: {name} over {n} x {dim} {} rows, {nq} queries, {} build threads, kernels {}",
-        metric.as_str(),
-        a.threads,
-        quiver_ann::distance::kernels().name
-    );
+    })
+}
 
+/// Builds the index (and, with `--roundtrip`, serializes and reloads it); returns it
+/// with the build time in seconds.
+fn build_index(a: &Args, params: &IndexParams, d: &Dataset) -> Result<(AnnIndex, f64), String> {
     let t = Instant::now();
-    let mut index = AnnIndex::build(&params, metric, dim, &base, a.threads)
+    let mut index = AnnIndex::build(params, d.metric, d.dim, &d.base, a.threads)
         .map_err(|e| format!("build: {e}"))?;
     let build_s = t.elapsed().as_secs_f64();
-    drop(base);
     if a.roundtrip {
         let t = Instant::now();
         let bytes = index.to_bytes();
@@ -296,39 +320,71 @@ fn run(a: &Args) -> Result<(), String> {
             t.elapsed().as_secs_f64()
         );
     }
+    Ok((index, build_s))
+}
+
+/// One sweep point: recall@10 of the first pass and the QPS of the median pass, after a
+/// warm-up of up to 200 queries.
+fn measure(
+    index: &AnnIndex,
+    qs: &[&[f32]],
+    d: &Dataset,
+    k: usize,
+    sp: &SearchParams,
+    allowed: Option<&Bitset>,
+    repeats: usize,
+) -> (f64, f64) {
+    let (gt, gk, nq) = (&d.gt, d.gk, d.nq);
+    for q in qs.iter().take(200) {
+        black_box(index.search(q, k, sp, allowed));
+    }
+    let mut times = Vec::with_capacity(repeats);
+    let mut recall = 0.0;
+    for rep in 0..repeats {
+        let mut hits = 0usize;
+        let t = Instant::now();
+        for (qi, q) in qs.iter().enumerate() {
+            let res = index.search(q, k, sp, allowed);
+            let truth = &gt[qi * gk..qi * gk + k];
+            hits += res.iter().filter(|(row, _)| truth.contains(row)).count();
+        }
+        times.push(t.elapsed().as_secs_f64());
+        if rep == 0 {
+            recall = hits as f64 / (nq * 10).max(1) as f64;
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let qps = nq as f64 / times[times.len() / 2].max(1e-9);
+    (recall, qps)
+}
+
+fn run(a: &Args) -> Result<(), String> {
+    let mut d = load_dataset(a)?;
+    let (dim, nq) = (d.dim, d.nq);
+    let n = d.base.len() / dim;
+    let k = 10.min(d.gk);
+    let (name, params, sweep) = index_plan(a)?;
+    eprintln!(
+        "ann: {name} over {n} x {dim} {} rows, {nq} queries, {} build threads, kernels {}",
+        d.metric.as_str(),
+        a.threads,
+        quiver_ann::distance::kernels().name
+    );
+    let (index, build_s) = build_index(a, &params, &d)?;
+    d.base = Vec::new();
     let mem_bytes = index.memory_bytes();
 
-    let qs: Vec<&[f32]> = queries.chunks_exact(dim).take(nq).collect();
+    let qs: Vec<&[f32]> = d.queries.chunks_exact(dim).take(nq).collect();
     let allowed = a
         .filter_tag_lt10
         .then(|| Bitset::from_fn(n, |row| row % 100 < 10));
-    let allowed = allowed.as_ref();
     let filter_field = if a.filter_tag_lt10 {
         ",\"filter\":\"tag<10\""
     } else {
         ""
     };
     for (label, sp) in &sweep {
-        for q in qs.iter().take(200) {
-            black_box(index.search(q, k, sp, allowed));
-        }
-        let mut times = Vec::with_capacity(a.repeats);
-        let mut recall = 0.0;
-        for rep in 0..a.repeats {
-            let mut hits = 0usize;
-            let t = Instant::now();
-            for (qi, q) in qs.iter().enumerate() {
-                let res = index.search(q, k, sp, allowed);
-                let truth = &gt[qi * gk..qi * gk + k];
-                hits += res.iter().filter(|(row, _)| truth.contains(row)).count();
-            }
-            times.push(t.elapsed().as_secs_f64());
-            if rep == 0 {
-                recall = hits as f64 / (nq * 10).max(1) as f64;
-            }
-        }
-        times.sort_by(f64::total_cmp);
-        let qps = nq as f64 / times[times.len() / 2].max(1e-9);
+        let (recall, qps) = measure(&index, &qs, &d, k, sp, allowed.as_ref(), a.repeats);
         println!(
             "{{\"index\":\"{name}\",\"param\":\"{label}\",\"recall_at_10\":{recall:.4},\"qps_1thread\":{qps:.1},\"build_s\":{build_s:.2},\"mem_bytes\":{mem_bytes}{filter_field}}}"
         );

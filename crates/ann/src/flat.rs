@@ -1,5 +1,6 @@
 //! FLAT: exact search over every row, the reference the approximate indexes are measured
-//! against (and the exact scan they fall back to for very selective filters).
+//! against (and the exact scan they fall back to when a filter is selective enough that
+//! scanning the allowed rows is cheaper than a walk; see [`crate::hnsw::hnsw_prefers_exact`]).
 
 use quiver_core::search::distance::Metric;
 

@@ -75,36 +75,51 @@ fn kmeans(
     threads: usize,
 ) -> Vec<f32> {
     let dimp = space.padded_dim();
-    let dim = space.dim();
-    let l2 = kernels().l2;
-    let cosine = space.metric() == Metric::Cosine;
     let mut rng = Rng::seed_from_u64(p.seed);
-
-    // Seeded sample without replacement (partial Fisher-Yates), kept in row order.
+    // The draws happen in this order (sample, seeding, Lloyd's refills), which keeps a
+    // build with a given seed reproducible.
     let max_train = k.saturating_mul(p.train_per_list.max(1)).max(k);
-    let sample: Vec<f32> = if n > max_train {
-        let mut idx: Vec<u32> = (0..n as u32).collect();
-        for i in 0..max_train {
-            let j = i + rng.index(n - i);
-            idx.swap(i, j);
-        }
-        let mut chosen = idx[..max_train].to_vec();
-        chosen.sort_unstable();
-        let mut out = Vec::with_capacity(max_train * dimp);
-        for &r in &chosen {
-            let r = r as usize;
-            out.extend_from_slice(&rows[r * dimp..(r + 1) * dimp]);
-        }
-        out
-    } else {
-        rows[..n * dimp].to_vec()
-    };
-    let s = sample.len() / dimp;
-    let k = k.min(s);
-    let row = |i: usize| &sample[i * dimp..(i + 1) * dimp];
+    let sample = train_sample(rows, n, dimp, max_train, &mut rng);
+    let k = k.min(sample.len() / dimp);
+    let mut cents = seed_plus_plus(&sample, dimp, k, &mut rng, threads);
+    lloyd(space, &sample, &mut cents, p.iterations, &mut rng, threads);
+    cents
+}
 
-    // k-means++ seeding: each next centroid is drawn with probability proportional to
-    // the squared distance to the nearest centroid so far.
+/// A seeded sample of at most `max_train` of the `n` rows (stride `dimp`) without
+/// replacement (partial Fisher-Yates), kept in row order; all rows if there are no more.
+fn train_sample(rows: &[f32], n: usize, dimp: usize, max_train: usize, rng: &mut Rng) -> Vec<f32> {
+    if n <= max_train {
+        return rows[..n * dimp].to_vec();
+    }
+    let mut idx: Vec<u32> = (0..n as u32).collect();
+    for i in 0..max_train {
+        let j = i + rng.index(n - i);
+        idx.swap(i, j);
+    }
+    let mut chosen = idx[..max_train].to_vec();
+    chosen.sort_unstable();
+    let mut out = Vec::with_capacity(max_train * dimp);
+    for &r in &chosen {
+        let r = r as usize;
+        out.extend_from_slice(&rows[r * dimp..(r + 1) * dimp]);
+    }
+    out
+}
+
+/// k-means++ seeding of `k` centroids from the `sample` rows: each next centroid is
+/// drawn with probability proportional to the squared distance to the nearest centroid
+/// so far.
+fn seed_plus_plus(
+    sample: &[f32],
+    dimp: usize,
+    k: usize,
+    rng: &mut Rng,
+    threads: usize,
+) -> Vec<f32> {
+    let l2 = kernels().l2;
+    let s = sample.len() / dimp;
+    let row = |i: usize| &sample[i * dimp..(i + 1) * dimp];
     let mut cents = vec![0.0f32; k * dimp];
     let first = rng.index(s);
     cents[..dimp].copy_from_slice(row(first));
@@ -118,21 +133,7 @@ fn kmeans(
         });
     }
     for c in 1..k {
-        let total: f64 = mind.iter().map(|&x| f64::from(x)).sum();
-        let pick = if total > 0.0 && total.is_finite() {
-            let mut r = rng.next_f64() * total;
-            let mut pick = s - 1;
-            for (i, &x) in mind.iter().enumerate() {
-                r -= f64::from(x);
-                if r < 0.0 {
-                    pick = i;
-                    break;
-                }
-            }
-            pick
-        } else {
-            rng.index(s)
-        };
+        let pick = draw_by_weight(&mind, rng);
         cents[c * dimp..(c + 1) * dimp].copy_from_slice(row(pick));
         let cv = &cents[c * dimp..(c + 1) * dimp];
         par::parallel_chunks_mut(threads, &mut mind, CHUNK, |ci, chunk| {
@@ -144,13 +145,46 @@ fn kmeans(
             }
         });
     }
+    cents
+}
 
-    // Lloyd iterations.
+/// An index drawn with probability proportional to `weights` (uniformly when they sum
+/// to zero or overflow).
+fn draw_by_weight(weights: &[f32], rng: &mut Rng) -> usize {
+    let s = weights.len();
+    let total: f64 = weights.iter().map(|&x| f64::from(x)).sum();
+    if total > 0.0 && total.is_finite() {
+        let mut r = rng.next_f64() * total;
+        for (i, &x) in weights.iter().enumerate() {
+            r -= f64::from(x);
+            if r < 0.0 {
+                return i;
+            }
+        }
+        return s - 1;
+    }
+    rng.index(s)
+}
+
+/// Up to `iterations` Lloyd steps on the `sample` rows, moving `cents` (padded rows);
+/// stops early once no row changes list.
+fn lloyd(
+    space: &Space,
+    sample: &[f32],
+    cents: &mut [f32],
+    iterations: usize,
+    rng: &mut Rng,
+    threads: usize,
+) {
+    let dimp = space.padded_dim();
+    let l2 = kernels().l2;
+    let s = sample.len() / dimp;
+    let row = |i: usize| &sample[i * dimp..(i + 1) * dimp];
     let mut assign = vec![u32::MAX; s];
-    for _ in 0..p.iterations {
+    for _ in 0..iterations {
         let changed = AtomicUsize::new(0);
         {
-            let cents = &cents;
+            let cents = &*cents;
             par::parallel_chunks_mut(threads, &mut assign, CHUNK, |ci, chunk| {
                 let mut ch = 0;
                 for (j, a) in chunk.iter_mut().enumerate() {
@@ -166,33 +200,41 @@ fn kmeans(
         if changed.load(Ordering::Relaxed) == 0 {
             break;
         }
-        let mut sums = vec![0.0f64; k * dimp];
-        let mut counts = vec![0usize; k];
-        for (i, &a) in assign.iter().enumerate() {
-            let a = a as usize;
-            counts[a] += 1;
-            for (acc, &x) in sums[a * dimp..a * dimp + dim].iter_mut().zip(row(i)) {
-                *acc += f64::from(x);
-            }
-        }
-        for (c, &cnt) in counts.iter().enumerate() {
-            let dst = c * dimp..c * dimp + dim;
-            if cnt == 0 {
-                // An empty list takes a random sample row.
-                let r = rng.index(s);
-                cents[dst].copy_from_slice(&row(r)[..dim]);
-            } else {
-                let inv = 1.0 / cnt as f64;
-                for (x, &acc) in cents[dst.clone()].iter_mut().zip(&sums[dst]) {
-                    *x = (acc * inv) as f32;
-                }
-            }
-            if cosine {
-                normalize(&mut cents[c * dimp..c * dimp + dim]);
-            }
+        recenter(space, sample, &assign, cents, rng);
+    }
+}
+
+/// Moves every centroid to the mean of the sample rows assigned to it (renormalized for
+/// COSINE); an empty list takes a random sample row.
+fn recenter(space: &Space, sample: &[f32], assign: &[u32], cents: &mut [f32], rng: &mut Rng) {
+    let (dim, dimp) = (space.dim(), space.padded_dim());
+    let s = sample.len() / dimp;
+    let k = cents.len() / dimp;
+    let row = |i: usize| &sample[i * dimp..(i + 1) * dimp];
+    let mut sums = vec![0.0f64; k * dimp];
+    let mut counts = vec![0usize; k];
+    for (i, &a) in assign.iter().enumerate() {
+        let a = a as usize;
+        counts[a] += 1;
+        for (acc, &x) in sums[a * dimp..a * dimp + dim].iter_mut().zip(row(i)) {
+            *acc += f64::from(x);
         }
     }
-    cents
+    for (c, &cnt) in counts.iter().enumerate() {
+        let dst = c * dimp..c * dimp + dim;
+        if cnt == 0 {
+            let r = rng.index(s);
+            cents[dst].copy_from_slice(&row(r)[..dim]);
+        } else {
+            let inv = 1.0 / cnt as f64;
+            for (x, &acc) in cents[dst.clone()].iter_mut().zip(&sums[dst]) {
+                *x = (acc * inv) as f32;
+            }
+        }
+        if space.metric() == Metric::Cosine {
+            normalize(&mut cents[c * dimp..c * dimp + dim]);
+        }
+    }
 }
 
 /// The coarse quantizer and the inverted lists' row ids.

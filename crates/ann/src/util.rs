@@ -1,6 +1,7 @@
 //! Internal building blocks shared by the indexes: a 64-byte aligned buffer for vectors
-//! and codes, the bounded result lists used by searches, the epoch-stamped visited set,
-//! per-thread search scratch and software prefetch.
+//! and codes, `Vec`s on huge pages where the kernel allows it (link arrays), the bounded
+//! result lists and the HNSW candidate pool used by searches, the epoch-stamped visited
+//! set, per-thread search scratch and software prefetch.
 
 use std::cell::RefCell;
 use std::fmt;
