@@ -42,7 +42,7 @@ use quiver_core::ids::SegmentId;
 use quiver_core::search::{reduce, Hit};
 use quiver_core::segment::storage::SegmentFiles;
 use quiver_core::segment::DeleteRecord;
-use quiver_core::shard::DeleteForwarder;
+use quiver_core::shard::{DeleteForwarder, RemoteError};
 
 /// Which handed-off segments a read takes back before it trusts its local part.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -166,6 +166,15 @@ impl QueryTargets {
     }
 }
 
+/// A failed call to the query node, as the shard sees it.
+fn remote_error(e: ApiError) -> RemoteError {
+    if e.code == code::UNAVAILABLE {
+        RemoteError::Unavailable(e.reason)
+    } else {
+        RemoteError::Refused(e.reason)
+    }
+}
+
 /// Forwards a shard's deletes to the query node serving its handed-off segments.
 struct Forwarder {
     targets: Arc<QueryTargets>,
@@ -177,10 +186,12 @@ struct Forwarder {
 
 #[async_trait::async_trait]
 impl DeleteForwarder for Forwarder {
-    async fn forward(&self, deletes: &[(SegmentId, DeleteRecord)]) -> Result<(), String> {
+    async fn forward(&self, deletes: &[(SegmentId, DeleteRecord)]) -> Result<(), RemoteError> {
         // Deletes reach here only for remote segments, which exist only on a target.
         let Some(qn) = self.targets.get(&self.vchannel, self.epoch) else {
-            return Err("no query node serves this shard's segments".into());
+            return Err(RemoteError::Unavailable(
+                "no query node serves this shard's segments".into(),
+            ));
         };
         let res = qn
             .call(QueryNodeRequest::Delete {
@@ -191,7 +202,7 @@ impl DeleteForwarder for Forwarder {
             })
             .await
             .map(|_| ())
-            .map_err(|e| e.reason);
+            .map_err(remote_error);
         if res.is_err() {
             // The shard takes the segments back; the next handoff chooses again.
             self.targets.suspect(&self.vchannel, self.epoch);
@@ -774,7 +785,7 @@ impl StreamingNode {
                 })
                 .await
                 .map(|_| ())
-                .map_err(|e| e.reason)
+                .map_err(remote_error)
             })
             .await;
         match res {

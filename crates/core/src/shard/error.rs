@@ -82,7 +82,8 @@ impl ShardError {
     ///   unknown outcome.
     /// - [`ErrorKind::Retriable`]: the timestamp oracle, the meta store or object
     ///   storage failed transiently; nothing took effect.
-    /// - [`ErrorKind::UnknownOutcome`]: [`ShardError::Unacknowledged`].
+    /// - [`ErrorKind::UnknownOutcome`]: a mutation durable but not acknowledged
+    ///   ([`ShardError::Unacknowledged`]).
     /// - [`ErrorKind::Internal`]: corrupt stored data or a reference to a row that
     ///   does not exist.
     pub fn kind(&self) -> ErrorKind {
