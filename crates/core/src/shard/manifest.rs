@@ -78,6 +78,16 @@ impl Shard {
         st: &mut State,
         manifest: &mut Manifest,
     ) -> Result<(), ShardError> {
+        // The compare-and-swap is against the manifest this owner claimed (or last
+        // committed): it must carry this owner's epoch, or the swap could succeed
+        // over a manifest some other owner wrote.
+        crate::invariant_cheap!(
+            st.manifest.owner_epoch == self.deps.epoch.0,
+            "shard {} commits under epoch {} over a manifest of epoch {}",
+            self.cfg.vchannel,
+            self.deps.epoch.0,
+            st.manifest.owner_epoch
+        );
         manifest.owner_epoch = self.deps.epoch.0;
         let encoded = format::encode(ObjectKind::ShardManifest, &*manifest);
         let committed = self
