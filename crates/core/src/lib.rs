@@ -7,6 +7,7 @@
 //! data path with crash recovery ([`shard`]). Nothing here knows about RPCs or roles.
 
 pub mod batch;
+pub mod error_kind;
 pub mod expr;
 pub mod fuzzing;
 pub mod ids;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::error_kind::ErrorKind;
 use crate::meta::{MetaError, MetaStore};
 use crate::rt;
 
@@ -59,6 +60,20 @@ pub enum TsoError {
     TooMany(u32),
     #[error("timestamp oracle unavailable: {0}")]
     Unavailable(String),
+}
+
+impl TsoError {
+    /// The meta store's kind for its failures; a fenced allocator has lost its window
+    /// to another ([`ErrorKind::NotOwner`]); an unavailable oracle may come back
+    /// ([`ErrorKind::Retriable`]); too many at once is the caller's mistake.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TsoError::Meta(m) => m.kind(),
+            TsoError::Fenced(_) => ErrorKind::NotOwner,
+            TsoError::TooMany(_) => ErrorKind::InvalidInput,
+            TsoError::Unavailable(_) => ErrorKind::Retriable,
+        }
+    }
 }
 
 /// Where timestamps come from: the allocator itself in the coordinator's process, or
@@ -212,6 +227,20 @@ impl TsoAllocator {
             s.stored = Some(new_val);
         }
         let last_logical = logical + u64::from(count) - 1;
+        // Timestamps order every mutation and read: one handed out twice (or going
+        // back) would let a read miss an acknowledged write or see one twice. And
+        // none may reach the reserved window's end, or a restart could repeat it.
+        crate::invariant_cheap!(
+            Timestamp::compose(physical, logical) > Timestamp::compose(s.physical, s.logical),
+            "TSO went back: {} after {}",
+            Timestamp::compose(physical, logical),
+            Timestamp::compose(s.physical, s.logical)
+        );
+        crate::invariant_cheap!(
+            physical < s.window_end,
+            "TSO handed out {physical} ms beyond its reserved window {}",
+            s.window_end
+        );
         s.physical = physical;
         s.logical = last_logical;
         Ok(Timestamp::compose(physical, last_logical))

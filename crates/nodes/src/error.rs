@@ -5,8 +5,6 @@
 //! input-versus-system for the same reason). Roles decide by kind, never by matching
 //! the text of a reason.
 
-use serde::{Deserialize, Serialize};
-
 use crate::pb::common::Status;
 
 /// Milvus status codes (`Status.code`).
@@ -43,27 +41,9 @@ pub mod code {
     pub const NOT_LEADER: i32 = 96;
 }
 
-/// Whose fault an error is and what the caller may do about it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ErrorKind {
-    /// The request is wrong (bad parameter, unknown name, ...): the same request fails
-    /// again. Milvus marks these `is_input_error`.
-    Input,
-    /// The node asked does not own the vchannel (or no longer leads): nothing ran; ask
-    /// the coordinator for the owner and send it there.
-    NotOwner,
-    /// A passing system condition (a role unreachable before the request left, a
-    /// collection not opened yet): nothing ran; a retry may succeed.
-    Retriable,
-    /// The shard's log failed or a commit's outcome is unknown: the shard's state in
-    /// memory may no longer match what is durable, so it must be reopened from the
-    /// manifest and the WAL. Whether the request took effect is unknown.
-    NeedsReopen,
-    /// The request may or may not have taken effect (a timeout after it was sent).
-    UnknownOutcome,
-    /// Anything else the system got wrong: damaged data, a bug, a refused invariant.
-    System,
-}
+/// Whose fault an error is and what the caller may do about it: the kinds the core's
+/// typed errors report (`ShardError::kind` and friends), carried by every API error.
+pub use quiver_core::error_kind::ErrorKind;
 
 /// A request failed; `code` is the Milvus status code, `kind` what it means.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -83,8 +63,8 @@ fn kind_of(code: i32) -> ErrorKind {
         code::UNAVAILABLE | code::NOT_OPEN | code::NOT_READY | code::NOT_LEADER => {
             ErrorKind::Retriable
         }
-        code::INTERNAL | code::UNEXPECTED => ErrorKind::System,
-        _ => ErrorKind::Input,
+        code::INTERNAL | code::UNEXPECTED => ErrorKind::Internal,
+        _ => ErrorKind::InvalidInput,
     }
 }
 
@@ -165,26 +145,27 @@ pub fn ok_status() -> Status {
 impl From<quiver_core::shard::ShardError> for ApiError {
     fn from(e: quiver_core::shard::ShardError) -> Self {
         use quiver_core::shard::ShardError;
-        match e {
-            ShardError::Invalid(b) => ApiError::invalid(b.to_string()),
-            e if e.is_fenced() => ApiError::new(code::NOT_OWNER, e.to_string()),
-            e if e.needs_reopen() => ApiError::with_kind(
+        match (e.kind(), e) {
+            (_, ShardError::Invalid(b)) => ApiError::invalid(b.to_string()),
+            (ErrorKind::NotOwner, e) => ApiError::new(code::NOT_OWNER, e.to_string()),
+            (ErrorKind::NeedsReopen, e) => ApiError::with_kind(
                 code::UNEXPECTED,
                 ErrorKind::NeedsReopen,
                 format!("WAL failure: {e}"),
             ),
-            other => ApiError::internal(other),
+            (kind, e) => ApiError::with_kind(code::UNEXPECTED, kind, e.to_string()),
         }
     }
 }
 
 impl From<quiver_core::meta::MetaError> for ApiError {
     fn from(e: quiver_core::meta::MetaError) -> Self {
-        use quiver_core::meta::MetaError;
-        let kind = match e {
-            // A write may have committed before the store stopped answering.
-            MetaError::Unavailable(_) | MetaError::Io(_) => ErrorKind::UnknownOutcome,
-            MetaError::Corrupt { .. } => ErrorKind::System,
+        // At this layer a failed meta-store call is usually a catalog write, which may
+        // have committed before the store stopped answering (etcd on a timeout): the
+        // core's kind (retriable, right for reads) is made an unknown outcome.
+        let kind = match e.kind() {
+            ErrorKind::Retriable => ErrorKind::UnknownOutcome,
+            k => k,
         };
         ApiError::with_kind(code::UNEXPECTED, kind, e.to_string())
     }
@@ -192,19 +173,9 @@ impl From<quiver_core::meta::MetaError> for ApiError {
 
 impl From<quiver_core::tso::TsoError> for ApiError {
     fn from(e: quiver_core::tso::TsoError) -> Self {
-        use quiver_core::tso::TsoError;
         match e {
-            TsoError::Meta(m) => m.into(),
-            TsoError::Unavailable(_) => {
-                ApiError::with_kind(code::UNEXPECTED, ErrorKind::Retriable, e.to_string())
-            }
-            // Another allocator took over: this coordinator no longer leads.
-            TsoError::Fenced(_) => {
-                ApiError::with_kind(code::UNEXPECTED, ErrorKind::NotOwner, e.to_string())
-            }
-            TsoError::TooMany(_) => {
-                ApiError::with_kind(code::UNEXPECTED, ErrorKind::Input, e.to_string())
-            }
+            quiver_core::tso::TsoError::Meta(m) => m.into(),
+            e => ApiError::with_kind(code::UNEXPECTED, e.kind(), e.to_string()),
         }
     }
 }
@@ -215,7 +186,7 @@ mod tests {
 
     #[test]
     fn kinds_follow_codes_and_decide_retriable() {
-        assert_eq!(ApiError::invalid("x").kind, ErrorKind::Input);
+        assert_eq!(ApiError::invalid("x").kind, ErrorKind::InvalidInput);
         assert!(!ApiError::invalid("x").status().retriable);
         assert_eq!(
             ApiError::new(code::NOT_OWNER, "moved").kind,
@@ -224,7 +195,7 @@ mod tests {
         assert!(ApiError::new(code::NOT_OWNER, "moved").status().retriable);
         assert!(ApiError::unavailable("down", true).retriable());
         assert!(!ApiError::unavailable("timed out", false).retriable());
-        assert_eq!(ApiError::internal("bug").kind, ErrorKind::System);
+        assert_eq!(ApiError::internal("bug").kind, ErrorKind::Internal);
     }
 
     #[test]

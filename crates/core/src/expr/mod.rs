@@ -29,6 +29,7 @@
 //!   [`MAX_DEPTH`] are rejected, so hostile input cannot exhaust the stack. Chains of
 //!   `and` / `or` are flattened and do not count toward the depth.
 
+mod ast;
 mod compile;
 mod eval;
 mod lexer;
@@ -46,7 +47,8 @@ use crate::tso::Timestamp;
 
 use eval::Node;
 
-pub use parser::{parse, ArithOp, CmpOp, Expr, ExprKind, PathElem, UnaryOp};
+pub use ast::{ArithOp, CmpOp, Expr, ExprKind, PathElem, UnaryOp};
+pub use parser::parse;
 
 /// Longest accepted filter source, in bytes.
 pub const MAX_SOURCE_LEN: usize = 64 * 1024;

@@ -9,6 +9,8 @@ mod redb_store;
 use async_trait::async_trait;
 use thiserror::Error;
 
+use crate::error_kind::ErrorKind;
+
 pub use mem::MemMetaStore;
 pub use redb_store::RedbMetaStore;
 
@@ -20,6 +22,17 @@ pub enum MetaError {
     Io(String),
     #[error("corrupt meta value at {key:?}: {reason}")]
     Corrupt { key: String, reason: String },
+}
+
+impl MetaError {
+    /// An unavailable store or an I/O error may pass ([`ErrorKind::Retriable`]); a
+    /// corrupt value will not ([`ErrorKind::Internal`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            MetaError::Unavailable(_) | MetaError::Io(_) => ErrorKind::Retriable,
+            MetaError::Corrupt { .. } => ErrorKind::Internal,
+        }
+    }
 }
 
 /// A strongly consistent key-value store. Keys are `/`-separated strings; `range`

@@ -131,6 +131,83 @@ fn valid_frame_follows(data: &[u8], pos: usize) -> bool {
     next < data.len() && record::decode(&data[next..]).is_ok()
 }
 
+fn corrupt(dir: &Path, file: &str, source: FrameError) -> WalError {
+    WalError::Corrupt {
+        location: format!("{}", dir.join(file).display()),
+        source,
+    }
+}
+
+/// The fencing epoch stored in `dir` (0 if none was ever stored).
+fn read_epoch(disk: &dyn Disk, dir: &Path, names: &[String]) -> Result<Epoch, WalError> {
+    if !names.iter().any(|n| n == EPOCH_FILE) {
+        return Ok(Epoch(0));
+    }
+    let bytes = disk.open(&dir.join(EPOCH_FILE), false)?.read_all()?;
+    decode_epoch(&bytes).map_err(|e| corrupt(dir, EPOCH_FILE, e))
+}
+
+/// Checks the segment file starting at offset `first` and cuts a torn tail off the
+/// last one. Returns how many records it holds and the newest epoch among them.
+fn recover_segment(
+    disk: &dyn Disk,
+    dir: &Path,
+    first: Offset,
+    is_last: bool,
+) -> Result<(u64, Epoch), WalError> {
+    let name = segment_name(first);
+    let path = dir.join(&name);
+    let mut file = disk.open(&path, false)?;
+    let data = file.read_all()?;
+    let (records, mut valid_len, mut err) = record::decode_all(&data);
+    let mut count = 0u64;
+    let mut newest = Epoch(0);
+    for r in &records {
+        if r.offset != first + count {
+            // A frame from another position: treat as damage at that point.
+            err = Some(FrameError::Checksum {
+                stored: r.offset as u32,
+                computed: (first + count) as u32,
+            });
+            valid_len = records[..count as usize]
+                .iter()
+                .map(|r| HEADER_LEN + r.payload.len())
+                .sum();
+            break;
+        }
+        newest = newest.max(r.epoch);
+        count += 1;
+    }
+    if let Some(e) = err {
+        if !is_last || valid_frame_follows(&data, valid_len) {
+            return Err(corrupt(dir, &name, e));
+        }
+        tracing::warn!(file = %path.display(), kept = valid_len, dropped = data.len() - valid_len, error = %e, "cutting torn WAL tail");
+        file.truncate(valid_len as u64)?;
+        file.sync()?;
+    }
+    Ok((count, newest))
+}
+
+/// Opens the segment file appends go to (creating the first one in an empty log):
+/// the file, its length and the next offset.
+fn open_active(
+    disk: &dyn Disk,
+    dir: &Path,
+    segments: &mut Vec<Offset>,
+    next: Option<Offset>,
+) -> Result<(Box<dyn DiskFile>, u64, Offset), WalError> {
+    if let (Some(&first), Some(next)) = (segments.last(), next) {
+        let f = disk.open(&dir.join(segment_name(first)), false)?;
+        let len = f.len()?;
+        return Ok((f, len, next));
+    }
+    let f = disk.open(&dir.join(segment_name(0)), true)?;
+    disk.sync_dir(dir)?;
+    segments.push(0);
+    Ok((f, 0, 0))
+}
+
 impl LocalWal {
     /// Opens the log in `dir`, recovering from a crash if needed.
     pub fn open(
@@ -140,29 +217,19 @@ impl LocalWal {
     ) -> Result<Self, WalError> {
         let dir = dir.into();
         disk.create_dir_all(&dir)?;
-        let corrupt = |file: &str, source: FrameError| WalError::Corrupt {
-            location: format!("{}", dir.join(file).display()),
-            source,
-        };
         let names = disk.list(&dir)?;
-        let mut epoch = Epoch(0);
-        if names.iter().any(|n| n == EPOCH_FILE) {
-            let bytes = disk.open(&dir.join(EPOCH_FILE), false)?.read_all()?;
-            epoch = decode_epoch(&bytes).map_err(|e| corrupt(EPOCH_FILE, e))?;
-        }
+        let mut epoch = read_epoch(&*disk, &dir, &names)?;
         let mut segments: Vec<Offset> =
             names.iter().filter_map(|n| parse_segment_name(n)).collect();
         segments.sort_unstable();
 
         let mut next: Option<Offset> = None;
         for (i, &first) in segments.iter().enumerate() {
-            let name = segment_name(first);
-            let path = dir.join(&name);
-            let is_last = i + 1 == segments.len();
             if let Some(expected) = next {
                 if first != expected {
                     return Err(corrupt(
-                        &name,
+                        &dir,
+                        &segment_name(first),
                         FrameError::Incomplete {
                             needed: expected as usize,
                             have: first as usize,
@@ -170,50 +237,12 @@ impl LocalWal {
                     ));
                 }
             }
-            let mut file = disk.open(&path, false)?;
-            let data = file.read_all()?;
-            let (records, mut valid_len, mut err) = record::decode_all(&data);
-            let mut count = 0u64;
-            for r in &records {
-                if r.offset != first + count {
-                    // A frame from another position: treat as damage at that point.
-                    err = Some(FrameError::Checksum {
-                        stored: r.offset as u32,
-                        computed: (first + count) as u32,
-                    });
-                    valid_len = records[..count as usize]
-                        .iter()
-                        .map(|r| HEADER_LEN + r.payload.len())
-                        .sum();
-                    break;
-                }
-                epoch = epoch.max(r.epoch);
-                count += 1;
-            }
-            if let Some(e) = err {
-                if !is_last || valid_frame_follows(&data, valid_len) {
-                    return Err(corrupt(&name, e));
-                }
-                tracing::warn!(file = %path.display(), kept = valid_len, dropped = data.len() - valid_len, error = %e, "cutting torn WAL tail");
-                file.truncate(valid_len as u64)?;
-                file.sync()?;
-            }
+            let is_last = i + 1 == segments.len();
+            let (count, newest) = recover_segment(&*disk, &dir, first, is_last)?;
+            epoch = epoch.max(newest);
             next = Some(first + count);
         }
-
-        let (active, active_len, next) = match (segments.last(), next) {
-            (Some(&first), Some(next)) => {
-                let f = disk.open(&dir.join(segment_name(first)), false)?;
-                let len = f.len()?;
-                (f, len, next)
-            }
-            _ => {
-                let f = disk.open(&dir.join(segment_name(0)), true)?;
-                disk.sync_dir(&dir)?;
-                segments.push(0);
-                (f, 0, 0)
-            }
-        };
+        let (active, active_len, next) = open_active(&*disk, &dir, &mut segments, next)?;
         Ok(LocalWal {
             dir,
             disk,
@@ -247,6 +276,15 @@ impl LocalWal {
                 .write_atomic(&self.dir.join(EPOCH_FILE), &encode_epoch(epoch))?;
             s.epoch = epoch;
         }
+        // The stored epoch only rises (even under the planted `skip-fencing`, which
+        // lets an old owner append but never lowers the fence): once it went back, an
+        // owner fenced out could write again.
+        crate::invariant_cheap!(
+            s.epoch >= epoch,
+            "WAL epoch {} is below the one just admitted, {}",
+            s.epoch.0,
+            epoch.0
+        );
         Ok(())
     }
 

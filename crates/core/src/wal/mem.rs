@@ -12,6 +12,20 @@ struct Inner {
     epoch: Epoch,
 }
 
+impl Inner {
+    /// Moves the fence to `epoch`, which the caller checked is not older: the epoch
+    /// only rises, or an owner fenced out could write again.
+    fn raise_epoch(&mut self, epoch: Epoch) {
+        crate::invariant_cheap!(
+            epoch >= self.epoch,
+            "WAL epoch went back: {} -> {}",
+            self.epoch.0,
+            epoch.0
+        );
+        self.epoch = epoch;
+    }
+}
+
 /// An in-memory log for tests and simulations of an external log service.
 #[derive(Debug, Default)]
 pub struct MemWal {
@@ -34,7 +48,7 @@ impl Wal for MemWal {
                 current: s.epoch.0,
             });
         }
-        s.epoch = epoch;
+        s.raise_epoch(epoch);
         Ok(())
     }
 
@@ -52,7 +66,7 @@ impl Wal for MemWal {
                 current: s.epoch.0,
             });
         }
-        s.epoch = epoch;
+        s.raise_epoch(epoch);
         let offset = s.first + s.records.len() as u64;
         s.records.push_back(WalRecord {
             offset,

@@ -13,6 +13,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::error_kind::ErrorKind;
+
 pub use local::{FsyncPolicy, LocalWal, LocalWalOptions};
 pub use mem::MemWal;
 pub use record::{FrameError, WalRecord};
@@ -44,6 +46,23 @@ pub enum WalError {
         #[source]
         source: FrameError,
     },
+}
+
+impl WalError {
+    /// What the caller should do: a newer owner holds the log
+    /// ([`ErrorKind::NotOwner`]), the record is over the size limit
+    /// ([`ErrorKind::InvalidInput`]), or the log is in a state this writer cannot
+    /// trust (every other failure: [`ErrorKind::NeedsReopen`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            WalError::Fenced { .. } => ErrorKind::NotOwner,
+            WalError::TooLarge { .. } => ErrorKind::InvalidInput,
+            WalError::Truncated { .. }
+            | WalError::Io(_)
+            | WalError::Broken
+            | WalError::Corrupt { .. } => ErrorKind::NeedsReopen,
+        }
+    }
 }
 
 /// A per-pchannel log.

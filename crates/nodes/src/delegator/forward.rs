@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use quiver_core::ids::SegmentId;
 use quiver_core::segment::DeleteRecord;
-use quiver_core::shard::DeleteForwarder;
+use quiver_core::shard::{DeleteForwarder, RemoteError};
 
 use super::targets::QueryTargets;
 use crate::rpc::ShardRef;
@@ -22,19 +22,31 @@ pub struct Forwarder {
 
 #[async_trait::async_trait]
 impl DeleteForwarder for Forwarder {
-    async fn forward(&self, deletes: &[(SegmentId, DeleteRecord)]) -> Result<(), String> {
+    async fn forward(&self, deletes: &[(SegmentId, DeleteRecord)]) -> Result<(), RemoteError> {
         // Deletes reach here only for remote segments, which exist only on a target.
         let Some(qn) = self.targets.get(&self.vchannel, self.epoch) else {
-            return Err("no query node serves this shard's segments".into());
+            return Err(RemoteError::Unavailable(
+                "no query node serves this shard's segments".into(),
+            ));
         };
         let res = qn
             .delete(self.at, deletes.to_vec(), self.epoch)
             .await
-            .map_err(|e| e.reason);
+            .map_err(remote_error);
         if res.is_err() {
             // The shard takes the segments back; the next handoff chooses again.
             self.targets.suspect(&self.vchannel, self.epoch);
         }
         res
+    }
+}
+
+/// A failed call to the query node, as the shard sees it: not reached (it may not have
+/// arrived), or refused.
+pub(super) fn remote_error(e: crate::error::ApiError) -> RemoteError {
+    if e.code == crate::error::code::UNAVAILABLE {
+        RemoteError::Unavailable(e.reason)
+    } else {
+        RemoteError::Refused(e.reason)
     }
 }

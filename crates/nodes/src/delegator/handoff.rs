@@ -23,7 +23,7 @@ impl ShardDelegator<'_> {
             .hand_off(|segments| async move {
                 qn.load(info.clone(), at, segments, epoch)
                     .await
-                    .map_err(|e| e.reason)
+                    .map_err(super::forward::remote_error)
             })
             .await;
         match res {

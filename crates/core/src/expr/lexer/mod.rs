@@ -282,22 +282,8 @@ impl Lexer<'_> {
     /// decimal floats (`1.5`, `.5`, `1.`, `1e-3`).
     fn number(&mut self, column: usize) -> Result<Tok, ExprError> {
         let start = self.pos;
-        if self.peek() == Some('0') {
-            let radix = match self.peek_at(1) {
-                Some('x' | 'X') => 16,
-                Some('o' | 'O') => 8,
-                Some('b' | 'B') => 2,
-                _ => 0,
-            };
-            if radix != 0 {
-                self.pos += 2;
-                let digits_start = self.pos;
-                while self.peek().is_some_and(is_ident_char) {
-                    self.pos += 1;
-                }
-                let digits = self.text(digits_start);
-                return parse_int(&digits, radix, &self.text(start), column);
-            }
+        if let Some(tok) = self.prefixed_int(column) {
+            return tok;
         }
         let int_start = self.pos;
         self.skip_digits();
@@ -309,26 +295,7 @@ impl Lexer<'_> {
             self.skip_digits();
             frac = Some(self.text(s));
         }
-        let mut exp: Option<String> = None;
-        if matches!(self.peek(), Some('e' | 'E')) {
-            self.pos += 1;
-            let s = self.pos;
-            if matches!(self.peek(), Some('+' | '-')) {
-                self.pos += 1;
-            }
-            let digits = self.pos;
-            self.skip_digits();
-            if digits == self.pos {
-                return Err(ExprError::new(
-                    column,
-                    format!(
-                        "invalid number {}: the exponent has no digits",
-                        quote_short(&self.text(start))
-                    ),
-                ));
-            }
-            exp = Some(self.text(s));
-        }
+        let exp = self.exponent(start, column)?;
         if self.peek().is_some_and(|c| is_ident_char(c) || c == '.') {
             while self.peek().is_some_and(|c| is_ident_char(c) || c == '.') {
                 self.pos += 1;
@@ -340,32 +307,59 @@ impl Lexer<'_> {
         }
         let text = self.text(start);
         if frac.is_some() || exp.is_some() {
-            let or_zero = |s: &str| {
-                if s.is_empty() {
-                    "0".to_string()
-                } else {
-                    s.to_string()
-                }
-            };
-            let normalized = format!(
-                "{}.{}e{}",
-                or_zero(int_part.as_str()),
-                or_zero(frac.as_deref().unwrap_or("")),
-                or_zero(exp.as_deref().unwrap_or(""))
-            );
-            return match normalized.parse::<f64>() {
-                Ok(v) if v.is_finite() => Ok(Tok::Float(v)),
-                _ => Err(ExprError::new(
-                    column,
-                    format!("number {} is out of range", quote_short(&text)),
-                )),
-            };
+            return parse_float(&int_part, frac.as_deref(), exp.as_deref(), &text, column);
         }
         // C-style octal (`017`), as in Milvus's grammar.
         if let Some(octal) = int_part.strip_prefix('0').filter(|rest| !rest.is_empty()) {
             return parse_int(octal, 8, &text, column);
         }
         parse_int(&int_part, 10, &text, column)
+    }
+
+    /// An integer with a radix prefix (`0x`, `0o`, `0b`), if one starts here.
+    fn prefixed_int(&mut self, column: usize) -> Option<Result<Tok, ExprError>> {
+        if self.peek() != Some('0') {
+            return None;
+        }
+        let radix = match self.peek_at(1) {
+            Some('x' | 'X') => 16,
+            Some('o' | 'O') => 8,
+            Some('b' | 'B') => 2,
+            _ => return None,
+        };
+        let start = self.pos;
+        self.pos += 2;
+        let digits_start = self.pos;
+        while self.peek().is_some_and(is_ident_char) {
+            self.pos += 1;
+        }
+        let digits = self.text(digits_start);
+        Some(parse_int(&digits, radix, &self.text(start), column))
+    }
+
+    /// The exponent of a float (`e-3`), if one starts here; `start` is where the
+    /// number began (for the error).
+    fn exponent(&mut self, start: usize, column: usize) -> Result<Option<String>, ExprError> {
+        if !matches!(self.peek(), Some('e' | 'E')) {
+            return Ok(None);
+        }
+        self.pos += 1;
+        let s = self.pos;
+        if matches!(self.peek(), Some('+' | '-')) {
+            self.pos += 1;
+        }
+        let digits = self.pos;
+        self.skip_digits();
+        if digits == self.pos {
+            return Err(ExprError::new(
+                column,
+                format!(
+                    "invalid number {}: the exponent has no digits",
+                    quote_short(&self.text(start))
+                ),
+            ));
+        }
+        Ok(Some(self.text(s)))
     }
 
     /// A quoted string with C escapes; the current character is the opening quote.
@@ -495,6 +489,36 @@ impl Lexer<'_> {
     }
 }
 
+/// A decimal float from its parts (any may be empty: `.5`, `1.`, `1e3`).
+fn parse_float(
+    int_part: &str,
+    frac: Option<&str>,
+    exp: Option<&str>,
+    text: &str,
+    column: usize,
+) -> Result<Tok, ExprError> {
+    let or_zero = |s: &str| {
+        if s.is_empty() {
+            "0".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let normalized = format!(
+        "{}.{}e{}",
+        or_zero(int_part),
+        or_zero(frac.unwrap_or("")),
+        or_zero(exp.unwrap_or(""))
+    );
+    match normalized.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(Tok::Float(v)),
+        _ => Err(ExprError::new(
+            column,
+            format!("number {} is out of range", quote_short(text)),
+        )),
+    }
+}
+
 fn parse_int(digits: &str, radix: u32, text: &str, column: usize) -> Result<Tok, ExprError> {
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return Err(ExprError::new(
@@ -513,159 +537,4 @@ fn parse_int(digits: &str, radix: u32, text: &str, column: usize) -> Result<Tok,
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn toks(src: &str) -> Vec<Tok> {
-        tokenize(src)
-            .unwrap_or_else(|e| panic!("{src}: {e}"))
-            .into_iter()
-            .map(|t| t.tok)
-            .collect()
-    }
-
-    #[test]
-    fn numbers_in_every_base() {
-        assert_eq!(
-            toks("0x1F 0o17 017 0b101 42 0"),
-            [
-                Tok::Int(31),
-                Tok::Int(15),
-                Tok::Int(15),
-                Tok::Int(5),
-                Tok::Int(42),
-                Tok::Int(0),
-                Tok::Eof
-            ]
-        );
-        assert_eq!(
-            toks("1.5e2 .5 1. 2E-1 3e+2"),
-            [
-                Tok::Float(150.0),
-                Tok::Float(0.5),
-                Tok::Float(1.0),
-                Tok::Float(0.2),
-                Tok::Float(300.0),
-                Tok::Eof
-            ]
-        );
-        assert_eq!(toks("18446744073709551615"), [Tok::Int(u64::MAX), Tok::Eof]);
-    }
-
-    #[test]
-    fn bad_numbers_are_errors() {
-        for src in [
-            "09",
-            "0x",
-            "0b102",
-            "1e",
-            "12abc",
-            "99999999999999999999",
-            "1e999",
-            "1.2.3",
-        ] {
-            let e = tokenize(src).expect_err(src);
-            assert_eq!(e.column, 1, "{src}: {e}");
-        }
-    }
-
-    #[test]
-    fn strings_and_escapes() {
-        assert_eq!(
-            toks(r#"'it\'s' "a\"b\\c\n\u00e9\t" r"raw\n""#),
-            [
-                Tok::Str("it's".into()),
-                Tok::Str("a\"b\\c\n\u{e9}\t".into()),
-                Tok::Str("raw\\n".into()),
-                Tok::Eof
-            ]
-        );
-        assert_eq!(
-            toks(r#""\ud83d\ude00\x41\101""#),
-            [Tok::Str("\u{1F600}AA".into()), Tok::Eof]
-        );
-        let e = tokenize("\"abc").unwrap_err();
-        assert_eq!(e.column, 1);
-        assert!(e.message.contains("unterminated"), "{e}");
-        let e = tokenize(r#"a == "x\q""#).unwrap_err();
-        assert_eq!(e.column, 8, "{e}");
-        assert!(tokenize(r#""\ud83d""#).is_err());
-        assert!(tokenize(r#""\u12""#).is_err());
-        assert!(tokenize("'abc\\").is_err());
-    }
-
-    #[test]
-    fn keywords_and_operators() {
-        assert_eq!(
-            toks("and AND && or OR || not NOT ! in IN like LIKE is IS null NULL"),
-            [
-                Tok::And,
-                Tok::And,
-                Tok::And,
-                Tok::Or,
-                Tok::Or,
-                Tok::Or,
-                Tok::Not,
-                Tok::Not,
-                Tok::Not,
-                Tok::In,
-                Tok::In,
-                Tok::Like,
-                Tok::Like,
-                Tok::Is,
-                Tok::Is,
-                Tok::Null,
-                Tok::Null,
-                Tok::Eof
-            ]
-        );
-        assert_eq!(
-            toks("true True TRUE false False FALSE"),
-            [
-                Tok::Bool(true),
-                Tok::Bool(true),
-                Tok::Bool(true),
-                Tok::Bool(false),
-                Tok::Bool(false),
-                Tok::Bool(false),
-                Tok::Eof
-            ]
-        );
-        assert_eq!(
-            toks("a<=b>=c==d!=e**f"),
-            [
-                Tok::Ident("a".into()),
-                Tok::Le,
-                Tok::Ident("b".into()),
-                Tok::Ge,
-                Tok::Ident("c".into()),
-                Tok::Eq,
-                Tok::Ident("d".into()),
-                Tok::Ne,
-                Tok::Ident("e".into()),
-                Tok::Pow,
-                Tok::Ident("f".into()),
-                Tok::Eof
-            ]
-        );
-        assert_eq!(
-            toks("$meta And"),
-            [
-                Tok::Ident("$meta".into()),
-                Tok::Ident("And".into()),
-                Tok::Eof
-            ]
-        );
-        assert_eq!(tokenize("a = 1").unwrap_err().column, 3);
-        assert_eq!(tokenize("\u{e9}").unwrap_err().column, 1);
-        assert_eq!(tokenize("$ x").unwrap_err().column, 1);
-    }
-
-    #[test]
-    fn columns_count_characters() {
-        let t = tokenize("'\u{e9}' == x").unwrap();
-        assert_eq!(t[1].column, 5);
-        assert_eq!(t[2].column, 8);
-        assert_eq!(t[3].column, 9);
-    }
-}
+mod tests;

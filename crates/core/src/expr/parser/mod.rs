@@ -4,168 +4,9 @@
 //! `in` / `not in`; `< <= > >=` (and range chains `1 < x <= 5`); `== !=`; `and`;
 //! `or`. `like` and `is [not] null` are postfix and bind tightest, as in Milvus.
 
+use super::ast::{leaf, mk, too_deep, ArithOp, CmpOp, Expr, ExprKind, PathElem, UnaryOp};
 use super::lexer::{tokenize, Tok, Token};
 use super::{ExprError, MAX_DEPTH, MAX_SOURCE_LEN};
-
-/// A parsed filter expression.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Expr {
-    pub kind: ExprKind,
-    /// 1-based character column of the node: where a literal or name starts, or the
-    /// operator of an operation.
-    pub column: usize,
-    height: usize,
-}
-
-impl Expr {
-    /// Height of the tree under this node (a literal has height 1).
-    pub fn height(&self) -> usize {
-        self.height
-    }
-}
-
-/// The shape of an [`Expr`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum ExprKind {
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-    /// `[a, b, ...]`.
-    Array(Vec<Expr>),
-    /// `{name}`, replaced by a parameter value when compiled.
-    Template(String),
-    /// A schema field, `$meta`, or a dynamic-field name, with an optional JSON path.
-    Field {
-        name: String,
-        path: Vec<PathElem>,
-    },
-    Unary {
-        op: UnaryOp,
-        expr: Box<Expr>,
-    },
-    Arith {
-        op: ArithOp,
-        lhs: Box<Expr>,
-        rhs: Box<Expr>,
-    },
-    Cmp {
-        op: CmpOp,
-        lhs: Box<Expr>,
-        rhs: Box<Expr>,
-    },
-    /// `lower lower_op expr upper_op upper`, e.g. `1 < x <= 5` or `5 > x >= 1`.
-    Range {
-        lower: Box<Expr>,
-        lower_op: CmpOp,
-        expr: Box<Expr>,
-        upper_op: CmpOp,
-        upper: Box<Expr>,
-    },
-    /// A chain `a and b and ...`, flattened.
-    And(Vec<Expr>),
-    /// A chain `a or b or ...`, flattened.
-    Or(Vec<Expr>),
-    In {
-        expr: Box<Expr>,
-        list: Box<Expr>,
-        negated: bool,
-    },
-    Like {
-        expr: Box<Expr>,
-        pattern: Box<Expr>,
-    },
-    IsNull {
-        expr: Box<Expr>,
-        negated: bool,
-    },
-    /// A function call; `name` is in lower case.
-    Call {
-        name: String,
-        args: Vec<Expr>,
-    },
-}
-
-/// One step of a JSON path: `["key"]` or `[0]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathElem {
-    Key(String),
-    Index(i64),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnaryOp {
-    Plus,
-    Neg,
-    Not,
-    BitNot,
-}
-
-impl UnaryOp {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            UnaryOp::Plus => "+",
-            UnaryOp::Neg => "-",
-            UnaryOp::Not => "not",
-            UnaryOp::BitNot => "~",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArithOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Mod,
-    Pow,
-}
-
-impl ArithOp {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            ArithOp::Add => "+",
-            ArithOp::Sub => "-",
-            ArithOp::Mul => "*",
-            ArithOp::Div => "/",
-            ArithOp::Mod => "%",
-            ArithOp::Pow => "**",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CmpOp {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-impl CmpOp {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            CmpOp::Eq => "==",
-            CmpOp::Ne => "!=",
-            CmpOp::Lt => "<",
-            CmpOp::Le => "<=",
-            CmpOp::Gt => ">",
-            CmpOp::Ge => ">=",
-        }
-    }
-
-    /// `< <= > >=`.
-    pub fn is_ordering(self) -> bool {
-        !matches!(self, CmpOp::Eq | CmpOp::Ne)
-    }
-
-    fn is_ascending(self) -> bool {
-        matches!(self, CmpOp::Lt | CmpOp::Le)
-    }
-}
 
 /// Functions Milvus has that Quiver does not implement yet (a clearer error than
 /// "unknown function").
@@ -225,67 +66,6 @@ pub fn parse(src: &str) -> Result<Expr, ExprError> {
         return Err(p.unexpected("an operator or the end of the expression"));
     }
     Ok(e)
-}
-
-fn too_deep(column: usize) -> ExprError {
-    ExprError::new(
-        column,
-        format!("the expression is nested too deeply (the limit is {MAX_DEPTH} levels)"),
-    )
-}
-
-fn child_height(kind: &ExprKind) -> usize {
-    fn h(e: &Expr) -> usize {
-        e.height
-    }
-    match kind {
-        ExprKind::Bool(_)
-        | ExprKind::Int(_)
-        | ExprKind::Float(_)
-        | ExprKind::Str(_)
-        | ExprKind::Template(_)
-        | ExprKind::Field { .. } => 0,
-        ExprKind::Array(v)
-        | ExprKind::And(v)
-        | ExprKind::Or(v)
-        | ExprKind::Call { args: v, .. } => v.iter().map(h).max().unwrap_or(0),
-        ExprKind::Unary { expr, .. } | ExprKind::IsNull { expr, .. } => h(expr),
-        ExprKind::Arith { lhs, rhs, .. } | ExprKind::Cmp { lhs, rhs, .. } => h(lhs).max(h(rhs)),
-        ExprKind::In {
-            expr: lhs,
-            list: rhs,
-            ..
-        }
-        | ExprKind::Like {
-            expr: lhs,
-            pattern: rhs,
-        } => h(lhs).max(h(rhs)),
-        ExprKind::Range {
-            lower, expr, upper, ..
-        } => h(lower).max(h(expr)).max(h(upper)),
-    }
-}
-
-/// Builds a node, refusing trees taller than [`MAX_DEPTH`] (so that compiling,
-/// evaluating and dropping them cannot exhaust the stack).
-fn mk(kind: ExprKind, column: usize) -> Result<Expr, ExprError> {
-    let height = 1 + child_height(&kind);
-    if height > MAX_DEPTH {
-        return Err(too_deep(column));
-    }
-    Ok(Expr {
-        kind,
-        column,
-        height,
-    })
-}
-
-fn leaf(kind: ExprKind, column: usize) -> Expr {
-    Expr {
-        kind,
-        column,
-        height: 1,
-    }
 }
 
 /// A binary operator as seen by the precedence climber.
@@ -403,105 +183,111 @@ impl Parser {
                         format!("operator \"{sym}\" is not supported"),
                     ))
                 }
-                Infix::Or | Infix::And => {
-                    let mut items = vec![lhs];
-                    while self.infix().map(|(_, o)| o) == Some(op) {
-                        self.bump();
-                        items.push(self.binary(prec + 1)?);
-                    }
-                    let kind = if op == Infix::Or {
-                        ExprKind::Or(items)
-                    } else {
-                        ExprKind::And(items)
-                    };
-                    mk(kind, column)?
-                }
+                Infix::Or | Infix::And => self.logical(lhs, op, prec, column)?,
                 Infix::Cmp(first) if first.is_ordering() => {
-                    self.bump();
-                    let mid = self.binary(prec + 1)?;
-                    match self.ordering_op() {
-                        None => mk(
-                            ExprKind::Cmp {
-                                op: first,
-                                lhs: Box::new(lhs),
-                                rhs: Box::new(mid),
-                            },
-                            column,
-                        )?,
-                        Some(second) => {
-                            if first.is_ascending() != second.is_ascending() {
-                                return Err(ExprError::new(
-                                    self.column(),
-                                    format!(
-                                        "invalid range: \"{}\" cannot follow \"{}\"; write lo < x < hi or hi > x > lo",
-                                        second.symbol(),
-                                        first.symbol()
-                                    ),
-                                ));
-                            }
-                            self.bump();
-                            let upper = self.binary(prec + 1)?;
-                            if self.ordering_op().is_some() {
-                                return Err(ExprError::new(
-                                    self.column(),
-                                    "a range chains at most two comparisons (lo < x < hi)",
-                                ));
-                            }
-                            mk(
-                                ExprKind::Range {
-                                    lower: Box::new(lhs),
-                                    lower_op: first,
-                                    expr: Box::new(mid),
-                                    upper_op: second,
-                                    upper: Box::new(upper),
-                                },
-                                column,
-                            )?
-                        }
-                    }
+                    self.ordering(lhs, first, prec, column)?
                 }
-                Infix::Cmp(cmp) => {
-                    self.bump();
-                    let rhs = self.binary(prec + 1)?;
-                    mk(
-                        ExprKind::Cmp {
-                            op: cmp,
-                            lhs: Box::new(lhs),
-                            rhs: Box::new(rhs),
-                        },
-                        column,
-                    )?
+                Infix::Cmp(op) => {
+                    let rhs = self.right_operand(prec)?;
+                    let (lhs, rhs) = (Box::new(lhs), Box::new(rhs));
+                    mk(ExprKind::Cmp { op, lhs, rhs }, column)?
                 }
                 Infix::In { negated } => {
-                    self.bump();
                     if negated {
                         self.bump();
                     }
-                    let list = self.binary(prec + 1)?;
+                    let list = Box::new(self.right_operand(prec)?);
+                    let expr = Box::new(lhs);
                     mk(
                         ExprKind::In {
-                            expr: Box::new(lhs),
-                            list: Box::new(list),
+                            expr,
+                            list,
                             negated,
                         },
                         column,
                     )?
                 }
-                Infix::Arith(arith) => {
-                    self.bump();
-                    let rhs = self.binary(prec + 1)?;
-                    mk(
-                        ExprKind::Arith {
-                            op: arith,
-                            lhs: Box::new(lhs),
-                            rhs: Box::new(rhs),
-                        },
-                        column,
-                    )?
+                Infix::Arith(op) => {
+                    let rhs = self.right_operand(prec)?;
+                    let (lhs, rhs) = (Box::new(lhs), Box::new(rhs));
+                    mk(ExprKind::Arith { op, lhs, rhs }, column)?
                 }
             };
         }
         Ok(lhs)
+    }
+
+    /// Takes the operator and parses its right operand, which binds tighter.
+    fn right_operand(&mut self, prec: u8) -> Result<Expr, ExprError> {
+        self.bump();
+        self.binary(prec + 1)
+    }
+
+    /// A chain of `or` (or of `and`), flattened into one node.
+    fn logical(
+        &mut self,
+        first: Expr,
+        op: Infix,
+        prec: u8,
+        column: usize,
+    ) -> Result<Expr, ExprError> {
+        let mut items = vec![first];
+        while self.infix().map(|(_, o)| o) == Some(op) {
+            items.push(self.right_operand(prec)?);
+        }
+        let kind = if op == Infix::Or {
+            ExprKind::Or(items)
+        } else {
+            ExprKind::And(items)
+        };
+        mk(kind, column)
+    }
+
+    /// `a < b`, or a range `lo < x <= hi` when a second ordering follows.
+    fn ordering(
+        &mut self,
+        lhs: Expr,
+        first: CmpOp,
+        prec: u8,
+        column: usize,
+    ) -> Result<Expr, ExprError> {
+        let mid = self.right_operand(prec)?;
+        let Some(second) = self.ordering_op() else {
+            let (lhs, rhs) = (Box::new(lhs), Box::new(mid));
+            return mk(
+                ExprKind::Cmp {
+                    op: first,
+                    lhs,
+                    rhs,
+                },
+                column,
+            );
+        };
+        if first.is_ascending() != second.is_ascending() {
+            return Err(ExprError::new(
+                self.column(),
+                format!(
+                    "invalid range: \"{}\" cannot follow \"{}\"; write lo < x < hi or hi > x > lo",
+                    second.symbol(),
+                    first.symbol()
+                ),
+            ));
+        }
+        let upper = self.right_operand(prec)?;
+        if self.ordering_op().is_some() {
+            return Err(ExprError::new(
+                self.column(),
+                "a range chains at most two comparisons (lo < x < hi)",
+            ));
+        }
+        let kind = ExprKind::Range {
+            lower: Box::new(lhs),
+            lower_op: first,
+            expr: Box::new(mid),
+            upper_op: second,
+            upper: Box::new(upper),
+        };
+        mk(kind, column)
     }
 
     /// Unary operators; every nesting level passes through here, so this is where
@@ -764,174 +550,4 @@ impl Parser {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn precedence_follows_milvus() {
-        let e = parse("1 + 2 * 3").unwrap();
-        let ExprKind::Arith {
-            op: ArithOp::Add,
-            rhs,
-            ..
-        } = &e.kind
-        else {
-            panic!("{e:?}")
-        };
-        assert!(matches!(
-            rhs.kind,
-            ExprKind::Arith {
-                op: ArithOp::Mul,
-                ..
-            }
-        ));
-
-        // Unary `not` binds tighter than `==`, as in Milvus.
-        let e = parse("not a == 1").unwrap();
-        let ExprKind::Cmp {
-            op: CmpOp::Eq, lhs, ..
-        } = &e.kind
-        else {
-            panic!("{e:?}")
-        };
-        assert!(matches!(
-            lhs.kind,
-            ExprKind::Unary {
-                op: UnaryOp::Not,
-                ..
-            }
-        ));
-
-        let e = parse("a or b and c or d").unwrap();
-        let ExprKind::Or(items) = &e.kind else {
-            panic!("{e:?}")
-        };
-        assert_eq!(items.len(), 3);
-        assert!(matches!(items[1].kind, ExprKind::And(_)));
-
-        let e = parse("-2 ** 2").unwrap();
-        assert!(matches!(
-            e.kind,
-            ExprKind::Unary {
-                op: UnaryOp::Neg,
-                ..
-            }
-        ));
-
-        let e = parse("a in [1] == true").unwrap();
-        assert!(matches!(e.kind, ExprKind::Cmp { op: CmpOp::Eq, .. }));
-
-        let e = parse("a + 1 < 3 AND b || c").unwrap();
-        assert!(matches!(e.kind, ExprKind::Or(_)));
-    }
-
-    #[test]
-    fn paths_ranges_templates() {
-        let e = parse(r#"meta["a"][0]["b"] > 1"#).unwrap();
-        let ExprKind::Cmp { lhs, .. } = &e.kind else {
-            panic!("{e:?}")
-        };
-        assert_eq!(
-            lhs.kind,
-            ExprKind::Field {
-                name: "meta".into(),
-                path: vec![
-                    PathElem::Key("a".into()),
-                    PathElem::Index(0),
-                    PathElem::Key("b".into())
-                ]
-            }
-        );
-        assert!(matches!(
-            parse("1 < x <= 5").unwrap().kind,
-            ExprKind::Range {
-                lower_op: CmpOp::Lt,
-                upper_op: CmpOp::Le,
-                ..
-            }
-        ));
-        assert!(matches!(
-            parse("5 > x >= 1").unwrap().kind,
-            ExprKind::Range { .. }
-        ));
-        assert!(parse("1 < x > 5").is_err());
-        assert!(parse("1 < x < 5 < 7").is_err());
-        assert!(matches!(
-            parse("x in {tags}").unwrap().kind,
-            ExprKind::In { negated: false, .. }
-        ));
-        assert!(matches!(
-            parse("x not in [1, 2,]").unwrap().kind,
-            ExprKind::In { negated: true, .. }
-        ));
-        assert!(matches!(
-            parse("x IS NOT NULL").unwrap().kind,
-            ExprKind::IsNull { negated: true, .. }
-        ));
-        assert!(matches!(
-            parse("x like {p}").unwrap().kind,
-            ExprKind::Like { .. }
-        ));
-        assert_eq!(
-            parse("-9223372036854775808").unwrap().kind,
-            ExprKind::Int(i64::MIN)
-        );
-        assert!(parse("9223372036854775808").is_err());
-        assert!(matches!(
-            parse("JSON_CONTAINS(a, 1)").unwrap().kind,
-            ExprKind::Call { ref name, .. } if name == "json_contains"
-        ));
-        assert_eq!(parse("[]").unwrap().kind, ExprKind::Array(vec![]));
-    }
-
-    #[test]
-    fn errors_point_at_the_problem() {
-        let cases = [
-            ("age > ", 7, "end of input"),
-            ("a == == 1", 6, "\"==\""),
-            ("a == 1 2", 8, "number 2"),
-            ("(a == 1", 8, "\")\""),
-            ("foo(a)", 1, "unknown function"),
-            ("Json_Contains(a, 1)", 1, "unknown function"),
-            ("text_match(a, \"x\")", 1, "not supported"),
-            ("json_contains(a)", 1, "takes 2"),
-            ("a & b", 3, "not supported"),
-            ("[1, 2][0]", 7, "\"[\""),
-            ("1 is null", 3, "is null"),
-            ("a[x]", 3, "string key"),
-            ("a like 3", 8, "pattern"),
-            ("{1}", 2, "template name"),
-            ("exists a", 1, "not supported"),
-            ("", 1, "empty"),
-        ];
-        for (src, column, needle) in cases {
-            let e = parse(src).expect_err(src);
-            assert_eq!(e.column, column, "{src}: {e}");
-            assert!(e.message.contains(needle), "{src}: {e}");
-        }
-    }
-
-    #[test]
-    fn nesting_is_bounded() {
-        let deep = format!(
-            "{}a{}",
-            "(".repeat(MAX_DEPTH + 10),
-            ")".repeat(MAX_DEPTH + 10)
-        );
-        let e = parse(&deep).unwrap_err();
-        assert!(e.message.contains("nested too deeply"), "{e}");
-        let ok = format!("{}a{}", "(".repeat(100), ")".repeat(100));
-        assert!(parse(&ok).is_ok());
-        let nots = format!("{}a", "not ".repeat(MAX_DEPTH + 10));
-        assert!(parse(&nots).is_err());
-        let sum = format!("a{}", " + 1".repeat(MAX_DEPTH + 10));
-        let e = parse(&sum).unwrap_err();
-        assert!(e.message.contains("nested too deeply"), "{e}");
-        let ors = std::iter::repeat_n("a == 1", 5000)
-            .collect::<Vec<_>>()
-            .join(" or ");
-        assert_eq!(parse(&ors).unwrap().height(), 3);
-        let long = "a".repeat(MAX_SOURCE_LEN + 1);
-        assert!(parse(&long).unwrap_err().message.contains("too long"));
-    }
-}
+mod tests;
