@@ -73,6 +73,7 @@ impl ShardDelegator<'_> {
             .await
         {
             Ok(id) => {
+                self.check_no_remote().await;
                 targets.set(vchannel, epoch, id.clone());
                 targets.node(&id)
             }
@@ -81,6 +82,23 @@ impl ShardDelegator<'_> {
                 None
             }
         }
+    }
+
+    /// The query-target rule: a copy's target changes only while none of its segments
+    /// is remote, so every remote segment is always on the one current target.
+    async fn check_no_remote(&self) {
+        if !quiver_core::invariant::CHECKED
+            || quiver_core::mutation::active("qn-switch-while-remote")
+        {
+            return;
+        }
+        let remote = self.shard.remote_files().await;
+        quiver_core::invariant!(
+            remote.is_empty(),
+            "{}: the query target would change while {} segments are remote",
+            self.vchannel(),
+            remote.len()
+        );
     }
 
     /// Has the data node build every index of the collection for the shard's sealed
