@@ -43,6 +43,11 @@ pub fn filter_expr(data: &[u8]) {
     crate::expr::fuzz(data)
 }
 
+/// A compiled filter plan as a read carries it between roles.
+pub fn filter_plan(data: &[u8]) {
+    crate::expr::fuzz_plan(data)
+}
+
 /// Local-WAL recovery over an arbitrary segment file: opens or refuses, never panics.
 pub fn wal_recovery(data: &[u8]) {
     let disk = SimDisk::new(0);
@@ -161,6 +166,7 @@ mod tests {
         let mut stats = PkStats::new(4);
         stats.add(&Pk::Int(9));
         vec![
+            crate::expr::fuzz_plan_seed(r#"age > 3 and name like "a%" or meta["a"] in [1, 2]"#),
             frame,
             two,
             message::encode(&WalMessage::Insert {
@@ -190,6 +196,7 @@ mod tests {
 
     fn all(data: &[u8]) {
         filter_expr(data);
+        filter_plan(data);
         wal_record(data);
         wal_message(data);
         wal_recovery(data);

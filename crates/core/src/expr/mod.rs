@@ -76,7 +76,7 @@ impl ExprError {
 }
 
 /// A literal, or the value of a template parameter.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     Null,
     Bool(bool),
@@ -84,7 +84,22 @@ pub enum Value {
     Float(f64),
     Str(String),
     Array(Vec<Value>),
-    Json(serde_json::Value),
+    /// Carried as JSON text on the wire: postcard cannot describe a free-form value.
+    Json(#[serde(with = "json_text")] serde_json::Value),
+}
+
+/// A JSON value as its text, for binary encodings that need a fixed shape.
+mod json_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &serde_json::Value, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<serde_json::Value, D::Error> {
+        let text = String::deserialize(d)?;
+        serde_json::from_str(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Value {
@@ -158,8 +173,10 @@ impl From<serde_json::Value> for Value {
     }
 }
 
-/// A compiled filter, bound to one schema.
-#[derive(Debug, Clone)]
+/// A compiled filter, bound to one schema. It travels compiled between roles (the
+/// proxy compiles a read's filter once); evaluation never panics whatever the plan
+/// names — a column or document it cannot find reads as null.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Predicate {
     /// `None` for the empty filter.
     root: Option<Node>,
@@ -382,6 +399,41 @@ pub fn fuzz(data: &[u8]) {
         let _ = p.primary_keys();
         let _ = p.matches_all();
     }
+}
+
+/// A compiled plan as it arrives over the wire: decoded (or refused) and evaluated on
+/// every row without panicking; whatever decodes re-encodes to a plan that matches
+/// the same rows.
+pub fn fuzz_plan(data: &[u8]) {
+    // Each level of nesting costs at least a byte; bounding the input bounds the
+    // recursion of decoding and evaluating (plans from the proxy are depth-capped).
+    if data.len() > 4096 {
+        return;
+    }
+    let Ok(p) = postcard::from_bytes::<Predicate>(data) else {
+        return;
+    };
+    let segment = fuzz_segment(&fuzz_schema());
+    let rows: Vec<bool> = (0..=segment.num_rows())
+        .map(|r| p.eval(&segment, r))
+        .collect();
+    let _ = p.primary_keys();
+    let again = postcard::to_allocvec(&p).unwrap_or_default();
+    if let Ok(q) = postcard::from_bytes::<Predicate>(&again) {
+        let rows_again: Vec<bool> = (0..=segment.num_rows())
+            .map(|r| q.eval(&segment, r))
+            .collect();
+        assert_eq!(rows, rows_again, "a re-encoded plan matches other rows");
+    }
+}
+
+/// An encoded plan of `src` compiled against the fuzz schema (a seed for
+/// [`fuzz_plan`]).
+pub fn fuzz_plan_seed(src: &str) -> Vec<u8> {
+    compile(src, &fuzz_schema(), &BTreeMap::new())
+        .ok()
+        .and_then(|p| postcard::to_allocvec(&p).ok())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -95,9 +95,16 @@ fn params() -> BTreeMap<String, Value> {
     p
 }
 
+/// Checks the rows `src` matches, compiled here and after a trip over the wire (the
+/// proxy sends reads their filter compiled).
 fn check(src: &str, expected: &[usize]) {
     let p = compile(src, &schema(true), &params()).unwrap_or_else(|e| panic!("{src}: {e}"));
     assert_eq!(p.matching_rows(&data(true)), expected, "{src}");
+    let bytes = postcard::to_allocvec(&p).expect("a plan serializes");
+    let back: Predicate =
+        postcard::from_bytes(&bytes).unwrap_or_else(|e| panic!("{src}: plan decode: {e}"));
+    assert_eq!(back.matching_rows(&data(true)), expected, "{src} (decoded)");
+    assert_eq!(back.matches_all(), p.matches_all(), "{src} (decoded)");
 }
 
 fn check_err(src: &str, dynamic: bool, column: usize, needle: &str) -> ExprError {

@@ -82,12 +82,12 @@ impl ShardDelegator<'_> {
     /// The rows in scope, sorted by primary key, at most `limit`.
     pub async fn query_rows(&self, scope: WireScope, limit: Option<u64>) -> ApiResult<Vec<RowRef>> {
         let wire = self.snapshot(scope).await?;
-        let pred = wire.compile(&self.info)?;
+        let pred = &wire.filter;
         let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
         let read = QueryRows {
             at: self.at,
             wire: &wire,
-            scope: wire.read_scope(&pred, &f),
+            scope: wire.read_scope(pred, &f),
             limit,
         };
         self.read(&read).await
@@ -96,12 +96,12 @@ impl ShardDelegator<'_> {
     /// How many rows are in scope.
     pub async fn count(&self, scope: WireScope) -> ApiResult<u64> {
         let wire = self.snapshot(scope).await?;
-        let pred = wire.compile(&self.info)?;
+        let pred = &wire.filter;
         let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
         let read = Count {
             at: self.at,
             wire: &wire,
-            scope: wire.read_scope(&pred, &f),
+            scope: wire.read_scope(pred, &f),
         };
         self.read(&read).await
     }

@@ -51,11 +51,11 @@ impl ShardDelegator<'_> {
     /// Top-k per query over the whole shard at the search's guarantee.
     pub async fn search(&self, mut search: VectorSearch) -> ApiResult<Vec<Vec<Hit>>> {
         search.scope = self.snapshot(search.scope).await?;
-        let pred = search.scope.compile(&self.info)?;
+        let pred = &search.scope.filter;
         let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
         let scope = ReadScope {
             range: search.knobs.range,
-            ..search.scope.read_scope(&pred, &f)
+            ..search.scope.read_scope(pred, &f)
         };
         let read = Search {
             at: self.at,

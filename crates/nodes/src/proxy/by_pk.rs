@@ -35,7 +35,9 @@ pub(super) async fn rows_by_pk(
         .collect();
     let templates = BTreeMap::from([("quiver_pks".to_string(), Value::Array(values))]);
     let filter = format!("{} in {{quiver_pks}}", pk_field.name);
-    let scope = Proxy::scope(now, parts.to_vec(), &filter, &templates);
+    let pred = quiver_core::expr::compile(&filter, schema, &templates)
+        .map_err(|e| ApiError::internal(format!("primary-key filter: {e}")))?;
+    let scope = Proxy::scope(now, parts.to_vec(), pred);
     let (found, refs): (Vec<Pk>, Vec<fanout::RowRef>) = fanout::query_rows(shards, &scope, None)
         .await?
         .into_iter()

@@ -47,7 +47,6 @@ use crate::rpc::StreamingApi;
 pub use convert::{schema_from_proto, schema_to_proto};
 pub use group_by::GroupBy;
 pub use hybrid::Ranker;
-pub use params::params_from_json;
 
 /// How stale a Bounded read may be (Milvus's `gracefulTime` default).
 pub const BOUNDED_STALENESS_MS: u64 = 5_000;

@@ -54,14 +54,14 @@ async fn query(shards: &Shards<'_>, r: QueryRequest, now: Timestamp) -> ApiResul
         r.output_fields.clone()
     };
     let out = resolve_output(schema, &requested, true)?;
-    let (pred, templates) = Proxy::compile(schema, &r.expr, r.expr_template_values)?;
+    let (pred, _) = Proxy::compile(schema, &r.expr, r.expr_template_values)?;
     if pred.matches_all() && limit.is_none() && !out.count {
         return Err(ApiError::invalid(
             "empty expression should be used with limit",
         ));
     }
     let parts = Proxy::read_partitions(info, &r.partition_names)?;
-    let scope = Proxy::scope(now, parts, &r.expr, &templates);
+    let scope = Proxy::scope(now, parts, pred);
     let base = QueryResults {
         collection_name: info.name().to_string(),
         primary_field_name: schema.primary_field().name.clone(),

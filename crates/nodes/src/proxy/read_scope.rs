@@ -78,15 +78,13 @@ impl Proxy {
     pub(super) fn scope(
         guarantee_ts: Timestamp,
         partitions: Vec<PartitionId>,
-        filter: &str,
-        templates: &BTreeMap<String, Value>,
+        filter: Predicate,
     ) -> WireScope {
         WireScope {
             guarantee_ts,
             read_ts: Timestamp::ZERO,
             partitions,
-            filter: filter.to_string(),
-            params_json: params::params_to_json(templates),
+            filter,
         }
     }
 
@@ -152,12 +150,8 @@ impl Proxy {
         info: &CollectionInfo,
         partitions: &[PartitionId],
     ) -> ApiResult<usize> {
-        let scope = Self::scope(
-            self.coord.now().await?,
-            partitions.to_vec(),
-            "",
-            &BTreeMap::new(),
-        );
+        let everything = Self::compile(&info.schema, "", Default::default())?.0;
+        let scope = Self::scope(self.coord.now().await?, partitions.to_vec(), everything);
         super::fanout::count(&self.shards(info), &scope).await
     }
 }

@@ -42,13 +42,13 @@ pub(super) async fn search(
     let schema = &info.schema;
     let spec = SearchSpec::parse(info, &r)?;
     let out = resolve_search_output(schema, &r.output_fields)?;
-    let (_, templates) = Proxy::compile(schema, &r.dsl, r.expr_template_values.clone())?;
+    let (pred, _) = Proxy::compile(schema, &r.dsl, r.expr_template_values.clone())?;
     let parts = Proxy::read_partitions(info, &r.partition_names)?;
     let queries = match &r.search_input {
         Some(SearchInput::Ids(ids)) => vectors_of(shards, spec.field, ids, now, &parts).await?,
         _ => decode_queries(&r, spec.dim)?,
     };
-    let scope = Proxy::scope(now, parts, &r.dsl, &templates);
+    let scope = Proxy::scope(now, parts, pred);
     let k = spec.k();
     let groups = GroupBy::parse(schema, &spec.kvs, &spec.inner, k)?;
     let mut vq = VectorQuery {

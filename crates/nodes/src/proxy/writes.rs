@@ -113,7 +113,7 @@ impl Proxy {
                 "delete needs a filter expression",
             ));
         }
-        let (pred, templates) = Self::compile(&info.schema, &r.expr, r.expr_template_values)?;
+        let (pred, _) = Self::compile(&info.schema, &r.expr, r.expr_template_values)?;
         let shards = self.shards(&info);
         let pks: Vec<Pk> = match pred.primary_keys() {
             Some(pks) => pks,
@@ -124,7 +124,7 @@ impl Proxy {
                     vec![r.partition_name.clone()]
                 };
                 let parts = Self::partitions_named(&info, &names)?;
-                let scope = Self::scope(self.coord.now().await?, parts, &r.expr, &templates);
+                let scope = Self::scope(self.coord.now().await?, parts, pred.clone());
                 matching_pks(&shards, &scope).await?
             }
         };

@@ -36,7 +36,7 @@ impl QueryNode {
         segments: &[SegmentId],
         search: VectorSearch,
     ) -> ApiResult<Vec<Vec<Hit>>> {
-        let (units, info) = {
+        let units = {
             let all = self.served.read().await;
             let s = served(&all, at)?;
             let mut units: Vec<SearchUnit> = Vec::new();
@@ -51,10 +51,9 @@ impl QueryNode {
                     .cloned();
                 units.push((seg.clone(), index));
             }
-            (units, s.info.clone())
+            units
         };
-        let pred = search.scope.compile(&info)?;
-        Ok(rt::compute(move || search_units(&units, &search, &pred)).await)
+        Ok(rt::compute(move || search_units(&units, &search)).await)
     }
 
     /// The rows in scope in the named segments, sorted, at most `limit`.
@@ -67,7 +66,7 @@ impl QueryNode {
     ) -> ApiResult<Vec<(Pk, SegmentId, u32)>> {
         let all = self.served.read().await;
         let s = served(&all, at)?;
-        let pred = scope.compile(&s.info)?;
+        let pred = &scope.filter;
         let mut rows = Vec::new();
         for id in segments {
             let Some(seg) = segment_of(s, *id)? else {
@@ -95,7 +94,7 @@ impl QueryNode {
     ) -> ApiResult<u64> {
         let all = self.served.read().await;
         let s = served(&all, at)?;
-        let pred = scope.compile(&s.info)?;
+        let pred = &scope.filter;
         let mut n = 0u64;
         for id in segments {
             let Some(seg) = segment_of(s, *id)? else {
@@ -129,11 +128,8 @@ impl QueryNode {
 }
 
 /// Searches every unit and reduces per query (CPU-bound: runs on the compute seam).
-fn search_units(
-    units: &[SearchUnit],
-    search: &VectorSearch,
-    pred: &quiver_core::expr::Predicate,
-) -> Vec<Vec<Hit>> {
+fn search_units(units: &[SearchUnit], search: &VectorSearch) -> Vec<Vec<Hit>> {
+    let pred = &search.scope.filter;
     let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
     let prepared: Vec<Vec<f32>> = search
         .queries

@@ -6,11 +6,11 @@ use quiver_core::search::{Metric, ScoreRange};
 use quiver_core::tso::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::coordinator::CollectionInfo;
 use crate::error::{ApiError, ApiResult};
 
-/// A read's scope on the wire: the filter travels as source text and is compiled
-/// against the schema where the data is.
+/// A read's scope on the wire. The filter travels compiled: the proxy compiles it once
+/// (checking it against the schema), and the delegator and the query node evaluate
+/// that plan as it is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WireScope {
     /// The read must see every write at or below this timestamp (the consistency
@@ -20,9 +20,7 @@ pub struct WireScope {
     /// once that has reached `guarantee_ts`) and passed on to query nodes.
     pub read_ts: Timestamp,
     pub partitions: Vec<PartitionId>,
-    pub filter: String,
-    /// Template values as JSON text (`{name: value}`).
-    pub params_json: String,
+    pub filter: quiver_core::expr::Predicate,
 }
 
 /// Range-search bounds from search parameters (`radius`, `range_filter`).
@@ -43,13 +41,6 @@ fn score_range(params: &[(String, String)]) -> ApiResult<quiver_core::search::Sc
 }
 
 impl WireScope {
-    /// Compiles the filter against the collection's schema (where the data is).
-    pub fn compile(&self, info: &CollectionInfo) -> ApiResult<quiver_core::expr::Predicate> {
-        let params = crate::proxy::params_from_json(&self.params_json)?;
-        quiver_core::expr::compile(&self.filter, &info.schema, &params)
-            .map_err(|e| ApiError::invalid(format!("failed to create query plan: {e}")))
-    }
-
     /// The read scope for a shard or segment search, with the compiled filter `f`.
     pub fn read_scope<'a>(
         &'a self,

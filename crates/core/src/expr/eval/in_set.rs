@@ -15,7 +15,9 @@ const CLASS_NULL: u8 = 16;
 
 /// The right side of `in`: the list as written (for [`super::Predicate::primary_keys`])
 /// and hashed lookups.
-#[derive(Debug, Clone, Default)]
+/// On the wire only the list travels; the lookups are rebuilt from it.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(from = "Vec<Value>", into = "Vec<Value>")]
 pub(in crate::expr) struct InSet {
     pub(in crate::expr) items: Vec<Value>,
     ints: HashSet<i64>,
@@ -26,6 +28,18 @@ pub(in crate::expr) struct InSet {
     composite: Vec<Value>,
     /// Which kinds of value the list holds (`CLASS_*` bits).
     classes: u8,
+}
+
+impl From<Vec<Value>> for InSet {
+    fn from(items: Vec<Value>) -> Self {
+        InSet::new(items)
+    }
+}
+
+impl From<InSet> for Vec<Value> {
+    fn from(set: InSet) -> Self {
+        set.items
+    }
 }
 
 impl InSet {

@@ -3,7 +3,7 @@
 
 /// A compiled `like` pattern: `%` matches any run of characters, `_` exactly one,
 /// and a backslash makes the next character literal. The whole string must match.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(in crate::expr) enum LikePattern {
     Exact(String),
     Prefix(String),
@@ -12,7 +12,7 @@ pub(in crate::expr) enum LikePattern {
     General(Vec<LikeTok>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(in crate::expr) enum LikeTok {
     Lit(char),
     One,

@@ -23,7 +23,7 @@ pub(super) use like::LikePattern;
 const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
 
 /// A type-checked filter, ready to evaluate.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) enum Node {
     Const(Value),
     /// A scalar column; `pos` is its expected index in `SegmentData::columns`.
@@ -81,7 +81,7 @@ pub(super) enum Node {
     ArrayLength(Box<Node>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(super) enum ContainsMode {
     Any,
     All,
