@@ -1,4 +1,6 @@
-//! The write-ahead log: one log per pchannel. A streaming node appends every mutation
+//! The write-ahead log: today one log per vchannel (a shard); the brief's pchannels,
+//! which multiplex many vchannels on one log, come with the object-storage WAL. A
+//! streaming node appends every mutation
 //! here before acknowledging it; recovery replays the tail after the last flush
 //! checkpoint. Appends carry the owner's fencing epoch: once a newer owner has claimed
 //! the log, an append under an older epoch is refused, so at most one writer appends
@@ -65,7 +67,7 @@ impl WalError {
     }
 }
 
-/// A per-pchannel log.
+/// One log (today: a vchannel's).
 #[async_trait]
 pub trait Wal: Send + Sync + std::fmt::Debug {
     /// Claims the log for `epoch`. Fails with [`WalError::Fenced`] if a newer epoch
