@@ -44,6 +44,7 @@ async fn roles_smoke() {
             query_nodes: 1,
             seal_rows: 200,
             idle_flush: Duration::from_secs(2),
+            ..ClusterConfig::default()
         },
     )
     .await;

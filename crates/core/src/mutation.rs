@@ -15,19 +15,40 @@ pub const ALL: &[&str] = &[
     "qn-switch-while-remote",
 ];
 
+#[cfg(feature = "sim-mutations")]
+fn selected() -> Option<&'static str> {
+    static SELECTED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    SELECTED
+        .get_or_init(|| {
+            let v = std::env::var("QUIVER_SIM_MUTATION").ok()?;
+            assert!(
+                ALL.contains(&v.as_str()),
+                "unknown QUIVER_SIM_MUTATION {v:?}; known: {ALL:?}"
+            );
+            Some(v)
+        })
+        .as_deref()
+}
+
 /// Whether the named bug is switched on.
 #[cfg(feature = "sim-mutations")]
 pub fn active(name: &str) -> bool {
-    static SELECTED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let selected = SELECTED.get_or_init(|| {
-        let v = std::env::var("QUIVER_SIM_MUTATION").ok()?;
-        assert!(
-            ALL.contains(&v.as_str()),
-            "unknown QUIVER_SIM_MUTATION {v:?}; known: {ALL:?}"
-        );
-        Some(v)
-    });
-    selected.as_deref() == Some(name)
+    selected() == Some(name)
+}
+
+/// Whether any planted bug is switched on. The asserted invariants stand aside then:
+/// a mutation run measures whether the history checker catches the bug, and an
+/// invariant would often stop the run first.
+#[cfg(feature = "sim-mutations")]
+pub fn any_active() -> bool {
+    selected().is_some()
+}
+
+/// Whether any planted bug is switched on: never, in this build.
+#[cfg(not(feature = "sim-mutations"))]
+#[inline(always)]
+pub const fn any_active() -> bool {
+    false
 }
 
 /// Whether the named bug is switched on: never, in this build.

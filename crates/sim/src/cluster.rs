@@ -67,6 +67,9 @@ pub struct ClusterConfig {
     /// frequent).
     pub seal_rows: usize,
     pub idle_flush: Duration,
+    /// How often each streaming node sweeps dropped collections (besides at start and
+    /// after a drop); `None` runs no garbage collection.
+    pub gc_every: Option<Duration>,
 }
 
 impl Default for ClusterConfig {
@@ -78,6 +81,8 @@ impl Default for ClusterConfig {
             query_nodes: 2,
             seal_rows: 120,
             idle_flush: Duration::from_secs(2),
+            // Short, so sweeps run (under faults) within a scenario.
+            gc_every: Some(Duration::from_secs(20)),
         }
     }
 }
@@ -205,10 +210,6 @@ macro_rules! serve {
     };
 }
 
-/// How often each streaming node sweeps dropped collections when no drop wakes it:
-/// short, so sweeps run (under faults) within a scenario.
-const GC_EVERY: Duration = Duration::from_secs(20);
-
 fn coordinator_node(handle: &Handle, meta: &FaultyMeta, i: usize) -> NodeHandle {
     let m = meta.clone();
     let addr = SocketAddr::new(IpAddr::V4(ip(1, i)), COORDINATOR_PORT);
@@ -335,7 +336,7 @@ fn streaming_node(
                     node_id: streaming_url(i),
                     seal_rows: cfg.seal_rows,
                     idle_flush: cfg.idle_flush,
-                    gc_every: Some(GC_EVERY),
+                    gc_every: cfg.gc_every,
                     recovery: Recovery::Retry,
                 };
                 let deps = streaming_deps(meta, store, &cfg);

@@ -96,12 +96,23 @@ pub fn streaming_handoff() -> Scenario {
 }
 
 /// Object storage and the meta store fail a share of requests and slow down.
+///
+/// No garbage collection here (the other five scenarios sweep every 20 s): sweeps draw
+/// on the faulty stores' random streams, and with them the planted
+/// `qn-switch-while-remote` bug — caught only in this scenario, and rarely — was not
+/// caught in 384 runs. Its weak detection is a known gap (see the mutation check).
 pub fn object_store_brownout() -> Scenario {
-    base(
-        "object-store-brownout",
-        vec![Fault::ObjectStoreBrownout, Fault::MetaBrownout],
-        vec![],
-    )
+    Scenario {
+        cluster: ClusterConfig {
+            gc_every: None,
+            ..ClusterConfig::default()
+        },
+        ..base(
+            "object-store-brownout",
+            vec![Fault::ObjectStoreBrownout, Fault::MetaBrownout],
+            vec![],
+        )
+    }
 }
 
 /// Every fault, buggify points on.

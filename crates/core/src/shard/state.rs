@@ -147,14 +147,7 @@ impl State {
     /// Moves the safe timestamp to `ts`. Reads at tsafe are repeatable only if it
     /// never goes back: a read at an earlier tsafe must not see a later mutation.
     pub(super) fn advance_tsafe(&mut self, ts: Timestamp) {
-        // The planted `tso-reset` bug makes time go back on purpose: the mutation check
-        // measures whether the simulator's history checker notices, so this check
-        // steps aside for it.
-        crate::invariant_cheap!(
-            ts >= self.tsafe || crate::mutation::active("tso-reset"),
-            "tsafe went back: {} -> {ts}",
-            self.tsafe
-        );
+        crate::invariant_cheap!(ts >= self.tsafe, "tsafe went back: {} -> {ts}", self.tsafe);
         self.tsafe = ts;
     }
 

@@ -87,9 +87,7 @@ impl ShardDelegator<'_> {
     /// The query-target rule: a copy's target changes only while none of its segments
     /// is remote, so every remote segment is always on the one current target.
     async fn check_no_remote(&self) {
-        if !quiver_core::invariant::CHECKED
-            || quiver_core::mutation::active("qn-switch-while-remote")
-        {
+        if !quiver_core::invariant::CHECKED || quiver_core::mutation::any_active() {
             return;
         }
         let remote = self.shard.remote_files().await;

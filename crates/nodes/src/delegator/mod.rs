@@ -150,10 +150,8 @@ impl ShardDelegator<'_> {
         } else {
             self.shard.tick().await?
         };
-        // (The planted `tso-reset` bug breaks this on purpose; the history checker is
-        // what must notice it.)
         quiver_core::invariant!(
-            scope.read_ts >= scope.guarantee_ts || quiver_core::mutation::active("tso-reset"),
+            scope.read_ts >= scope.guarantee_ts,
             "a read would run at {:?}, below its guarantee {:?}",
             scope.read_ts,
             scope.guarantee_ts
