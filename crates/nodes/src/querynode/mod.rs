@@ -24,7 +24,9 @@ use crate::rpc::{Handoff, QueryNodeApi, ShardRef, VectorSearch, WireScope};
 
 struct Served {
     info: CollectionInfo,
-    segments: BTreeMap<SegmentId, SealedSegment>,
+    /// Shared with searches in flight (which snapshot them under the lock); a delete
+    /// copies a segment only while a search still holds it.
+    segments: BTreeMap<SegmentId, Arc<SealedSegment>>,
     /// Built vector indexes, by segment and field.
     indexes: BTreeMap<(SegmentId, FieldId), Arc<AnnIndex>>,
 }
@@ -39,7 +41,7 @@ pub struct QueryNode {
 /// The segment a read names. A segment this node does not serve is an error, so the
 /// delegator takes it back — except under the planted bug `early-release`, where a
 /// segment still loading reads as empty.
-fn segment_of(s: &Served, id: SegmentId) -> ApiResult<Option<&SealedSegment>> {
+fn segment_of(s: &Served, id: SegmentId) -> ApiResult<Option<&Arc<SealedSegment>>> {
     match s.segments.get(&id) {
         Some(seg) => Ok(Some(seg)),
         None if quiver_core::mutation::active("early-release") => Ok(None),
@@ -138,7 +140,7 @@ impl QueryNode {
         entry.info = info.clone();
         for seg in loaded {
             entry.indexes.retain(|(id, _), _| *id != seg.id);
-            entry.segments.insert(seg.id, seg);
+            entry.segments.insert(seg.id, Arc::new(seg));
         }
         entry.indexes.extend(indexes);
         Ok(())
@@ -298,7 +300,7 @@ impl QueryNodeApi for QueryNode {
             .get_mut(&(at.collection, at.shard))
             .ok_or_else(|| not_served(at))?;
         for (id, d) in deletes {
-            let seg = s.segments.get_mut(&id).ok_or_else(|| missing(id))?;
+            let seg = Arc::make_mut(s.segments.get_mut(&id).ok_or_else(|| missing(id))?);
             seg.delete(&d.pk, d.ts);
         }
         Ok(())

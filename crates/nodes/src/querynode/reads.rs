@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::rpc::{ShardRef, VectorSearch, WireScope};
 
 /// A segment to search and the index to search it through, if one serves the search.
-type SearchUnit = (SealedSegment, Option<Arc<AnnIndex>>);
+type SearchUnit = (Arc<SealedSegment>, Option<Arc<AnnIndex>>);
 
 fn served(all: &BTreeMap<(CollectionId, u32), Served>, at: ShardRef) -> ApiResult<&Served> {
     all.get(&(at.collection, at.shard))
@@ -49,7 +49,7 @@ impl QueryNode {
                     .get(&(*id, search.field))
                     .filter(|i| i.metric() == search.metric && search.knobs.range.is_unbounded())
                     .cloned();
-                units.push((seg.clone(), index));
+                units.push((Arc::clone(seg), index));
             }
             units
         };
@@ -149,7 +149,7 @@ fn search_units(units: &[SearchUnit], search: &VectorSearch) -> Vec<Vec<Hit>> {
         .iter()
         .map(|(seg, index)| match index {
             Some(index) => search_indexed(seg, index, &req, &search.knobs.ann),
-            None => search_segment(seg, &req),
+            None => search_segment(seg.as_ref(), &req),
         })
         .collect();
     (0..prepared.len())

@@ -36,7 +36,7 @@ use quiver_core::tso::TimestampOracle;
 
 use crate::coordinator::CollectionInfo;
 use crate::delegator::{Delegation, QueryNodeLink};
-use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::error::{ApiError, ApiResult};
 use crate::rpc::{CoordinatorApi, DataNodeApi};
 pub use wals::{LocalWals, RemoteWals, WalOpener};
 
@@ -226,9 +226,8 @@ fn not_open(collection: CollectionId, why: &str) -> ApiError {
 }
 
 fn not_owner(vchannel: &str, why: impl std::fmt::Display) -> ApiError {
-    ApiError::with_kind(
+    ApiError::new(
         crate::error::code::NOT_OWNER,
-        ErrorKind::NotOwner,
         format!("vchannel {vchannel} is not served here: {why}"),
     )
 }
