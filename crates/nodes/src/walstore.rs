@@ -181,16 +181,11 @@ impl WalStoreApi for WalStore {
 
     async fn remove(&self, log: String) -> ApiResult<()> {
         valid_log_name(&log)?;
-        self.logs.lock().await.remove(&log);
-        let dir = self.dir.join(&log);
-        if let Ok(files) = self.disk.list(&dir) {
-            for f in files {
-                self.disk
-                    .remove(&dir.join(f))
-                    .map_err(|e| ApiError::internal(format!("removing log {log}: {e}")))?;
-            }
-        }
-        Ok(())
+        // Held throughout, so concurrent removals take turns (see `remove_log_dir`).
+        let mut logs = self.logs.lock().await;
+        logs.remove(&log);
+        crate::streaming::wals::remove_log_dir(self.disk.as_ref(), &self.dir.join(&log))
+            .map_err(|e| ApiError::internal(format!("removing log {log}: {e}")))
     }
 }
 

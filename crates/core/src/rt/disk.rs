@@ -43,6 +43,8 @@ pub trait Disk: Send + Sync + fmt::Debug {
     /// Opens for reading and appending, creating the file when `create` is set.
     fn open(&self, path: &Path, create: bool) -> io::Result<Box<dyn DiskFile>>;
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Removes the empty directory `dir` (an error if it still holds files).
+    fn remove_dir(&self, dir: &Path) -> io::Result<()>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes creations in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
@@ -130,6 +132,9 @@ impl Disk for StdDisk {
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
+    }
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::remove_dir(dir)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         std::fs::rename(from, to)
@@ -422,6 +427,21 @@ impl Disk for SimDisk {
             .remove(path)
             .map(|_| ())
             .ok_or_else(|| not_found(path))
+    }
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        // Directories are implicit: one exists while it holds files, so removing an
+        // empty one only has to check that it is empty.
+        let s = self.lock();
+        if s.powered_off {
+            return Err(powered_off());
+        }
+        if s.files.keys().any(|p| p.starts_with(dir)) {
+            return Err(io::Error::new(
+                io::ErrorKind::DirectoryNotEmpty,
+                format!("{} is not empty", dir.display()),
+            ));
+        }
+        Ok(())
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.lock();

@@ -86,12 +86,14 @@ impl StreamingNode {
     }
 
     async fn collect_garbage(&self) -> ApiResult<()> {
+        let owner = self.removing.lock().await;
         crate::gc::sweep_dropped_shards(
             self.meta.as_ref(),
             self.wals.as_ref(),
             self.coord.as_ref(),
         )
         .await?;
+        drop(owner);
         crate::gc::sweep_dropped(self.store.as_ref(), self.coord.as_ref()).await?;
         Ok(())
     }

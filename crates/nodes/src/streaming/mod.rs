@@ -102,6 +102,9 @@ pub struct StreamingNode {
     shards: tokio::sync::RwLock<BTreeMap<CollectionId, Opened>>,
     /// Wakes the garbage-collection loop (after a collection is dropped).
     gc_wake: Arc<tokio::sync::Notify>,
+    /// One owner of dropped collections' WALs and manifests at a time: a drop and a
+    /// garbage-collection sweep both delete them, and take turns here.
+    removing: tokio::sync::Mutex<()>,
     /// Set when a start failed: this incarnation opens nothing more and its loops end,
     /// so it cannot race the next attempt for the same vchannels.
     stopped: AtomicBool,
@@ -167,6 +170,7 @@ impl StreamingNode {
                 deps.data_node.clone(),
             ),
             gc_wake: Arc::new(tokio::sync::Notify::new()),
+            removing: tokio::sync::Mutex::new(()),
             lease_until: Mutex::new(Some(sent + lease::LEASE_MARGIN)),
             incarnations: Default::default(),
             opening: Default::default(),

@@ -203,6 +203,7 @@ impl StreamingNode {
     /// Closes a dropped collection's shards and deletes their WALs and manifests.
     /// (Its segment objects are removed by the next garbage-collection sweep.)
     pub async fn drop_collection(&self, info: &CollectionInfo) -> ApiResult<()> {
+        let _owner = self.removing.lock().await;
         self.shards.write().await.remove(&info.id);
         for vchannel in info.vchannels().iter() {
             self.wals.remove(&vchannel.0).await?;

@@ -58,17 +58,31 @@ impl WalOpener for LocalWals {
     }
 
     async fn remove(&self, vchannel: &str) -> ApiResult<()> {
-        self.open.lock().await.remove(vchannel);
-        let dir = self.dir.join(vchannel);
-        if let Ok(files) = self.disk.list(&dir) {
-            for f in files {
-                self.disk
-                    .remove(&dir.join(f))
-                    .map_err(|e| ApiError::internal(format!("removing WAL of {vchannel}: {e}")))?;
-            }
-        }
-        Ok(())
+        // Held throughout, so two removals (a drop and a garbage-collection sweep) take
+        // turns and no open recreates the log half way through.
+        let mut open = self.open.lock().await;
+        open.remove(vchannel);
+        remove_log_dir(self.disk.as_ref(), &self.dir.join(vchannel))
+            .map_err(|e| ApiError::internal(format!("removing WAL of {vchannel}: {e}")))
     }
+}
+
+/// Deletes a log's directory and every file in it. Idempotent: what is already gone
+/// (removed by an earlier, interrupted or concurrent removal) counts as removed.
+pub(crate) fn remove_log_dir(disk: &dyn Disk, dir: &std::path::Path) -> std::io::Result<()> {
+    let gone = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    };
+    let files = match disk.list(dir) {
+        Ok(files) => files,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for f in files {
+        gone(disk.remove(&dir.join(f)))?;
+    }
+    gone(disk.remove_dir(dir))
 }
 
 /// WALs in a [`WalStore`](crate::walstore::WalStore), reachable from every streaming
@@ -83,5 +97,90 @@ impl WalOpener for RemoteWals {
 
     async fn remove(&self, vchannel: &str) -> ApiResult<()> {
         self.0.remove(vchannel.to_string()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use quiver_core::rt::disk::StdDisk;
+    use quiver_core::wal::Epoch;
+
+    use super::*;
+
+    fn wals(dir: &Path) -> LocalWals {
+        LocalWals::new(Arc::new(StdDisk), dir, LocalWalOptions::default())
+    }
+
+    /// A removal leaves no directory behind, and a second removal (a garbage-collection
+    /// sweep after the drop, or one racing it) finds nothing to do and succeeds.
+    #[test]
+    fn removing_a_log_is_complete_and_idempotent() {
+        quiver_core::rt::block_on(async {
+            let tmp = tempfile::tempdir().unwrap();
+            let w = wals(tmp.path());
+            let log = w.open("v1", "a").await.unwrap();
+            log.append(Epoch(1), bytes::Bytes::from_static(b"x"))
+                .await
+                .unwrap();
+            drop(log);
+            assert!(tmp.path().join("wal/v1").exists());
+            w.remove("v1").await.unwrap();
+            assert!(!tmp.path().join("wal/v1").exists());
+            w.remove("v1").await.unwrap();
+            // A log never opened here is removed just as well.
+            wals(tmp.path()).remove("never").await.unwrap();
+        });
+    }
+
+    /// A disk whose listing still names a file another removal already deleted: what
+    /// a drop sees when the garbage collector removes the same log under it.
+    #[derive(Debug)]
+    struct Stale(StdDisk);
+
+    impl Disk for Stale {
+        fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+            self.0.create_dir_all(dir)
+        }
+        fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+            let mut names = self.0.list(dir)?;
+            names.push("removed-meanwhile".into());
+            Ok(names)
+        }
+        fn exists(&self, path: &Path) -> std::io::Result<bool> {
+            self.0.exists(path)
+        }
+        fn open(
+            &self,
+            path: &Path,
+            create: bool,
+        ) -> std::io::Result<Box<dyn quiver_core::rt::disk::DiskFile>> {
+            self.0.open(path, create)
+        }
+        fn remove(&self, path: &Path) -> std::io::Result<()> {
+            self.0.remove(path)
+        }
+        fn remove_dir(&self, dir: &Path) -> std::io::Result<()> {
+            self.0.remove_dir(dir)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+            self.0.rename(from, to)
+        }
+        fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+            self.0.sync_dir(dir)
+        }
+    }
+
+    #[test]
+    fn a_file_removed_under_the_removal_is_not_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("wal/v1");
+        StdDisk.create_dir_all(&dir).unwrap();
+        let mut f = StdDisk.open(&dir.join("00000000.log"), true).unwrap();
+        f.append(b"x").unwrap();
+        drop(f);
+        remove_log_dir(&Stale(StdDisk), &dir).unwrap();
+        assert!(!dir.exists());
     }
 }
