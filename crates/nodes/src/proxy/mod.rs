@@ -44,9 +44,10 @@ use quiver_core::batch::Pk;
 use crate::coordinator::CoordinatorApi;
 use crate::rpc::StreamingApi;
 
-pub use convert::{schema_from_proto, schema_to_proto};
+pub use convert::{batch_from_fields, schema_from_proto, schema_to_proto};
 pub use group_by::GroupBy;
 pub use hybrid::Ranker;
+pub(crate) use search::decode_queries;
 
 /// How stale a Bounded read may be (Milvus's `gracefulTime` default).
 pub const BOUNDED_STALENESS_MS: u64 = 5_000;

@@ -162,7 +162,7 @@ impl Found {
 }
 
 /// The query vectors of a search's placeholder group, each of dimension `dim`.
-fn decode_queries(r: &SearchRequest, dim: usize) -> ApiResult<Vec<Vec<f32>>> {
+pub(crate) fn decode_queries(r: &SearchRequest, dim: usize) -> ApiResult<Vec<Vec<f32>>> {
     let bytes = match &r.search_input {
         Some(SearchInput::PlaceholderGroup(b)) => b,
         Some(SearchInput::Ids(_)) => {

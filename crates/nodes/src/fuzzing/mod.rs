@@ -1,6 +1,7 @@
 //! Fuzz entry points for what the roles decode and parse themselves: catalog entries
-//! from the meta store, and the search parameters clients send (index search
-//! parameters, grouping, hybrid rankers). `fuzz/` drives them with cargo-fuzz; the
+//! from the meta store, the search parameters clients send (index search
+//! parameters, grouping, hybrid rankers), and the Milvus requests the proxy decodes
+//! itself ([`requests`]). `fuzz/` drives them with cargo-fuzz; the
 //! tests below drive them on stable with random and mutated inputs so CI covers them.
 //! Each must return (not panic, not hang) on any input, and whatever decodes must
 //! re-encode to the same value.
@@ -12,6 +13,9 @@ use quiver_core::segment::format::{self, ObjectKind};
 
 use crate::coordinator::{AliasEntry, CollectionInfo, DatabaseInfo};
 use crate::proxy::{GroupBy, Ranker};
+
+mod requests;
+pub use requests::milvus_request;
 
 fn roundtrip<T>(data: &[u8])
 where
@@ -41,7 +45,7 @@ pub fn catalog_entry(data: &[u8]) {
     }
 }
 
-fn fuzz_schema() -> CollectionSchema {
+pub(crate) fn fuzz_schema() -> CollectionSchema {
     CollectionSchema::new(
         "fuzz",
         vec![
@@ -123,11 +127,15 @@ mod tests {
             b"strategy=weighted\nparams={\"weights\":[0.5,1,0.2],\"norm_score\":false}".to_vec(),
             b"strategy=rrf\nparams={\"k\":60}\nrefine_k=2.5\nnprobe=8".to_vec(),
         ]
+        .into_iter()
+        .chain(requests::seeds())
+        .collect()
     }
 
     fn all(data: &[u8]) {
         catalog_entry(data);
         search_params(data);
+        milvus_request(data);
     }
 
     #[test]
@@ -146,7 +154,7 @@ mod tests {
 
         #[test]
         fn mutated_valid_inputs_never_panic(
-            which in 0usize..5,
+            which in 0usize..8,
             edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6),
         ) {
             all(&quiver_core::fuzzing::mutate(seeds().swap_remove(which), &edits));
