@@ -35,7 +35,7 @@ impl Proxy {
         let field = indexable_field(info.schema.field(&r.field_name), &r.field_name)?;
         let index_type = index_type(&params)?;
         let metric = metric(&params)?;
-        check_int_params(&params)?;
+        check_build_params(&index_type, &params)?;
         let index_name = if r.index_name.is_empty() {
             r.field_name.clone()
         } else {
@@ -172,24 +172,17 @@ fn metric(params: &BTreeMap<String, String>) -> ApiResult<Metric> {
     })
 }
 
-/// Checks the integer build parameters that are given against their ranges.
-fn check_int_params(params: &BTreeMap<String, String>) -> ApiResult<()> {
-    let int_param = |k: &str, lo: i64, hi: i64| -> ApiResult<()> {
-        if let Some(v) = params.get(k) {
-            let n: i64 = v
-                .parse()
-                .map_err(|_| ApiError::invalid(format!("param {k}={v:?} is not an integer")))?;
-            if n < lo || n > hi {
-                return Err(ApiError::invalid(format!(
-                    "param {k} out of range: {n} not in [{lo}, {hi}]"
-                )));
-            }
-        }
-        Ok(())
-    };
-    int_param("M", 2, 2048)?;
-    int_param("efConstruction", 1, i32::MAX as i64)?;
-    int_param("nlist", 1, 65536)
+/// Checks the build parameters with the builder's own parser
+/// ([`quiver_ann::IndexParams::from_milvus`], the one place their ranges live), so
+/// an index the data node would refuse to build is refused here, before it exists.
+fn check_build_params(index_type: &str, params: &BTreeMap<String, String>) -> ApiResult<()> {
+    quiver_ann::IndexParams::from_milvus(index_type, params.iter())
+        .map(|_| ())
+        .map_err(|e| {
+            ApiError::invalid(format!(
+                "{e}: invalid parameter[expected=valid index params][actual=invalid index params]"
+            ))
+        })
 }
 
 /// An index as DescribeIndex shows it: type and metric as pairs, the build

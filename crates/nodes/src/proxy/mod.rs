@@ -9,7 +9,8 @@
 //! calls a handler — DDL in [`collections`], [`partitions`], [`indexes`],
 //! [`databases`], [`aliases`]; DML in [`writes`]; reads in [`search`], [`query`],
 //! [`hybrid`] and [`group_by`] (with [`output`] and [`by_pk`]), over the shard fan-out
-//! of [`fanout`]; connection-level RPCs in [`session`].
+//! of [`fanout`]; connection-level RPCs in [`session`]. Requests that cannot be
+//! decoded get a Milvus status from [`undecodable`].
 
 mod aliases;
 mod by_pk;
@@ -33,9 +34,13 @@ pub mod search_params;
 mod service;
 mod session;
 mod shards;
+#[cfg(not(madsim))]
+mod undecodable;
 mod writes;
 
 pub use role::{start, ProxyConfig, ProxyDeps};
+#[cfg(not(madsim))]
+pub use undecodable::DecodeErrorsAsStatus;
 
 use std::sync::Arc;
 
