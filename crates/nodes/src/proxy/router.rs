@@ -231,4 +231,9 @@ impl StreamingApi for ShardRouter {
         })
         .await
     }
+
+    async fn index_failure(&self, at: ShardRef, index: i64) -> ApiResult<Option<String>> {
+        self.to_shard(at, |n| async move { n.index_failure(at, index).await })
+            .await
+    }
 }

@@ -137,4 +137,10 @@ impl<'a> Shards<'a> {
         let at = self.at(shard);
         self.call(|| self.api.fetch(at, refs.to_vec())).await
     }
+
+    /// Why index `index` failed for good on this shard, if it did.
+    pub async fn index_failure(&self, shard: usize, index: i64) -> ApiResult<Option<String>> {
+        let at = self.at(shard);
+        self.call(|| self.api.index_failure(at, index)).await
+    }
 }
