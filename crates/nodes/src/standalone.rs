@@ -257,7 +257,7 @@ impl Standalone {
         let svc = MilvusServiceServer::from_arc(proxy)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        #[cfg(not(madsim))]
+        #[cfg(not(any(madsim, doctest)))]
         let svc = proxy::DecodeErrorsAsStatus::new(svc);
         tracing::info!(%listen, "serving the Milvus API");
         tonic::transport::Server::builder()

@@ -34,12 +34,14 @@ pub mod search_params;
 mod service;
 mod session;
 mod shards;
-#[cfg(not(madsim))]
+// Not when rustdoc collects doctests: it does not see `--cfg madsim`, but the
+// simulator's tonic has no `server` module.
+#[cfg(not(any(madsim, doctest)))]
 mod undecodable;
 mod writes;
 
 pub use role::{start, ProxyConfig, ProxyDeps};
-#[cfg(not(madsim))]
+#[cfg(not(any(madsim, doctest)))]
 pub use undecodable::DecodeErrorsAsStatus;
 
 use std::sync::Arc;
