@@ -84,8 +84,9 @@ impl Default for IndexParams {
     }
 }
 
-/// Milvus-style `key = value` parameters, keys case-insensitive.
-struct Kv(Vec<(String, String)>);
+/// Milvus-style `key = value` parameters, keys case-insensitive: (lower-cased key,
+/// the key as the client spelled it, for messages; value).
+struct Kv(Vec<(String, String, String)>);
 
 impl Kv {
     fn new<I, K, V>(params: I) -> Kv
@@ -97,23 +98,27 @@ impl Kv {
         Kv(params
             .into_iter()
             .map(|(k, v)| {
+                let key = k.as_ref().trim();
                 (
-                    k.as_ref().trim().to_ascii_lowercase(),
+                    key.to_ascii_lowercase(),
+                    key.to_string(),
                     v.as_ref().trim().to_string(),
                 )
             })
             .collect())
     }
 
-    /// The last value given for any of `keys`.
+    /// The last value given for any of `keys`, with the key as the client spelled it.
     fn get(&self, keys: &[&str]) -> Option<(&str, &str)> {
         self.0
             .iter()
             .rev()
-            .find(|(k, _)| keys.contains(&k.as_str()))
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .find(|(k, _, _)| keys.contains(&k.as_str()))
+            .map(|(_, spelled, v)| (spelled.as_str(), v.as_str()))
     }
 
+    /// An integer in `lo..=hi`; Milvus's words when it is not (`param 'M' (4096)
+    /// should be in range [2, 2048]`).
     fn usize(&self, keys: &[&str], lo: usize, hi: usize) -> Result<Option<usize>, AnnError> {
         let Some((k, v)) = self.get(keys) else {
             return Ok(None);
@@ -127,8 +132,14 @@ impl Kv {
         });
         match x {
             Some(x) if (lo..=hi).contains(&x) => Ok(Some(x)),
-            _ => Err(AnnError::InvalidParam(format!(
-                "{k} must be an integer in {lo}..={hi}, got {v:?}"
+            Some(_) => Err(AnnError::InvalidParam(format!(
+                "param '{k}' ({v}) should be in range [{lo}, {hi}]"
+            ))),
+            None if v.parse::<i128>().is_ok() => Err(AnnError::InvalidParam(format!(
+                "param '{k}' ({v}) should be in range [{lo}, {hi}]"
+            ))),
+            None => Err(AnnError::InvalidParam(format!(
+                "param '{k}' ({v:?}) should be an integer in range [{lo}, {hi}]"
             ))),
         }
     }

@@ -105,7 +105,8 @@ impl DataNode {
             AnnIndex::build(&params, metric, dim, &data, rt::compute_parallelism())
         })
         .await
-        .map_err(|e| ApiError::internal(format!("building index {}: {e}", index.name)))?;
+        // The same data and parameters fail the same way every time: final.
+        .map_err(|e| ApiError::invalid(format!("building index {}: {e}", index.name)))?;
         let bytes = built.to_bytes();
         self.store
             .put(

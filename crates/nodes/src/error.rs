@@ -17,6 +17,8 @@ pub mod code {
     pub const ILLEGAL_SCHEMA: i32 = 105;
     pub const PARTITION_NOT_FOUND: i32 = 200;
     pub const INDEX_NOT_FOUND: i32 = 700;
+    /// Milvus's `ErrIndexNotSupported`: here, an index that failed to build for good.
+    pub const INDEX_NOT_SUPPORTED: i32 = 701;
     pub const INDEX_DUPLICATE: i32 = 702;
     pub const DATABASE_NOT_FOUND: i32 = 800;
     pub const DATABASE_LIMIT: i32 = 801;

@@ -257,6 +257,8 @@ impl Standalone {
         let svc = MilvusServiceServer::from_arc(proxy)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        #[cfg(not(any(madsim, doctest)))]
+        let svc = proxy::DecodeErrorsAsStatus::new(svc);
         tracing::info!(%listen, "serving the Milvus API");
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))

@@ -74,9 +74,11 @@ fn errors_name_the_field_and_problem() {
     b.columns[0].data = ColumnData::Float(vec![1.0, 2.0]);
     assert!(matches!(b.validate(&s), Err(BatchError::WrongType { .. })));
 
+    // Repeated keys are an insert's right; only an upsert refuses them.
     let b = batch(&[7, 8, 7]);
+    assert_eq!(b.validate(&s), Ok(()));
     assert_eq!(
-        b.validate(&s),
+        b.check_unique_pks(&s),
         Err(BatchError::DuplicatePrimaryKey {
             field: "id".into(),
             pk: "7".into(),

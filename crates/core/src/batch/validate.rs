@@ -54,7 +54,7 @@ pub enum BatchError {
     DynamicNotObject { field: String, row: usize },
     #[error("field {field:?} row {row}: vector contains NaN or infinity")]
     NonFiniteVector { field: String, row: usize },
-    #[error("duplicate primary key {pk} in field {field:?} (rows {first} and {second})")]
+    #[error("duplicate primary keys are not allowed in the same batch: key {pk} of field {field:?} is in rows {first} and {second}")]
     DuplicatePrimaryKey {
         field: String,
         pk: String,
@@ -65,14 +65,16 @@ pub enum BatchError {
 
 impl Batch {
     /// Checks the batch against `schema`: every field present exactly once (in schema
-    /// order), types, dims, lengths, nulls, JSON, and unique primary keys.
+    /// order), types, dims, lengths, nulls and JSON. Primary keys may repeat: an
+    /// insert of a key that exists adds another entity with it (Milvus's documented
+    /// rule); an upsert also calls [`Batch::check_unique_pks`].
     pub fn validate(&self, schema: &CollectionSchema) -> Result<(), BatchError> {
         self.check_columns(schema)?;
         for (col, field) in self.columns.iter().zip(&schema.fields) {
             self.check_shape(col, field)?;
             check_values(col, field)?;
         }
-        self.check_unique_pks(schema)
+        Ok(())
     }
 
     /// Every schema field has exactly one column, in schema order.
@@ -167,8 +169,10 @@ impl Batch {
         })
     }
 
-    /// No primary key appears twice.
-    fn check_unique_pks(&self, schema: &CollectionSchema) -> Result<(), BatchError> {
+    /// No primary key appears twice. An upsert needs it: it deletes every entity of
+    /// its keys and inserts one per key, so two rows of one key in one upsert would
+    /// leave both alive (Milvus refuses them the same way).
+    pub fn check_unique_pks(&self, schema: &CollectionSchema) -> Result<(), BatchError> {
         let pk_field = schema.primary_field();
         let pks = self.pks(schema);
         let mut first_seen = std::collections::HashMap::with_capacity(pks.len());

@@ -240,6 +240,7 @@ impl Shard {
         batch: Batch,
     ) -> Result<MutationAck, ShardError> {
         batch.validate(&self.cfg.schema)?;
+        batch.check_unique_pks(&self.cfg.schema)?;
         let seal_rows = self.cfg.seal_rows;
         self.mutate(move |st, ts| WalMessage::Upsert {
             ts,

@@ -2,6 +2,8 @@
 //! the vchannel, with their indexes built first by the data node. The target switches
 //! only while none of the copy's segments is remote (see [`super::targets`]).
 
+use quiver_core::ids::SegmentId;
+use quiver_core::rt;
 use quiver_core::segment::storage::SegmentFiles;
 use std::sync::Arc;
 
@@ -101,8 +103,9 @@ impl ShardDelegator<'_> {
 
     /// Has the data node build every index of the collection for the shard's sealed
     /// segments, and the query node load those built after their segment was handed
-    /// off. A failure is logged and retried at the next tick; meanwhile the segment is
-    /// searched exactly, which is slower but never wrong.
+    /// off. A failure is retried with backoff, or never when it is final (see
+    /// [`super::builds`]); meanwhile the segment is searched exactly, unless the
+    /// failure is final, which searches report.
     async fn build_indexes(&self) {
         if self.d.data_node.is_none() {
             return;
@@ -125,7 +128,8 @@ impl ShardDelegator<'_> {
         }
     }
 
-    /// Builds one index of one segment unless it is known to be built; whether it is.
+    /// Builds one index of one segment unless it is known to be built (or failed and
+    /// is not due again); whether it is built.
     async fn build_index(&self, files: &SegmentFiles, index: &IndexInfo) -> bool {
         let Some(dn) = &self.d.data_node else {
             return false;
@@ -134,19 +138,45 @@ impl ShardDelegator<'_> {
         if self.d.built().contains(&key) {
             return true;
         }
+        if !self.d.failures().may_try(key, rt::now()) {
+            return false;
+        }
         match dn
             .build_index(self.info.clone(), files.clone(), index.clone())
             .await
         {
             Ok(()) => {
+                self.d.failures().clear(key);
                 self.d.built().insert(key);
                 true
             }
             Err(e) => {
-                tracing::warn!(segment = files.id.0, error = %e.reason, "index build failed; the segment is searched exactly");
+                let retry_at = self.d.failures().record(key, &e, rt::now());
+                match retry_at {
+                    Some(at) => {
+                        tracing::warn!(segment = files.id.0, index = %index.name, error = %e.reason, retry_in = ?at.duration_since(rt::now()), "index build failed; retrying later, the segment is searched exactly")
+                    }
+                    None => {
+                        tracing::error!(segment = files.id.0, index = %index.name, error = %e.reason, "index build failed for good; describe_index reports it and searches of the field are refused until the index is dropped")
+                    }
+                }
                 false
             }
         }
+    }
+
+    /// The final build failure of `index` on one of this shard's sealed segments: the
+    /// segment and the reason.
+    pub async fn fatal_build_failure(&self, index: &IndexInfo) -> Option<(SegmentId, String)> {
+        let mut segments: Vec<SegmentId> = self
+            .shard
+            .local_sealed_files()
+            .await
+            .iter()
+            .map(|f| f.id)
+            .collect();
+        segments.extend(self.shard.remote_files().await.iter().map(|f| f.id));
+        self.d.failures().fatal_of(index.id, segments.into_iter())
     }
 
     /// A segment handed off before this index existed: the query node loads the index

@@ -9,12 +9,14 @@
 //!   handed-off segments, and when it may change;
 //! - [`read`]: the one generic split read every read goes through; [`search`] and
 //!   [`rows`] are the reads (search; query, count, fetch);
-//! - [`handoff`]: index builds and the handoff of sealed segments;
+//! - [`handoff`]: index builds and the handoff of sealed segments; [`builds`]: the
+//!   builds that failed (retried with backoff, or final and reported);
 //! - [`forward`]: deletes forwarded to the query node.
 //!
 //! The shard side of these (taking the split under one lock, handing off under the
 //! write lock, taking segments back) lives with the shard in `quiver_core::shard`.
 
+pub mod builds;
 pub mod forward;
 pub mod handoff;
 pub mod read;
@@ -46,6 +48,8 @@ pub struct Delegation {
     built: Mutex<BTreeSet<IndexKey>>,
     /// Indexes the query node has for handed-off segments.
     served_with: Mutex<BTreeSet<IndexKey>>,
+    /// Builds that failed: when to retry them, or why they never will be.
+    failures: Mutex<builds::BuildFailures>,
 }
 
 impl Delegation {
@@ -60,6 +64,7 @@ impl Delegation {
             data_node,
             built: Default::default(),
             served_with: Default::default(),
+            failures: Default::default(),
         }
     }
 
@@ -103,6 +108,10 @@ impl Delegation {
 
     fn built(&self) -> MutexGuard<'_, BTreeSet<IndexKey>> {
         self.built.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn failures(&self) -> MutexGuard<'_, builds::BuildFailures> {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn served_with(&self) -> MutexGuard<'_, BTreeSet<IndexKey>> {

@@ -1,14 +1,14 @@
 //! A vector search through a shard's delegator: exact over the local segments, through
 //! the indexes on the query node for the handed-off ones, reduced to one top-k.
 
-use quiver_core::ids::SegmentId;
+use quiver_core::ids::{FieldId, SegmentId};
 use quiver_core::search::{reduce, Hit};
 use quiver_core::segment::SegmentView;
 use quiver_core::shard::{ReadScope, Shard};
 
 use super::read::SplitRead;
 use super::ShardDelegator;
-use crate::error::ApiResult;
+use crate::error::{code, ApiError, ApiResult};
 use crate::rpc::{QueryNodeApi, ShardRef, VectorSearch};
 
 struct Search<'a> {
@@ -48,8 +48,11 @@ impl SplitRead for Search<'_> {
 }
 
 impl ShardDelegator<'_> {
-    /// Top-k per query over the whole shard at the search's guarantee.
+    /// Top-k per query over the whole shard at the search's guarantee. Refused when
+    /// the field's index failed for good on one of the shard's segments: the user
+    /// asked for that index, and silently scanning instead would hide the failure.
     pub async fn search(&self, mut search: VectorSearch) -> ApiResult<Vec<Vec<Hit>>> {
+        self.check_index_usable(search.field).await?;
         search.scope = self.snapshot(search.scope).await?;
         let pred = &search.scope.filter;
         let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
@@ -63,5 +66,35 @@ impl ShardDelegator<'_> {
             scope,
         };
         self.read(&read).await
+    }
+}
+
+impl ShardDelegator<'_> {
+    /// Why index `index_id` failed for good on this shard, if it did.
+    pub async fn index_failure(&self, index_id: i64) -> Option<String> {
+        let index = self.info.indexes.iter().find(|i| i.id == index_id)?;
+        let (segment, reason) = self.fatal_build_failure(index).await?;
+        Some(format!("segment {segment}: {reason}"))
+    }
+
+    async fn check_index_usable(&self, field: FieldId) -> ApiResult<()> {
+        let Some(index) = self
+            .info
+            .schema
+            .field_by_id(field)
+            .and_then(|f| self.info.index_on(&f.name))
+        else {
+            return Ok(());
+        };
+        match self.fatal_build_failure(index).await {
+            None => Ok(()),
+            Some((segment, reason)) => Err(ApiError::new(
+                code::INDEX_NOT_SUPPORTED,
+                format!(
+                    "index {} on field {} failed to build (segment {segment}): {reason}; drop the index and create it again with parameters that can be built",
+                    index.name, index.field_name
+                ),
+            )),
+        }
     }
 }

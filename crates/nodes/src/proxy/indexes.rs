@@ -9,9 +9,9 @@ use quiver_core::search::Metric;
 use super::context::{ok, Ctx};
 use super::params;
 use super::Proxy;
-use crate::coordinator::{CatalogChange, IndexInfo};
+use crate::coordinator::{CatalogChange, CollectionInfo, IndexInfo};
 use crate::error::{code, ok_status, ApiError, ApiResult};
-use crate::pb::common::{KeyValuePair, Status};
+use crate::pb::common::{IndexState, KeyValuePair, Status};
 use crate::pb::milvus::*;
 
 /// The index types Quiver builds.
@@ -35,7 +35,7 @@ impl Proxy {
         let field = indexable_field(info.schema.field(&r.field_name), &r.field_name)?;
         let index_type = index_type(&params)?;
         let metric = metric(&params)?;
-        check_int_params(&params)?;
+        check_build_params(&index_type, &params)?;
         let index_name = if r.index_name.is_empty() {
             r.field_name.clone()
         } else {
@@ -75,13 +75,16 @@ impl Proxy {
             let parts = Self::partitions_named(&info, &[])?;
             self.row_count(&info, &parts).await? as i64
         };
-        let descs: Vec<IndexDescription> = info
+        let mut descs = Vec::new();
+        for i in info
             .indexes
             .iter()
             .filter(|i| r.index_name.is_empty() || i.name == r.index_name)
             .filter(|i| r.field_name.is_empty() || i.field_name == r.field_name)
-            .map(|i| describe(i, total))
-            .collect();
+        {
+            let failure = self.build_failure(&info, i).await?;
+            descs.push(describe(i, total, failure));
+        }
         if descs.is_empty() {
             return Err(ApiError::new(
                 code::INDEX_NOT_FOUND,
@@ -95,6 +98,22 @@ impl Proxy {
             index_descriptions: descs,
             ..Default::default()
         })
+    }
+
+    /// Why index `i` failed to build for good on some shard, if it did (the first
+    /// shard's reason; every shard refuses the same parameters).
+    async fn build_failure(
+        &self,
+        info: &CollectionInfo,
+        i: &IndexInfo,
+    ) -> ApiResult<Option<String>> {
+        if !crate::datanode::needs_build(i) {
+            return Ok(None);
+        }
+        let shards = self.shards(info);
+        let per_shard =
+            super::fanout::all(0..shards.len(), |s| shards.index_failure(s, i.id)).await?;
+        Ok(per_shard.into_iter().flatten().next())
     }
 
     pub(super) async fn do_drop_index(&self, ctx: &Ctx, r: DropIndexRequest) -> ApiResult<Status> {
@@ -172,29 +191,23 @@ fn metric(params: &BTreeMap<String, String>) -> ApiResult<Metric> {
     })
 }
 
-/// Checks the integer build parameters that are given against their ranges.
-fn check_int_params(params: &BTreeMap<String, String>) -> ApiResult<()> {
-    let int_param = |k: &str, lo: i64, hi: i64| -> ApiResult<()> {
-        if let Some(v) = params.get(k) {
-            let n: i64 = v
-                .parse()
-                .map_err(|_| ApiError::invalid(format!("param {k}={v:?} is not an integer")))?;
-            if n < lo || n > hi {
-                return Err(ApiError::invalid(format!(
-                    "param {k} out of range: {n} not in [{lo}, {hi}]"
-                )));
-            }
-        }
-        Ok(())
-    };
-    int_param("M", 2, 2048)?;
-    int_param("efConstruction", 1, i32::MAX as i64)?;
-    int_param("nlist", 1, 65536)
+/// Checks the build parameters with the builder's own parser
+/// ([`quiver_ann::IndexParams::from_milvus`], the one place their ranges live), so
+/// an index the data node would refuse to build is refused here, before it exists.
+fn check_build_params(index_type: &str, params: &BTreeMap<String, String>) -> ApiResult<()> {
+    quiver_ann::IndexParams::from_milvus(index_type, params.iter())
+        .map(|_| ())
+        .map_err(|e| {
+            ApiError::invalid(format!(
+                "{e}: invalid parameter[expected=valid index params][actual=invalid index params]"
+            ))
+        })
 }
 
 /// An index as DescribeIndex shows it: type and metric as pairs, the build
-/// parameters as one JSON object under "params".
-fn describe(i: &IndexInfo, total_rows: i64) -> IndexDescription {
+/// parameters as one JSON object under "params"; Failed with the reason when a build
+/// failed for good.
+fn describe(i: &IndexInfo, total_rows: i64, failure: Option<String>) -> IndexDescription {
     let build: serde_json::Map<String, serde_json::Value> = i
         .params
         .iter()
@@ -221,9 +234,16 @@ fn describe(i: &IndexInfo, total_rows: i64) -> IndexDescription {
         field_name: i.field_name.clone(),
         indexed_rows: total_rows,
         total_rows,
-        // The index is usable as soon as it exists: until the ANN engine lands,
-        // segments are searched exactly with the index's metric.
-        state: crate::pb::common::IndexState::Finished as i32,
+        // Usable as soon as it exists: a segment whose build is pending (or retrying
+        // after a passing failure) is searched exactly with the index's metric.
+        state: match failure {
+            Some(_) => IndexState::Failed as i32,
+            None => IndexState::Finished as i32,
+        },
+        index_state_fail_reason: failure.unwrap_or_default(),
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests;

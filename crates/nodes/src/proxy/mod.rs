@@ -9,7 +9,8 @@
 //! calls a handler — DDL in [`collections`], [`partitions`], [`indexes`],
 //! [`databases`], [`aliases`]; DML in [`writes`]; reads in [`search`], [`query`],
 //! [`hybrid`] and [`group_by`] (with [`output`] and [`by_pk`]), over the shard fan-out
-//! of [`fanout`]; connection-level RPCs in [`session`].
+//! of [`fanout`]; connection-level RPCs in [`session`]. Requests that cannot be
+//! decoded get a Milvus status from [`undecodable`].
 
 mod aliases;
 mod by_pk;
@@ -33,9 +34,15 @@ pub mod search_params;
 mod service;
 mod session;
 mod shards;
+// Not when rustdoc collects doctests: it does not see `--cfg madsim`, but the
+// simulator's tonic has no `server` module.
+#[cfg(not(any(madsim, doctest)))]
+mod undecodable;
 mod writes;
 
 pub use role::{start, ProxyConfig, ProxyDeps};
+#[cfg(not(any(madsim, doctest)))]
+pub use undecodable::DecodeErrorsAsStatus;
 
 use std::sync::Arc;
 

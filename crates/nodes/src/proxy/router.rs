@@ -112,6 +112,26 @@ impl ShardRouter {
         Err(last.unwrap_or_else(|| ApiError::new(code::NOT_OWNER, "no owner")))
     }
 
+    /// Refuses to open a collection the catalog no longer has (dropped, or dropped and
+    /// re-created under a new id while a read was on its way): opening it would bring
+    /// back an empty copy of a dropped collection and answer from it.
+    async fn check_exists(&self, info: &CollectionInfo) -> ApiResult<()> {
+        let not_found = || ApiError::collection_not_found(&info.db, info.name());
+        match self.coord.get(&info.db, info.name()).await {
+            Ok(now) if now.id == info.id => Ok(()),
+            Ok(_) => Err(not_found()),
+            Err(e)
+                if matches!(
+                    e.code,
+                    code::COLLECTION_NOT_FOUND | code::DATABASE_NOT_FOUND
+                ) =>
+            {
+                Err(not_found())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Runs `op` once on every node owning one of the collection's vchannels.
     async fn to_owners<F, Fut>(&self, info: &CollectionInfo, op: F) -> ApiResult<()>
     where
@@ -132,6 +152,7 @@ impl ShardRouter {
 #[async_trait::async_trait]
 impl StreamingApi for ShardRouter {
     async fn open(&self, info: CollectionInfo) -> ApiResult<()> {
+        self.check_exists(&info).await?;
         self.to_owners(&info, |n| {
             let info = info.clone();
             async move { n.open(info).await }
@@ -209,5 +230,10 @@ impl StreamingApi for ShardRouter {
             async move { n.fetch(at, refs).await }
         })
         .await
+    }
+
+    async fn index_failure(&self, at: ShardRef, index: i64) -> ApiResult<Option<String>> {
+        self.to_shard(at, |n| async move { n.index_failure(at, index).await })
+            .await
     }
 }

@@ -1,7 +1,10 @@
 //! The proxy's handle on one collection's shards, wherever the streaming node runs.
 //! A streaming node that restarted has not reopened the collection; the handle opens
 //! it (recovering the shards) and retries once. Nothing else is retried: a write that
-//! timed out may or may not have happened, and the client must be told so.
+//! timed out may or may not have happened, and the client must be told so. A
+//! collection dropped while a request was on its way is "collection not found": the
+//! open refuses to bring it back (the router checks the catalog, the streaming node
+//! remembers what it dropped).
 
 use std::future::Future;
 
@@ -11,7 +14,7 @@ use quiver_core::search::{Hit, Metric};
 use quiver_core::shard::MutationAck;
 
 use crate::coordinator::CollectionInfo;
-use crate::error::{code, ApiResult};
+use crate::error::{code, ApiError, ApiResult};
 use crate::rpc::{SearchKnobs, ShardRef, StreamingApi, VectorSearch, WireScope};
 
 /// The vector part of a search: which field, the query vectors, how many results,
@@ -50,7 +53,7 @@ impl<'a> Shards<'a> {
     }
 
     /// Runs `op`; if the streaming node has not opened the collection, opens it and
-    /// runs `op` once more.
+    /// runs `op` once more. Still not open means it was dropped meanwhile.
     async fn call<T, F, Fut>(&self, op: F) -> ApiResult<T>
     where
         F: Fn() -> Fut,
@@ -59,10 +62,18 @@ impl<'a> Shards<'a> {
         match op().await {
             Err(e) if e.code == code::NOT_OPEN => {
                 self.open().await?;
-                op().await
+                match op().await {
+                    Err(e) if e.code == code::NOT_OPEN => Err(self.not_found()),
+                    r => r,
+                }
             }
             r => r,
         }
+    }
+
+    /// The collection this handle is for no longer exists.
+    fn not_found(&self) -> ApiError {
+        ApiError::collection_not_found(&self.info.db, self.info.name())
     }
 
     pub async fn write(
@@ -125,5 +136,11 @@ impl<'a> Shards<'a> {
     pub async fn fetch(&self, shard: usize, refs: &[(SegmentId, u32)]) -> ApiResult<Batch> {
         let at = self.at(shard);
         self.call(|| self.api.fetch(at, refs.to_vec())).await
+    }
+
+    /// Why index `index` failed for good on this shard, if it did.
+    pub async fn index_failure(&self, shard: usize, index: i64) -> ApiResult<Option<String>> {
+        let at = self.at(shard);
+        self.call(|| self.api.index_failure(at, index)).await
     }
 }

@@ -80,6 +80,11 @@ impl Proxy {
             |_| auto_ids.take().unwrap_or_default(),
             upsert,
         )?;
+        if upsert {
+            batch
+                .check_unique_pks(&info.schema)
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
+        }
         let pks = batch.pks(&info.schema);
         let ts = write_batch(&self.shards(&info), partition, &batch, &pks, upsert).await?;
         let n = num_rows as i64;

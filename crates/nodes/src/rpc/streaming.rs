@@ -54,6 +54,9 @@ rpc_service! {
     fn count(at: ShardRef, scope: WireScope) -> u64;
     /// Whole rows by (segment, row), in the order asked.
     fn fetch(at: ShardRef, refs: Vec<(SegmentId, u32)>) -> Batch;
+    /// Why index `index` cannot be built on one of the shard's segments, if it failed
+    /// for good (see `delegator::builds`).
+    fn index_failure(at: ShardRef, index: i64) -> Option<String>;
 }
 
 impl StreamRequest {
@@ -67,7 +70,8 @@ impl StreamRequest {
             | StreamRequest::search { at, .. }
             | StreamRequest::query_rows { at, .. }
             | StreamRequest::count { at, .. }
-            | StreamRequest::fetch { at, .. } => Some(*at),
+            | StreamRequest::fetch { at, .. }
+            | StreamRequest::index_failure { at, .. } => Some(*at),
         }
     }
 }

@@ -100,6 +100,10 @@ pub struct StreamingNode {
     incarnation: u64,
     copies: AtomicU64,
     shards: tokio::sync::RwLock<BTreeMap<CollectionId, Opened>>,
+    /// Collections dropped in this process's life: never registered again (a read
+    /// that started before the drop must not reopen an empty copy). Ids are never
+    /// reused, so the set only grows, by one id per drop.
+    dropped: Mutex<std::collections::BTreeSet<CollectionId>>,
     /// Wakes the garbage-collection loop (after a collection is dropped).
     gc_wake: Arc<tokio::sync::Notify>,
     /// One owner of dropped collections' WALs and manifests at a time: a drop and a
@@ -177,6 +181,7 @@ impl StreamingNode {
             incarnation: rt::Rng::from_entropy().next_u64(),
             copies: Default::default(),
             shards: tokio::sync::RwLock::new(BTreeMap::new()),
+            dropped: Default::default(),
             stopped: AtomicBool::new(false),
             cfg,
         }))

@@ -123,4 +123,9 @@ impl StreamingApi for StreamingNode {
         self.on_delegator(at, |d| async move { d.fetch(refs).await })
             .await
     }
+
+    async fn index_failure(&self, at: ShardRef, index: i64) -> ApiResult<Option<String>> {
+        self.on_delegator(at, |d| async move { Ok(d.index_failure(index).await) })
+            .await
+    }
 }

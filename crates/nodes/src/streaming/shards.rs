@@ -31,9 +31,19 @@ impl StreamingNode {
         }
     }
 
+    fn was_dropped(&self, info: &CollectionInfo) -> bool {
+        self.dropped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&info.id)
+    }
+
     /// Records (or refreshes) a collection's catalog entry; opens nothing.
     pub async fn register(&self, info: &CollectionInfo) {
         let mut all = self.shards.write().await;
+        if self.was_dropped(info) {
+            return; // its requests keep getting "not open", which the proxy reports
+        }
         match all.get_mut(&info.id) {
             Some(o) => {
                 if o.info != *info {
@@ -204,7 +214,15 @@ impl StreamingNode {
     /// (Its segment objects are removed by the next garbage-collection sweep.)
     pub async fn drop_collection(&self, info: &CollectionInfo) -> ApiResult<()> {
         let _owner = self.removing.lock().await;
-        self.shards.write().await.remove(&info.id);
+        {
+            // Under the shards lock, so no register can slip between the two.
+            let mut all = self.shards.write().await;
+            self.dropped
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(info.id);
+            all.remove(&info.id);
+        }
         for vchannel in info.vchannels().iter() {
             self.wals.remove(&vchannel.0).await?;
             self.meta
