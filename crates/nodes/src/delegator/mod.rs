@@ -26,6 +26,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use quiver_core::ids::SegmentId;
+use quiver_core::rt::Lanes;
 use quiver_core::shard::{DeleteForwarder, Shard};
 
 use crate::coordinator::CollectionInfo;
@@ -46,6 +47,8 @@ pub struct Delegation {
     built: Mutex<BTreeSet<IndexKey>>,
     /// Indexes the query node has for handed-off segments.
     served_with: Mutex<BTreeSet<IndexKey>>,
+    /// The lanes this node's searches of local segments take turns in.
+    lanes: Lanes,
 }
 
 impl Delegation {
@@ -60,6 +63,7 @@ impl Delegation {
             data_node,
             built: Default::default(),
             served_with: Default::default(),
+            lanes: Lanes::per_core(),
         }
     }
 

@@ -19,7 +19,7 @@ pub trait SplitRead: Sync {
     const NAME: &'static str;
     /// The local part, with the handed-off segments in scope and whether each is
     /// stale (its query node failed).
-    async fn local(&self, shard: &Shard) -> (Self::Out, Vec<(SegmentId, bool)>);
+    async fn local(&self, shard: &Shard) -> ApiResult<(Self::Out, Vec<(SegmentId, bool)>)>;
     /// The query node's part over the named segments.
     async fn remote(&self, qn: &dyn QueryNodeApi, segments: Vec<SegmentId>)
         -> ApiResult<Self::Out>;
@@ -47,7 +47,7 @@ async fn settled<R: SplitRead>(
     read: &R,
 ) -> ApiResult<(R::Out, Vec<SegmentId>)> {
     for _ in 0..5 {
-        let (out, remote) = read.local(shard).await;
+        let (out, remote) = read.local(shard).await?;
         let back: Vec<SegmentId> = remote
             .iter()
             .filter(|(_, stale)| *stale || take_back == TakeBack::All)
@@ -84,6 +84,9 @@ impl ShardDelegator<'_> {
         };
         match answer {
             Ok(far) => Ok(read.merge(local, far)),
+            // The time ran out, the query node did not fail: nothing to take back,
+            // and no time left to read its segments here.
+            Err(e) if e.is_deadline() => Err(e),
             Err(e) => {
                 self.suspect();
                 tracing::warn!(op = R::NAME, error = %e, "query node read failed; serving its segments here");

@@ -23,7 +23,7 @@ impl Proxy {
             client_ts: r.guarantee_timestamp,
         };
         let (info, gts) = self.read_target(&ctx.db, &r.collection_name, c).await?;
-        query(&self.shards(&info), r, gts).await
+        query(&self.shards(&info).until(ctx.deadline), r, gts).await
     }
 }
 
