@@ -198,10 +198,7 @@ fn parse_hybrid(r: &HybridSearchRequest) -> ApiResult<(Ranker, Cut)> {
             "limit [{limit}] + offset [{offset}] is invalid, it should be in range [1, {MAX_TOPK}]"
         )));
     }
-    let round: i64 = rank
-        .get("round_decimal")
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(-1);
+    let round = super::params::round_decimal(&rank)?;
     Ok((
         ranker,
         Cut {
