@@ -172,7 +172,7 @@ impl Batch {
                 got: *got,
             });
         }
-        if data.len() % (*dim as usize) != 0 {
+        if !data.len().is_multiple_of(*dim as usize) {
             return Err(BatchError::PartialVector {
                 field: field.name.clone(),
                 values: data.len(),

@@ -20,7 +20,7 @@ use super::deadline::Deadline;
 
 /// About how many multiply-adds one chunk does: a few milliseconds of one core, the
 /// longest a small request waits behind a heavy one for a lane.
-pub const CHUNK_WORK: usize = 1 << 23;
+pub const CHUNK_WORK: usize = 1 << 21;
 
 /// How many heavy requests a node admits at once (queued or running) by default.
 pub const DEFAULT_MAX_ADMITTED: usize = 256;

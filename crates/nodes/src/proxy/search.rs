@@ -199,7 +199,7 @@ fn decode_queries(r: &SearchRequest, dim: usize) -> ApiResult<Vec<Vec<f32>>> {
 /// One little-endian float vector of dimension `dim`, every value finite.
 fn decode_vector(v: &[u8], dim: usize) -> ApiResult<Vec<f32>> {
     if v.len() != dim * 4 {
-        let got = if v.len() % 4 == 0 {
+        let got = if v.len().is_multiple_of(4) {
             format!("dim {}", v.len() / 4)
         } else {
             "not a whole number of float32 values".to_string()
