@@ -4,7 +4,10 @@
 //! asks the query node for those and merges. If the query node fails, the delegator
 //! takes its segments back and answers everything here.
 
+use std::time::Duration;
+
 use quiver_core::ids::SegmentId;
+use quiver_core::rt;
 use quiver_core::shard::Shard;
 
 use super::ShardDelegator;
@@ -67,6 +70,39 @@ async fn settled<R: SplitRead>(
     ))
 }
 
+/// How long a query node's part of a read may run before the delegator asks whether
+/// the node is still there; and how long that question may take.
+const LIVENESS_PERIOD: Duration = Duration::from_secs(10);
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The query node's part of `read`, waited for as long as the read's deadline allows
+/// (the call itself ends there), provided the node keeps answering a ping every
+/// [`LIVENESS_PERIOD`]: a slow node is busy, not gone, and its work is not taken
+/// back; a node that stops answering is.
+async fn remote_while_alive<R: SplitRead>(
+    read: &R,
+    qn: &dyn QueryNodeApi,
+    segments: Vec<SegmentId>,
+) -> ApiResult<R::Out> {
+    let call = read.remote(qn, segments);
+    futures::pin_mut!(call);
+    loop {
+        if let Ok(answer) = rt::timeout(LIVENESS_PERIOD, &mut call).await {
+            return answer;
+        }
+        match rt::timeout(PING_TIMEOUT, qn.ping()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(ApiError::unavailable(
+                    format!("query node stopped answering for {PING_TIMEOUT:?} during a read"),
+                    false,
+                ))
+            }
+        }
+    }
+}
+
 impl ShardDelegator<'_> {
     /// Runs a split read: local part, query node part, merged. A failing query node
     /// is marked suspect and its segments are taken back and read here.
@@ -76,7 +112,7 @@ impl ShardDelegator<'_> {
             return Ok(local);
         }
         let answer = match self.target() {
-            Some(qn) => read.remote(qn.as_ref(), remote.clone()).await,
+            Some(qn) => remote_while_alive(read, qn.as_ref(), remote.clone()).await,
             None => Err(ApiError::new(
                 code::UNAVAILABLE,
                 "no query node serves this shard's handed-off segments",

@@ -345,4 +345,8 @@ impl QueryNodeApi for QueryNode {
     async fn fetch(&self, at: ShardRef, refs: Vec<(SegmentId, u32)>) -> ApiResult<Batch> {
         self.rows_by_ref(at, &refs).await
     }
+
+    async fn ping(&self) -> ApiResult<()> {
+        Ok(())
+    }
 }

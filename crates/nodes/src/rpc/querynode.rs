@@ -61,6 +61,9 @@ rpc_service! {
     ) -> Vec<(Pk, SegmentId, u32)>;
     fn count(at: ShardRef, segments: Vec<SegmentId>, scope: WireScope) -> u64;
     fn fetch(at: ShardRef, refs: Vec<(SegmentId, u32)>) -> Batch;
+    /// Answers at once: a delegator whose read runs long asks whether the node is
+    /// still there (busy) or gone.
+    fn ping() -> ();
 }
 
 impl RequestDeadline for QueryNodeRequest {
