@@ -71,31 +71,43 @@ async fn settled<R: SplitRead>(
 }
 
 /// How long a query node's part of a read may run before the delegator asks whether
-/// the node is still there; and how long that question may take.
-const LIVENESS_PERIOD: Duration = Duration::from_secs(10);
-const PING_TIMEOUT: Duration = Duration::from_secs(3);
+/// the node is still there, and how long that question may take.
+#[derive(Clone, Copy)]
+struct Liveness {
+    period: Duration,
+    ping_timeout: Duration,
+}
+
+const LIVENESS: Liveness = Liveness {
+    period: Duration::from_secs(10),
+    ping_timeout: Duration::from_secs(3),
+};
 
 /// The query node's part of `read`, waited for as long as the read's deadline allows
 /// (the call itself ends there), provided the node keeps answering a ping every
-/// [`LIVENESS_PERIOD`]: a slow node is busy, not gone, and its work is not taken
-/// back; a node that stops answering is.
+/// liveness period: a slow node is busy, not gone, and its work is not taken back; a
+/// node that stops answering is.
 async fn remote_while_alive<R: SplitRead>(
     read: &R,
     qn: &dyn QueryNodeApi,
     segments: Vec<SegmentId>,
+    live: Liveness,
 ) -> ApiResult<R::Out> {
     let call = read.remote(qn, segments);
     futures::pin_mut!(call);
     loop {
-        if let Ok(answer) = rt::timeout(LIVENESS_PERIOD, &mut call).await {
+        if let Ok(answer) = rt::timeout(live.period, &mut call).await {
             return answer;
         }
-        match rt::timeout(PING_TIMEOUT, qn.ping()).await {
+        match rt::timeout(live.ping_timeout, qn.ping()).await {
             Ok(Ok(())) => continue,
             Ok(Err(e)) => return Err(e),
             Err(_) => {
                 return Err(ApiError::unavailable(
-                    format!("query node stopped answering for {PING_TIMEOUT:?} during a read"),
+                    format!(
+                        "query node stopped answering for {:?} during a read",
+                        live.ping_timeout
+                    ),
                     false,
                 ))
             }
@@ -112,7 +124,7 @@ impl ShardDelegator<'_> {
             return Ok(local);
         }
         let answer = match self.target() {
-            Some(qn) => remote_while_alive(read, qn.as_ref(), remote.clone()).await,
+            Some(qn) => remote_while_alive(read, qn.as_ref(), remote.clone(), LIVENESS).await,
             None => Err(ApiError::new(
                 code::UNAVAILABLE,
                 "no query node serves this shard's handed-off segments",
@@ -132,3 +144,6 @@ impl ShardDelegator<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
