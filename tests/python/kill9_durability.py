@@ -82,15 +82,17 @@ def main():
         c.load_collection(COLL)
         print(f"round {rnd}: {len(acked_insert)} inserts and {len(acked_delete)} deletes acknowledged so far")
 
+    # Paged by key (rows come ordered by primary key): offset+limit is capped at 16384,
+    # as in Milvus.
     got = set()
-    offset = 0
+    last = -1
     while True:
-        page = c.query(COLL, filter="id >= 0", output_fields=["id"], limit=10000, offset=offset,
+        page = c.query(COLL, filter=f"id > {last}", output_fields=["id"], limit=10000,
                        consistency_level="Strong")
         got.update(r["id"] for r in page)
         if len(page) < 10000:
             break
-        offset += 10000
+        last = max(r["id"] for r in page)
     lost = acked_insert - maybe_delete - got
     undeleted = acked_delete & got
     phantom = got - maybe_insert

@@ -11,6 +11,8 @@ use crate::pb::common::Status;
 pub mod code {
     pub const SUCCESS: i32 = 0;
     pub const NOT_READY: i32 = 1;
+    /// Milvus's `ErrServiceRequestLimitExceeded`: too many requests queued; retry later.
+    pub const REQUEST_LIMIT: i32 = 4;
     pub const INTERNAL: i32 = 5;
     pub const COLLECTION_NOT_FOUND: i32 = 100;
     pub const COLLECTION_NOT_LOADED: i32 = 101;
@@ -31,6 +33,8 @@ pub mod code {
     pub const MISSING_PARAMETER: i32 = 1101;
     pub const FIELD_NOT_FOUND: i32 = 1700;
     pub const UNEXPECTED: i32 = 65535;
+    /// Milvus's `merr.TimeoutCode`: the request's deadline passed before it finished.
+    pub const TIMEOUT: i32 = 10001;
     /// Internal only: the streaming node has not opened this collection (it restarted);
     /// the caller opens it and retries. Never reaches clients.
     pub const NOT_OPEN: i32 = 99;
@@ -62,9 +66,13 @@ pub type ApiResult<T> = Result<T, ApiError>;
 fn kind_of(code: i32) -> ErrorKind {
     match code {
         code::NOT_OWNER => ErrorKind::NotOwner,
-        code::UNAVAILABLE | code::NOT_OPEN | code::NOT_READY | code::NOT_LEADER => {
-            ErrorKind::Retriable
-        }
+        code::UNAVAILABLE
+        | code::NOT_OPEN
+        | code::NOT_READY
+        | code::NOT_LEADER
+        | code::REQUEST_LIMIT => ErrorKind::Retriable,
+        // A write that ran out of time may still have happened.
+        code::TIMEOUT => ErrorKind::UnknownOutcome,
         code::INTERNAL | code::UNEXPECTED => ErrorKind::Internal,
         _ => ErrorKind::InvalidInput,
     }
@@ -99,6 +107,21 @@ impl ApiError {
         };
         Self::with_kind(code::UNAVAILABLE, kind, reason)
     }
+    /// The request's deadline passed before `what` finished.
+    pub fn deadline_exceeded(what: &str) -> Self {
+        Self::new(
+            code::TIMEOUT,
+            format!(
+                "context deadline exceeded: {what} did not finish within the request's timeout"
+            ),
+        )
+    }
+
+    /// Whether this is an expired deadline (no role failed: the time ran out).
+    pub fn is_deadline(&self) -> bool {
+        self.code == code::TIMEOUT
+    }
+
     pub fn collection_not_found(db: &str, name: &str) -> Self {
         Self::new(
             code::COLLECTION_NOT_FOUND,
@@ -160,6 +183,16 @@ impl From<quiver_core::shard::ShardError> for ApiError {
     }
 }
 
+impl From<quiver_core::rt::LaneError> for ApiError {
+    fn from(e: quiver_core::rt::LaneError) -> Self {
+        use quiver_core::rt::LaneError;
+        match e {
+            LaneError::Full { .. } => ApiError::new(code::REQUEST_LIMIT, e.to_string()),
+            LaneError::DeadlineExceeded => ApiError::deadline_exceeded("the search"),
+        }
+    }
+}
+
 impl From<quiver_core::meta::MetaError> for ApiError {
     fn from(e: quiver_core::meta::MetaError) -> Self {
         // At this layer a failed meta-store call is usually a catalog write, which may
@@ -198,6 +231,12 @@ mod tests {
         assert!(ApiError::unavailable("down", true).retriable());
         assert!(!ApiError::unavailable("timed out", false).retriable());
         assert_eq!(ApiError::internal("bug").kind, ErrorKind::Internal);
+        let full = ApiError::from(quiver_core::rt::LaneError::Full { limit: 3 });
+        assert_eq!((full.code, full.retriable()), (code::REQUEST_LIMIT, true));
+        assert!(full.reason.starts_with("request limit exceeded[limit=3]"));
+        let late = ApiError::from(quiver_core::rt::LaneError::DeadlineExceeded);
+        assert_eq!(late.code, code::TIMEOUT);
+        assert!(late.is_deadline() && !late.retriable());
     }
 
     #[test]

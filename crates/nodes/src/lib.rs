@@ -17,6 +17,7 @@
 pub mod channels;
 pub mod coordinator;
 pub mod datanode;
+pub mod deadline;
 pub mod delegator;
 pub mod error;
 pub mod fuzzing;

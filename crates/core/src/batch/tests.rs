@@ -58,6 +58,17 @@ fn errors_name_the_field_and_problem() {
         })
     );
 
+    // Right dim, but not whole vectors: the message must not claim a dim mismatch.
+    let mut b = batch(&[1, 2]);
+    b.columns[2].data = ColumnData::FloatVector {
+        dim: 2,
+        data: vec![0.0; 5],
+    };
+    assert_eq!(
+        b.validate(&s).unwrap_err().to_string(),
+        "field \"v\" has 5 values, not a whole number of vectors of dim 2"
+    );
+
     let mut b = batch(&[1, 2]);
     b.columns[1].data = ColumnData::VarChar(vec!["ab".into(), "abcde".into()]);
     let e = b.validate(&s).unwrap_err();
@@ -112,4 +123,26 @@ fn take_selects_rows() {
     assert_eq!(b.num_rows, 2);
     assert_eq!(b.columns[0].data, ColumnData::Int64(vec![3, 1]));
     assert_eq!(b.columns[2].data.vector(0), Some(&[3.0f32, 1.0][..]));
+}
+
+#[test]
+fn json_values_are_capped_at_milvus_max_length() {
+    let s = schema();
+    let at_cap = format!(
+        "{{\"x\":\"{}\"}}",
+        "y".repeat(super::validate::MAX_JSON_BYTES - 8)
+    );
+    assert_eq!(at_cap.len(), super::validate::MAX_JSON_BYTES);
+    let mut b = batch(&[1, 2]);
+    b.columns[3].data = ColumnData::Json(vec!["{}".into(), at_cap.clone()]);
+    b.validate(&s).unwrap();
+    let over = format!(
+        "{{\"x\":\"{}\"}}",
+        "y".repeat(super::validate::MAX_JSON_BYTES)
+    );
+    b.columns[3].data = ColumnData::Json(vec!["{}".into(), over]);
+    assert_eq!(
+        b.validate(&s).unwrap_err().to_string(),
+        "the length (65544) of json field ($meta) exceeds max length (65536) at row 1"
+    );
 }

@@ -29,6 +29,19 @@ pub enum BatchError {
         expected: u32,
         got: u32,
     },
+    #[error("field {field:?} has {values} values, not a whole number of vectors of dim {dim}")]
+    PartialVector {
+        field: String,
+        values: usize,
+        dim: u32,
+    },
+    #[error("the length ({len}) of json field ({field}) exceeds max length ({max}) at row {row}")]
+    JsonTooLong {
+        field: String,
+        row: usize,
+        len: usize,
+        max: usize,
+    },
     #[error("field {field:?} has {got} rows, expected {expected}")]
     RowCountMismatch {
         field: String,
@@ -154,19 +167,21 @@ impl Batch {
         else {
             return Ok(());
         };
-        if dim == got && data.len() % (*dim as usize) == 0 {
-            return Ok(());
+        if dim != got {
+            return Err(BatchError::WrongDim {
+                field: field.name.clone(),
+                expected: *dim,
+                got: *got,
+            });
         }
-        let got = if data.len() % (*dim as usize) != 0 && dim == got {
-            (data.len() / self.num_rows.max(1)) as u32
-        } else {
-            *got
-        };
-        Err(BatchError::WrongDim {
-            field: field.name.clone(),
-            expected: *dim,
-            got,
-        })
+        if !data.len().is_multiple_of(*dim as usize) {
+            return Err(BatchError::PartialVector {
+                field: field.name.clone(),
+                values: data.len(),
+                dim: *dim,
+            });
+        }
+        Ok(())
     }
 
     /// No primary key appears twice. An upsert needs it: it deletes every entity of
@@ -225,11 +240,23 @@ fn check_values(col: &FieldColumn, field: &FieldSchema) -> Result<(), BatchError
     }
 }
 
-/// Every non-null JSON value parses, and is an object in the dynamic field.
+/// Milvus's default `common.JSONMaxLength`: the largest JSON value, in bytes.
+pub const MAX_JSON_BYTES: usize = 64 << 10;
+
+/// Every non-null JSON value fits [`MAX_JSON_BYTES`], parses, and is an object in the
+/// dynamic field.
 fn check_json(col: &FieldColumn, docs: &[String], field: &FieldSchema) -> Result<(), BatchError> {
     for (row, s) in docs.iter().enumerate() {
         if !col.is_valid(row) {
             continue;
+        }
+        if s.len() > MAX_JSON_BYTES {
+            return Err(BatchError::JsonTooLong {
+                field: field.name.clone(),
+                row,
+                len: s.len(),
+                max: MAX_JSON_BYTES,
+            });
         }
         match serde_json::from_str::<serde_json::Value>(s) {
             Err(e) => {

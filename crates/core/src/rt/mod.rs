@@ -7,7 +7,9 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod buggify;
+pub mod deadline;
 pub mod disk;
+pub mod lanes;
 pub mod par;
 mod rng;
 
@@ -15,6 +17,8 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use buggify::buggify;
+pub use deadline::Deadline;
+pub use lanes::{LaneError, Lanes, Ticket};
 pub use rng::Rng;
 
 /// Monotonic instant; simulated time under madsim.

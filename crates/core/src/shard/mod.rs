@@ -18,6 +18,7 @@
 mod error;
 mod flush;
 mod manifest;
+mod paced;
 mod read;
 mod remote;
 mod state;

@@ -31,7 +31,7 @@ impl<'a> ReadScope<'a> {
         }
     }
 
-    fn admits_segment(&self, seg: &dyn SegmentView) -> bool {
+    pub(super) fn admits_segment(&self, seg: &dyn SegmentView) -> bool {
         self.partitions
             .is_none_or(|ps| ps.contains(&seg.partition()))
     }

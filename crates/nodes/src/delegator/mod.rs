@@ -28,6 +28,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use quiver_core::ids::SegmentId;
+use quiver_core::rt::Lanes;
 use quiver_core::shard::{DeleteForwarder, Shard};
 
 use crate::coordinator::CollectionInfo;
@@ -50,6 +51,8 @@ pub struct Delegation {
     served_with: Mutex<BTreeSet<IndexKey>>,
     /// Builds that failed: when to retry them, or why they never will be.
     failures: Mutex<builds::BuildFailures>,
+    /// The lanes this node's searches of local segments take turns in.
+    lanes: Lanes,
 }
 
 impl Delegation {
@@ -65,6 +68,7 @@ impl Delegation {
             built: Default::default(),
             served_with: Default::default(),
             failures: Default::default(),
+            lanes: Lanes::per_core(),
         }
     }
 

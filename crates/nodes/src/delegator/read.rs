@@ -4,7 +4,10 @@
 //! asks the query node for those and merges. If the query node fails, the delegator
 //! takes its segments back and answers everything here.
 
+use std::time::Duration;
+
 use quiver_core::ids::SegmentId;
+use quiver_core::rt;
 use quiver_core::shard::Shard;
 
 use super::ShardDelegator;
@@ -19,7 +22,7 @@ pub trait SplitRead: Sync {
     const NAME: &'static str;
     /// The local part, with the handed-off segments in scope and whether each is
     /// stale (its query node failed).
-    async fn local(&self, shard: &Shard) -> (Self::Out, Vec<(SegmentId, bool)>);
+    async fn local(&self, shard: &Shard) -> ApiResult<(Self::Out, Vec<(SegmentId, bool)>)>;
     /// The query node's part over the named segments.
     async fn remote(&self, qn: &dyn QueryNodeApi, segments: Vec<SegmentId>)
         -> ApiResult<Self::Out>;
@@ -47,7 +50,7 @@ async fn settled<R: SplitRead>(
     read: &R,
 ) -> ApiResult<(R::Out, Vec<SegmentId>)> {
     for _ in 0..5 {
-        let (out, remote) = read.local(shard).await;
+        let (out, remote) = read.local(shard).await?;
         let back: Vec<SegmentId> = remote
             .iter()
             .filter(|(_, stale)| *stale || take_back == TakeBack::All)
@@ -67,6 +70,51 @@ async fn settled<R: SplitRead>(
     ))
 }
 
+/// How long a query node's part of a read may run before the delegator asks whether
+/// the node is still there, and how long that question may take.
+#[derive(Clone, Copy)]
+struct Liveness {
+    period: Duration,
+    ping_timeout: Duration,
+}
+
+const LIVENESS: Liveness = Liveness {
+    period: Duration::from_secs(10),
+    ping_timeout: Duration::from_secs(3),
+};
+
+/// The query node's part of `read`, waited for as long as the read's deadline allows
+/// (the call itself ends there), provided the node keeps answering a ping every
+/// liveness period: a slow node is busy, not gone, and its work is not taken back; a
+/// node that stops answering is.
+async fn remote_while_alive<R: SplitRead>(
+    read: &R,
+    qn: &dyn QueryNodeApi,
+    segments: Vec<SegmentId>,
+    live: Liveness,
+) -> ApiResult<R::Out> {
+    let call = read.remote(qn, segments);
+    futures::pin_mut!(call);
+    loop {
+        if let Ok(answer) = rt::timeout(live.period, &mut call).await {
+            return answer;
+        }
+        match rt::timeout(live.ping_timeout, qn.ping()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(ApiError::unavailable(
+                    format!(
+                        "query node stopped answering for {:?} during a read",
+                        live.ping_timeout
+                    ),
+                    false,
+                ))
+            }
+        }
+    }
+}
+
 impl ShardDelegator<'_> {
     /// Runs a split read: local part, query node part, merged. A failing query node
     /// is marked suspect and its segments are taken back and read here.
@@ -76,7 +124,7 @@ impl ShardDelegator<'_> {
             return Ok(local);
         }
         let answer = match self.target() {
-            Some(qn) => read.remote(qn.as_ref(), remote.clone()).await,
+            Some(qn) => remote_while_alive(read, qn.as_ref(), remote.clone(), LIVENESS).await,
             None => Err(ApiError::new(
                 code::UNAVAILABLE,
                 "no query node serves this shard's handed-off segments",
@@ -84,6 +132,9 @@ impl ShardDelegator<'_> {
         };
         match answer {
             Ok(far) => Ok(read.merge(local, far)),
+            // The time ran out, the query node did not fail: nothing to take back,
+            // and no time left to read its segments here.
+            Err(e) if e.is_deadline() => Err(e),
             Err(e) => {
                 self.suspect();
                 tracing::warn!(op = R::NAME, error = %e, "query node read failed; serving its segments here");
@@ -93,3 +144,6 @@ impl ShardDelegator<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

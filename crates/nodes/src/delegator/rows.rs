@@ -25,9 +25,9 @@ impl SplitRead for QueryRows<'_> {
     type Out = Vec<RowRef>;
     const NAME: &'static str = "query";
 
-    async fn local(&self, shard: &Shard) -> (Self::Out, Vec<(SegmentId, bool)>) {
+    async fn local(&self, shard: &Shard) -> ApiResult<(Self::Out, Vec<(SegmentId, bool)>)> {
         let limit = self.limit.map(|l| l as usize);
-        shard.query_rows_split(self.scope, limit).await
+        Ok(shard.query_rows_split(self.scope, limit).await)
     }
 
     async fn remote(
@@ -60,9 +60,9 @@ impl SplitRead for Count<'_> {
     type Out = u64;
     const NAME: &'static str = "count";
 
-    async fn local(&self, shard: &Shard) -> (Self::Out, Vec<(SegmentId, bool)>) {
+    async fn local(&self, shard: &Shard) -> ApiResult<(Self::Out, Vec<(SegmentId, bool)>)> {
         let (n, remote) = shard.count_split(self.scope).await;
-        (n as u64, remote)
+        Ok((n as u64, remote))
     }
 
     async fn remote(

@@ -2,6 +2,7 @@
 //! the indexes on the query node for the handed-off ones, reduced to one top-k.
 
 use quiver_core::ids::{FieldId, SegmentId};
+use quiver_core::rt::Ticket;
 use quiver_core::search::{reduce, Hit};
 use quiver_core::segment::SegmentView;
 use quiver_core::shard::{ReadScope, Shard};
@@ -15,6 +16,8 @@ struct Search<'a> {
     at: ShardRef,
     search: &'a VectorSearch,
     scope: ReadScope<'a>,
+    /// The search's turn in this node's compute lanes.
+    ticket: Ticket<'a>,
 }
 
 #[async_trait::async_trait]
@@ -22,11 +25,12 @@ impl SplitRead for Search<'_> {
     type Out = Vec<Vec<Hit>>;
     const NAME: &'static str = "search";
 
-    async fn local(&self, shard: &Shard) -> (Self::Out, Vec<(SegmentId, bool)>) {
+    async fn local(&self, shard: &Shard) -> ApiResult<(Self::Out, Vec<(SegmentId, bool)>)> {
         let s = self.search;
-        shard
-            .search_split(s.field, &s.queries, s.k as usize, s.metric, self.scope)
-            .await
+        let (k, scope) = (s.k as usize, self.scope);
+        Ok(shard
+            .search_split_paced(s.field, &s.queries, k, s.metric, scope, &self.ticket)
+            .await?)
     }
 
     async fn remote(
@@ -64,6 +68,7 @@ impl ShardDelegator<'_> {
             at: self.at,
             search: &search,
             scope,
+            ticket: self.d.lanes.admit(search.scope.deadline)?,
         };
         self.read(&read).await
     }

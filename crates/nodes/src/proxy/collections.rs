@@ -14,6 +14,21 @@ use crate::pb::milvus::*;
 /// Most shards a collection may have.
 const MAX_SHARDS: u32 = 16;
 
+/// Most fields a collection may have (Milvus's `proxy.maxFieldNum`), not counting
+/// the dynamic field's `$meta`, which the server adds.
+pub(super) const MAX_FIELDS: usize = 64;
+
+/// Refuses a schema with more than [`MAX_FIELDS`] user fields.
+pub(super) fn check_field_count(proto: &crate::pb::schema::CollectionSchema) -> ApiResult<()> {
+    let n = proto.fields.iter().filter(|f| !f.is_dynamic).count();
+    if n > MAX_FIELDS {
+        return Err(ApiError::invalid(format!(
+            "maximum field's number should be limited to {MAX_FIELDS}, got {n}"
+        )));
+    }
+    Ok(())
+}
+
 impl Proxy {
     pub(super) async fn do_create_collection(
         &self,
@@ -25,6 +40,7 @@ impl Proxy {
             prost::Message::decode(r.schema.as_slice()).map_err(|e| {
                 ApiError::new(code::ILLEGAL_SCHEMA, format!("undecodable schema: {e}"))
             })?;
+        check_field_count(&proto)?;
         let schema = schema_from_proto(&proto, &r.collection_name)?;
         let shards = if r.shards_num <= 0 {
             1
@@ -192,3 +208,6 @@ impl Proxy {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,6 +7,8 @@
 
 use tonic::{Request, Response};
 
+use quiver_core::rt::Deadline;
+
 use super::Proxy;
 use crate::coordinator::DEFAULT_DB;
 use crate::error::{ok_status, ApiResult};
@@ -19,6 +21,9 @@ pub(super) struct Ctx {
     /// The database the request addresses: the `dbname` header, else the body's
     /// `db_name`, else the default. Whether it exists is the coordinator's answer.
     pub db: String,
+    /// When the client stops waiting (its `grpc-timeout`, less a margin for the
+    /// answer to reach it), or the server's default read budget.
+    pub deadline: Deadline,
 }
 
 /// A request body, as the context step reads it.
@@ -95,11 +100,16 @@ body_without_db!(
 impl Proxy {
     /// The request-context step: authenticates the request (a wrong or missing token
     /// is a gRPC `Unauthenticated` error, the one error not carried in a `Status`) and
-    /// resolves its database; returns the context and the body.
+    /// resolves its database and its deadline; returns the context and the body.
     pub(super) fn ctx<T: RequestBody>(&self, req: Request<T>) -> Result<(Ctx, T), tonic::Status> {
         authenticate(self.expected_auth.as_deref(), &req)?;
         let db = db_of(&req, req.get_ref().body_db());
-        Ok((Ctx { db }, req.into_inner()))
+        let timeout = req
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok());
+        let deadline = crate::deadline::from_grpc_timeout(timeout);
+        Ok((Ctx { db, deadline }, req.into_inner()))
     }
 }
 

@@ -196,10 +196,11 @@ fn column_from_field_data(f: &FieldSchema, fd: ps::FieldData) -> ApiResult<Field
         }
         (Some(FdField::Vectors(v)), DataType::FloatVector { dim }) => match v.data {
             Some(Vd::FloatVector(fv)) => {
-                let got = v.dim as u32;
-                if got != *dim {
+                // Compared as sent: a hostile dim (-1) must not wrap into a large one.
+                if v.dim != i64::from(*dim) {
                     return Err(ApiError::invalid(format!(
-                        "the dim ({got}) of field data({name}) is not equal to schema dim ({dim})"
+                        "the dim ({}) of field data({name}) is not equal to schema dim ({dim})",
+                        v.dim
                     )));
                 }
                 ColumnData::FloatVector {

@@ -152,7 +152,7 @@ impl Proxy {
             client_ts: r.guarantee_timestamp,
         };
         let (info, gts) = self.read_target(&ctx.db, &r.collection_name, c).await?;
-        hybrid_search(&self.shards(&info), r, gts).await
+        hybrid_search(&self.shards(&info).until(ctx.deadline), r, gts).await
     }
 }
 
@@ -198,10 +198,7 @@ fn parse_hybrid(r: &HybridSearchRequest) -> ApiResult<(Ranker, Cut)> {
             "limit [{limit}] + offset [{offset}] is invalid, it should be in range [1, {MAX_TOPK}]"
         )));
     }
-    let round: i64 = rank
-        .get("round_decimal")
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(-1);
+    let round = super::params::round_decimal(&rank)?;
     Ok((
         ranker,
         Cut {

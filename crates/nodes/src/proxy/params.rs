@@ -8,8 +8,36 @@ use crate::error::{ApiError, ApiResult};
 use crate::pb::common::KeyValuePair;
 use crate::pb::schema::{template_array_value, template_value, TemplateArrayValue, TemplateValue};
 
-/// Milvus's limit on topk (and on topk + offset).
+/// Milvus's limit on topk (and on topk + offset), and on a query's limit + offset
+/// (`quotaAndLimits.limits.topK`, `maxQueryResultWindow`).
 pub const MAX_TOPK: usize = 16_384;
+
+/// Milvus's limit on the query vectors of one search (`quotaAndLimits.limits.nq`).
+pub const MAX_NQ: usize = 16_384;
+
+/// Refuses a search of `nq` query vectors outside Milvus's range.
+pub fn check_nq(nq: usize) -> ApiResult<()> {
+    if nq == 0 || nq > MAX_NQ {
+        return Err(ApiError::invalid(format!(
+            "nq (number of search vector per search request) should be in range [1, {MAX_NQ}], but got {nq}"
+        )));
+    }
+    Ok(())
+}
+
+/// The `round_decimal` of search parameters: -1 (absent: leave scores as they are)
+/// or 0..=6 places; anything else is refused, as Milvus does.
+pub fn round_decimal(map: &BTreeMap<String, String>) -> ApiResult<i64> {
+    let Some(v) = map.get("round_decimal") else {
+        return Ok(-1);
+    };
+    match v.trim().parse::<i64>() {
+        Ok(r) if r == -1 || (0..=6).contains(&r) => Ok(r),
+        _ => Err(ApiError::invalid(format!(
+            "round_decimal [{v}] is invalid, should be -1 or an integer in range [0, 6]"
+        ))),
+    }
+}
 
 pub fn kv_map(kvs: &[KeyValuePair]) -> BTreeMap<String, String> {
     kvs.iter()
@@ -79,3 +107,6 @@ pub fn template_params(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;

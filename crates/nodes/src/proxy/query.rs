@@ -23,7 +23,7 @@ impl Proxy {
             client_ts: r.guarantee_timestamp,
         };
         let (info, gts) = self.read_target(&ctx.db, &r.collection_name, c).await?;
-        query(&self.shards(&info), r, gts).await
+        query(&self.shards(&info).until(ctx.deadline), r, gts).await
     }
 }
 
@@ -32,13 +32,19 @@ fn limit_and_offset(r: &QueryRequest) -> ApiResult<(Option<usize>, usize)> {
     let params = kv_map(&r.query_params);
     let limit = parse_usize(&params, "limit")?;
     let offset = parse_usize(&params, "offset")?.unwrap_or(0);
+    // Milvus's checks: the limit itself, then the window it reaches.
     if let Some(l) = limit {
-        if l + offset > MAX_TOPK * 1024 {
+        if l == 0 || l > MAX_TOPK {
             return Err(ApiError::invalid(format!(
-                "limit+offset {} is too large",
-                l + offset
+                "limit [{l}] is invalid, it should be in range [1, {MAX_TOPK}], but got {l}"
             )));
         }
+    }
+    let window = limit.unwrap_or(0).saturating_add(offset);
+    if offset > 0 && window > MAX_TOPK {
+        return Err(ApiError::invalid(format!(
+            "invalid max query result window, (offset+limit) should be in range [1, {MAX_TOPK}], but got {window}"
+        )));
     }
     Ok((limit, offset))
 }
@@ -117,3 +123,6 @@ fn count_results(n: usize, base: QueryResults) -> QueryResults {
         ..base
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,7 +15,8 @@ use super::{Proxy, BOUNDED_STALENESS_MS};
 use crate::coordinator::CollectionInfo;
 use crate::error::{code, ApiError, ApiResult};
 use crate::pb::schema::TemplateValue;
-use crate::rpc::WireScope;
+use crate::rpc::{WireScope, DEFAULT_READ_BUDGET};
+use quiver_core::rt::Deadline;
 
 /// How a read asked to be consistent: its level, whether it asked for the
 /// collection's default, and its own timestamp (for Session and Customized).
@@ -85,6 +86,8 @@ impl Proxy {
             read_ts: Timestamp::ZERO,
             partitions,
             filter,
+            // The read's own deadline replaces this when the shards are asked.
+            deadline: Deadline::after(DEFAULT_READ_BUDGET),
         }
     }
 

@@ -4,6 +4,11 @@
 //! answer means the request did not run. A node that cannot be reached is forgotten
 //! for the next call but the error goes back to the client: a write that timed out
 //! may have happened, and only the client can decide what to do about it.
+//!
+//! Reads run until their client's deadline, which may be long; while one runs, the
+//! router checks every [`OWNER_CHECK_PERIOD`] that its node still owns the shard, and
+//! follows the shard to its new owner (a read changes nothing, so re-sending it is
+//! safe). A read that runs out of time forgets the owner too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,6 +39,18 @@ pub struct ShardRouter {
 
 /// How many times a request is re-routed after "not the owner" answers.
 const ROUTE_ATTEMPTS: usize = 4;
+
+/// How long a read waits on a node before checking it still owns the shard. A read
+/// runs until its deadline (it may be long); a node that lost the vchannel meanwhile
+/// (cut off, its lease taken over) must not hold it that long.
+const OWNER_CHECK_PERIOD: Duration = Duration::from_secs(10);
+
+/// Whether a call is a read (safe to abandon and re-send to a new owner) or not.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Read,
+    Write,
+}
 
 impl ShardRouter {
     pub fn new(coord: Arc<dyn CoordinatorApi>, connect: Connect) -> Self {
@@ -80,9 +97,55 @@ impl ShardRouter {
             .remove(vchannel);
     }
 
+    /// Runs a read on `node`, the shard's owner when it started; a read still running
+    /// after [`OWNER_CHECK_PERIOD`] goes on only while the coordinator still names
+    /// `node` the owner (a read changes nothing, so abandoning it is safe).
+    async fn read_on<T>(
+        &self,
+        vchannel: &str,
+        node: &str,
+        call: impl Future<Output = ApiResult<T>>,
+    ) -> ApiResult<T> {
+        futures::pin_mut!(call);
+        loop {
+            if let Ok(r) = rt::timeout(OWNER_CHECK_PERIOD, &mut call).await {
+                return r;
+            }
+            match self.coord.locate(vchannel).await {
+                Ok(a) if a.node != node => {
+                    return Err(ApiError::new(
+                        code::NOT_OWNER,
+                        format!("{node} lost {vchannel} to {} during the read", a.node),
+                    ))
+                }
+                // Still the owner, or the coordinator cannot say: keep waiting.
+                _ => continue,
+            }
+        }
+    }
+
     /// Runs `op` on the node that owns the shard's vchannel, re-routing after "not the
     /// owner" answers (the request did not run there).
     async fn to_shard<T, F, Fut>(&self, at: ShardRef, op: F) -> ApiResult<T>
+    where
+        F: Fn(Arc<dyn StreamingApi>) -> Fut + Send + Sync,
+        Fut: Future<Output = ApiResult<T>> + Send,
+        T: Send,
+    {
+        self.route(at, Call::Write, op).await
+    }
+
+    /// [`Self::to_shard`] for a read, which follows the shard to a new owner.
+    async fn read_shard<T, F, Fut>(&self, at: ShardRef, op: F) -> ApiResult<T>
+    where
+        F: Fn(Arc<dyn StreamingApi>) -> Fut + Send + Sync,
+        Fut: Future<Output = ApiResult<T>> + Send,
+        T: Send,
+    {
+        self.route(at, Call::Read, op).await
+    }
+
+    async fn route<T, F, Fut>(&self, at: ShardRef, kind: Call, op: F) -> ApiResult<T>
     where
         F: Fn(Arc<dyn StreamingApi>) -> Fut + Send + Sync,
         Fut: Future<Output = ApiResult<T>> + Send,
@@ -96,13 +159,19 @@ impl ShardRouter {
                 rt::sleep(Duration::from_millis(100 << attempt)).await;
             }
             let node = self.owner(vchannel).await?;
-            match op(self.node(&node)?).await {
+            let call = op(self.node(&node)?);
+            let answer = match kind {
+                Call::Read => self.read_on(vchannel, &node, call).await,
+                Call::Write => call.await,
+            };
+            match answer {
                 Err(e) if e.kind == ErrorKind::NotOwner => {
                     tracing::debug!(vchannel, node, reason = %e.reason, "not the owner; re-routing");
                     self.forget(vchannel);
                     last = Some(e);
                 }
-                Err(e) if e.code == code::UNAVAILABLE => {
+                // A node that did not answer (in time) may no longer be the owner.
+                Err(e) if e.code == code::UNAVAILABLE || e.is_deadline() => {
                     self.forget(vchannel);
                     return Err(e);
                 }
@@ -196,7 +265,7 @@ impl StreamingApi for ShardRouter {
     }
 
     async fn search(&self, at: ShardRef, search: VectorSearch) -> ApiResult<Vec<Vec<Hit>>> {
-        self.to_shard(at, |n| {
+        self.read_shard(at, |n| {
             let search = search.clone();
             async move { n.search(at, search).await }
         })
@@ -209,7 +278,7 @@ impl StreamingApi for ShardRouter {
         scope: WireScope,
         limit: Option<u64>,
     ) -> ApiResult<Vec<(Pk, SegmentId, u32)>> {
-        self.to_shard(at, |n| {
+        self.read_shard(at, |n| {
             let scope = scope.clone();
             async move { n.query_rows(at, scope, limit).await }
         })
@@ -217,7 +286,7 @@ impl StreamingApi for ShardRouter {
     }
 
     async fn count(&self, at: ShardRef, scope: WireScope) -> ApiResult<u64> {
-        self.to_shard(at, |n| {
+        self.read_shard(at, |n| {
             let scope = scope.clone();
             async move { n.count(at, scope).await }
         })

@@ -11,6 +11,7 @@ use super::context::{ok, Ctx};
 use super::fanout::{self, RowRef};
 use super::group_by::{self, GroupBy};
 use super::output::{columns_of, resolve_search_output, Output};
+use super::params::check_nq;
 use super::read_scope::Consistency;
 use super::search_params::SearchSpec;
 use super::shards::{Shards, VectorQuery};
@@ -28,7 +29,7 @@ impl Proxy {
             client_ts: r.guarantee_timestamp,
         };
         let (info, gts) = self.read_target(&ctx.db, &r.collection_name, c).await?;
-        search(&self.shards(&info), r, gts).await
+        search(&self.shards(&info).until(ctx.deadline), r, gts).await
     }
 }
 
@@ -48,6 +49,7 @@ pub(super) async fn search(
         Some(SearchInput::Ids(ids)) => vectors_of(shards, spec.field, ids, now, &parts).await?,
         _ => decode_queries(&r, spec.dim)?,
     };
+    check_nq(queries.len())?;
     let scope = Proxy::scope(now, parts, pred);
     let k = spec.k();
     let groups = GroupBy::parse(schema, &spec.kvs, &spec.inner, k)?;
@@ -189,20 +191,23 @@ pub(crate) fn decode_queries(r: &SearchRequest, dim: usize) -> ApiResult<Vec<Vec
             ph.r#type
         )));
     }
-    if ph.values.is_empty() {
-        return Err(ApiError::invalid("no query vectors"));
-    }
+    // Before decoding: a hostile nq must not cost its decoding.
+    check_nq(ph.values.len())?;
     ph.values.iter().map(|v| decode_vector(v, dim)).collect()
 }
 
 /// One little-endian float vector of dimension `dim`, every value finite.
 fn decode_vector(v: &[u8], dim: usize) -> ApiResult<Vec<f32>> {
     if v.len() != dim * 4 {
+        let got = if v.len().is_multiple_of(4) {
+            format!("dim {}", v.len() / 4)
+        } else {
+            "not a whole number of float32 values".to_string()
+        };
         return Err(ApiError::invalid(format!(
-            "vector dimension mismatch, expected vector size(byte) {}, actual {} (dim {dim}, got dim {})",
+            "vector dimension mismatch, expected vector size(byte) {}, actual {} (dim {dim}, got {got})",
             dim * 4,
             v.len(),
-            v.len() / 4
         )));
     }
     let q: Vec<f32> = v

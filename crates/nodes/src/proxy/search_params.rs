@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use quiver_core::schema::{DataType, FieldSchema};
 use quiver_core::search::Metric;
 
-use super::params::{kv_map, parse_usize, MAX_TOPK};
+use super::params::{kv_map, parse_usize, round_decimal, MAX_TOPK};
 use crate::coordinator::CollectionInfo;
 use crate::error::{code, ApiError, ApiResult};
 use crate::pb::milvus::SearchRequest;
@@ -42,10 +42,7 @@ impl<'a> SearchSpec<'a> {
             DataType::FloatVector { dim } => dim as usize,
             _ => unreachable!("field_and_metric returns a vector field"),
         };
-        let round_decimal = kvs
-            .get("round_decimal")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(-1);
+        let round_decimal = round_decimal(&kvs)?;
         Ok(SearchSpec {
             topk,
             offset,

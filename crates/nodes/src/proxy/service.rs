@@ -6,6 +6,7 @@ use tonic::{Request, Response};
 
 use super::context::reply;
 use super::Proxy;
+use crate::deadline::within;
 use crate::pb::common::Status;
 use crate::pb::milvus::milvus_service_server::MilvusService;
 use crate::pb::milvus::*;
@@ -163,13 +164,20 @@ impl MilvusService for Proxy {
     #[tracing::instrument(skip_all, fields(collection = %request.get_ref().collection_name, nq = request.get_ref().nq))]
     async fn search(&self, request: Request<SearchRequest>) -> Rpc<SearchResults> {
         let (ctx, r) = self.ctx(request)?;
-        reply(self.do_search(&ctx, r).await)
+        reply(within(ctx.deadline, "the search", self.do_search(&ctx, r)).await)
     }
 
     #[tracing::instrument(skip_all, fields(collection = %request.get_ref().collection_name))]
     async fn hybrid_search(&self, request: Request<HybridSearchRequest>) -> Rpc<SearchResults> {
         let (ctx, r) = self.ctx(request)?;
-        reply(self.do_hybrid_search(&ctx, r).await)
+        reply(
+            within(
+                ctx.deadline,
+                "the hybrid search",
+                self.do_hybrid_search(&ctx, r),
+            )
+            .await,
+        )
     }
 
     #[tracing::instrument(skip_all, fields(collection = %request.get_ref().collection_names.join(",")))]
@@ -181,7 +189,7 @@ impl MilvusService for Proxy {
     #[tracing::instrument(skip_all, fields(collection = %request.get_ref().collection_name))]
     async fn query(&self, request: Request<QueryRequest>) -> Rpc<QueryResults> {
         let (ctx, r) = self.ctx(request)?;
-        reply(self.do_query(&ctx, r).await)
+        reply(within(ctx.deadline, "the query", self.do_query(&ctx, r)).await)
     }
 
     async fn get_flush_state(

@@ -10,12 +10,15 @@ use std::future::Future;
 
 use quiver_core::batch::{Batch, Pk};
 use quiver_core::ids::{FieldId, PartitionId, SegmentId};
+use quiver_core::rt::Deadline;
 use quiver_core::search::{Hit, Metric};
 use quiver_core::shard::MutationAck;
 
 use crate::coordinator::CollectionInfo;
 use crate::error::{code, ApiError, ApiResult};
-use crate::rpc::{SearchKnobs, ShardRef, StreamingApi, VectorSearch, WireScope};
+use crate::rpc::{
+    SearchKnobs, ShardRef, StreamingApi, VectorSearch, WireScope, DEFAULT_READ_BUDGET,
+};
 
 /// The vector part of a search: which field, the query vectors, how many results,
 /// the metric, and the index and range search parameters, parsed once.
@@ -30,11 +33,31 @@ pub struct VectorQuery<'a> {
 pub struct Shards<'a> {
     api: &'a dyn StreamingApi,
     pub info: &'a CollectionInfo,
+    /// The deadline every read sent through this handle carries.
+    deadline: Deadline,
 }
 
 impl<'a> Shards<'a> {
+    /// A handle whose reads carry the server's default budget.
     pub fn new(api: &'a dyn StreamingApi, info: &'a CollectionInfo) -> Self {
-        Shards { api, info }
+        Shards {
+            api,
+            info,
+            deadline: Deadline::after(DEFAULT_READ_BUDGET),
+        }
+    }
+
+    /// The same handle, its reads carrying the request's `deadline`.
+    pub fn until(self, deadline: Deadline) -> Self {
+        Shards { deadline, ..self }
+    }
+
+    /// `scope` as sent: with this handle's deadline.
+    fn stamped(&self, scope: &WireScope) -> WireScope {
+        WireScope {
+            deadline: self.deadline,
+            ..scope.clone()
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -109,7 +132,7 @@ impl<'a> Shards<'a> {
             queries: q.queries.to_vec(),
             k: q.k as u32,
             metric: q.metric,
-            scope: scope.clone(),
+            scope: self.stamped(scope),
             knobs: q.knobs,
         };
         let at = self.at(shard);
@@ -124,12 +147,14 @@ impl<'a> Shards<'a> {
     ) -> ApiResult<Vec<(Pk, SegmentId, u32)>> {
         let at = self.at(shard);
         let limit = limit.map(|l| l as u64);
+        let scope = self.stamped(scope);
         self.call(|| self.api.query_rows(at, scope.clone(), limit))
             .await
     }
 
     pub async fn count(&self, shard: usize, scope: &WireScope) -> ApiResult<usize> {
         let at = self.at(shard);
+        let scope = self.stamped(scope);
         Ok(self.call(|| self.api.count(at, scope.clone())).await? as usize)
     }
 

@@ -36,6 +36,8 @@ pub struct QueryNode {
     served: Arc<tokio::sync::RwLock<BTreeMap<(CollectionId, u32), Served>>>,
     /// The newest owner epoch each shard's delegator has spoken with.
     epochs: Arc<std::sync::Mutex<BTreeMap<(CollectionId, u32), u64>>>,
+    /// The lanes this node's searches take turns in.
+    lanes: quiver_core::rt::Lanes,
 }
 
 /// The segment a read names. A segment this node does not serve is an error, so the
@@ -94,6 +96,7 @@ impl QueryNode {
             store,
             served: Default::default(),
             epochs: Default::default(),
+            lanes: quiver_core::rt::Lanes::per_core(),
         })
     }
 
@@ -185,6 +188,7 @@ impl QueryNode {
             store: self.store.clone(),
             served: self.served.clone(),
             epochs: self.epochs.clone(),
+            lanes: quiver_core::rt::Lanes::per_core(),
         };
         rt::spawn(async move {
             rt::sleep(std::time::Duration::from_millis(1500)).await;
@@ -312,7 +316,9 @@ impl QueryNodeApi for QueryNode {
         segments: Vec<SegmentId>,
         search: VectorSearch,
     ) -> ApiResult<Vec<Vec<Hit>>> {
-        self.search_segments(at, &segments, search).await
+        let deadline = search.scope.deadline;
+        let work = self.search_segments(at, &segments, search);
+        crate::deadline::within(deadline, "the query node's search", work).await
     }
 
     async fn query_rows(
@@ -322,7 +328,8 @@ impl QueryNodeApi for QueryNode {
         scope: WireScope,
         limit: Option<u64>,
     ) -> ApiResult<Vec<(Pk, SegmentId, u32)>> {
-        self.rows_in_scope(at, &segments, &scope, limit).await
+        let work = self.rows_in_scope(at, &segments, &scope, limit);
+        crate::deadline::within(scope.deadline, "the query node's query", work).await
     }
 
     async fn count(
@@ -331,10 +338,15 @@ impl QueryNodeApi for QueryNode {
         segments: Vec<SegmentId>,
         scope: WireScope,
     ) -> ApiResult<u64> {
-        self.count_in_scope(at, &segments, &scope).await
+        let work = self.count_in_scope(at, &segments, &scope);
+        crate::deadline::within(scope.deadline, "the query node's count", work).await
     }
 
     async fn fetch(&self, at: ShardRef, refs: Vec<(SegmentId, u32)>) -> ApiResult<Batch> {
         self.rows_by_ref(at, &refs).await
+    }
+
+    async fn ping(&self) -> ApiResult<()> {
+        Ok(())
     }
 }

@@ -1,7 +1,9 @@
 //! The query node's reads over the segments a delegator names. Searches run on the
 //! compute seam (`rt::compute`: a worker pool in production) over a snapshot of the
 //! segments and indexes taken under the lock, so a long search neither holds the lock
-//! nor blocks an async worker.
+//! nor blocks an async worker; and they run chunk by chunk in the node's compute
+//! lanes ([`rt::Lanes`]), so a search with a large `nq` takes turns with the other
+//! searches instead of stalling them, and stops at its deadline.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -53,7 +55,18 @@ impl QueryNode {
             }
             units
         };
-        Ok(rt::compute(move || search_units(&units, &search)).await)
+        let ticket = self.lanes.admit(search.scope.deadline)?;
+        let plan = Arc::new(SearchPlan::new(units, search));
+        let nq = plan.prepared.len();
+        let per_chunk = rt::lanes::chunk_len(nq, plan.query_cost());
+        let mut out = Vec::with_capacity(nq);
+        for lo in (0..nq).step_by(per_chunk) {
+            let hi = (lo + per_chunk).min(nq);
+            let p = Arc::clone(&plan);
+            out.extend(ticket.compute(move || p.search(lo..hi)).await?);
+        }
+        quiver_core::invariant!(out.len() == nq, "{nq} queries answered {}", out.len());
+        Ok(out)
     }
 
     /// The rows in scope in the named segments, sorted, at most `limit`.
@@ -127,34 +140,70 @@ impl QueryNode {
     }
 }
 
-/// Searches every unit and reduces per query (CPU-bound: runs on the compute seam).
-fn search_units(units: &[SearchUnit], search: &VectorSearch) -> Vec<Vec<Hit>> {
-    let pred = &search.scope.filter;
-    let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
-    let prepared: Vec<Vec<f32>> = search
-        .queries
-        .iter()
-        .map(|q| search.metric.prepare_query(q))
-        .collect();
-    let req = SearchRequest {
-        field: search.field,
-        queries: &prepared,
-        k: search.k as usize,
-        metric: search.metric,
-        read_ts: search.scope.read_ts,
-        filter: if pred.matches_all() { None } else { Some(&f) },
-        range: search.knobs.range,
-    };
-    let per_segment: Vec<Vec<Vec<Hit>>> = units
-        .iter()
-        .map(|(seg, index)| match index {
-            Some(index) => search_indexed(seg, index, &req, &search.knobs.ann),
-            None => search_segment(seg.as_ref(), &req),
-        })
-        .collect();
-    (0..prepared.len())
-        .map(|q| reduce(per_segment.iter().map(|r| r[q].clone()).collect(), req.k))
-        .collect()
+/// A search over a snapshot of units, shared by its chunks.
+struct SearchPlan {
+    units: Vec<SearchUnit>,
+    search: VectorSearch,
+    /// The queries prepared for the metric (see `Metric::prepare_query`).
+    prepared: Vec<Vec<f32>>,
+}
+
+impl SearchPlan {
+    fn new(units: Vec<SearchUnit>, search: VectorSearch) -> Self {
+        let prepared = search
+            .queries
+            .iter()
+            .map(|q| search.metric.prepare_query(q))
+            .collect();
+        SearchPlan {
+            units,
+            search,
+            prepared,
+        }
+    }
+
+    /// About how many multiply-adds one query costs over every unit: every row for
+    /// an exact scan, the rows an index walk visits (a few per beam slot) otherwise.
+    fn query_cost(&self) -> usize {
+        let dim = self.prepared.first().map_or(1, Vec::len);
+        let ef = self.search.knobs.ann.ef_for(self.search.k as usize);
+        self.units
+            .iter()
+            .map(|(seg, index)| match index {
+                Some(_) => seg.num_rows().min(ef.saturating_mul(32)),
+                None => seg.num_rows(),
+            })
+            .fold(0usize, usize::saturating_add)
+            .saturating_mul(dim)
+    }
+
+    /// Searches every unit for the queries in `queries` and reduces per query
+    /// (CPU-bound: runs on the compute seam).
+    fn search(&self, queries: std::ops::Range<usize>) -> Vec<Vec<Hit>> {
+        let search = &self.search;
+        let pred = &search.scope.filter;
+        let f = |seg: &dyn SegmentView, row: usize| pred.eval(seg.data(), row);
+        let req = SearchRequest {
+            field: search.field,
+            queries: &self.prepared[queries],
+            k: search.k as usize,
+            metric: search.metric,
+            read_ts: search.scope.read_ts,
+            filter: if pred.matches_all() { None } else { Some(&f) },
+            range: search.knobs.range,
+        };
+        let per_segment: Vec<Vec<Vec<Hit>>> = self
+            .units
+            .iter()
+            .map(|(seg, index)| match index {
+                Some(index) => search_indexed(seg, index, &req, &search.knobs.ann),
+                None => search_segment(seg.as_ref(), &req),
+            })
+            .collect();
+        (0..req.queries.len())
+            .map(|q| reduce(per_segment.iter().map(|r| r[q].clone()).collect(), req.k))
+            .collect()
+    }
 }
 
 /// Searches one segment through its index: the rows a read may see (visible at the

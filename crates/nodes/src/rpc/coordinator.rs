@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use tonic::transport::Channel;
 use tonic::{Request, Response};
 
-use super::service::{rpc_service, serve_envelope, RpcClient, CALL_TIMEOUT};
+use super::service::{rpc_service, serve_envelope, RequestDeadline, RpcClient, CALL_TIMEOUT};
 use crate::channels::ChannelAssignment;
 use crate::coordinator::{CatalogChange, CollectionInfo, DatabaseInfo};
 use crate::error::{code, ApiError, ApiResult};
@@ -84,6 +84,9 @@ rpc_service! {
     }
 }
 
+/// Carries no deadline: its calls use the client's timeout.
+impl RequestDeadline for CoordRequest {}
+
 /// The generated server type differs between real tonic and madsim's (which adds an
 /// interceptor parameter); this alias names either.
 #[cfg(not(madsim))]
@@ -140,6 +143,15 @@ impl RemoteCoordinator {
             seats: Arc::new(seats),
             current: Default::default(),
         })
+    }
+
+    /// Sends a request (catalog requests carry no deadline: see [`RequestDeadline`]).
+    async fn send_until<R: DeserializeOwned>(
+        &self,
+        req: CoordRequest,
+        _no_deadline: Option<quiver_core::rt::Deadline>,
+    ) -> ApiResult<R> {
+        self.send(req).await
     }
 
     /// Sends to the active seat, moving on from standbys and silent seats.

@@ -9,7 +9,7 @@ use quiver_core::segment::storage::SegmentFiles;
 use tonic::transport::Channel;
 use tonic::{Request, Response};
 
-use super::service::{rpc_service, serve_envelope, RpcClient};
+use super::service::{rpc_service, serve_envelope, RequestDeadline, RpcClient};
 use crate::coordinator::{CollectionInfo, IndexInfo};
 use crate::error::ApiResult;
 use crate::pb::internal::data_node_client::DataNodeClient;
@@ -26,6 +26,9 @@ rpc_service! {
     /// Builds `index` for a sealed segment and writes it to object storage.
     fn build_index(info: CollectionInfo, files: SegmentFiles, index: IndexInfo) -> ();
 }
+
+/// Carries no deadline: its calls use the client's timeout.
+impl RequestDeadline for DataNodeRequest {}
 
 #[cfg(not(madsim))]
 pub type DataNodeServerOf<T> = DataNodeServer<T>;

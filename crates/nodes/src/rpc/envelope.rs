@@ -8,7 +8,8 @@ use crate::error::{code, ApiError, ApiResult, ErrorKind};
 use crate::pb::internal::Envelope;
 
 /// 3: one request enum variant per operation, typed replies, error kinds.
-pub const WIRE_VERSION: u32 = 3;
+/// 4: a read's scope carries its deadline (as the time left).
+pub const WIRE_VERSION: u32 = 4;
 
 /// The largest message any internal or public gRPC service sends or accepts.
 pub const MAX_MESSAGE_BYTES: usize = 256 << 20;

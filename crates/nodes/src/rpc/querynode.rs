@@ -18,7 +18,7 @@ use quiver_core::segment::DeleteRecord;
 use tonic::transport::Channel;
 use tonic::{Request, Response};
 
-use super::service::{rpc_service, serve_envelope, RpcClient, CALL_TIMEOUT};
+use super::service::{rpc_service, serve_envelope, RequestDeadline, RpcClient, CALL_TIMEOUT};
 use super::streaming::ShardRef;
 use super::types::{VectorSearch, WireScope};
 use crate::coordinator::{CollectionInfo, IndexInfo};
@@ -61,6 +61,22 @@ rpc_service! {
     ) -> Vec<(Pk, SegmentId, u32)>;
     fn count(at: ShardRef, segments: Vec<SegmentId>, scope: WireScope) -> u64;
     fn fetch(at: ShardRef, refs: Vec<(SegmentId, u32)>) -> Batch;
+    /// Answers at once: a delegator whose read runs long asks whether the node is
+    /// still there (busy) or gone.
+    fn ping() -> ();
+}
+
+impl RequestDeadline for QueryNodeRequest {
+    /// Reads carry their client's deadline in their scope.
+    fn deadline(&self) -> Option<quiver_core::rt::Deadline> {
+        match self {
+            QueryNodeRequest::search { search, .. } => Some(search.scope.deadline),
+            QueryNodeRequest::query_rows { scope, .. } | QueryNodeRequest::count { scope, .. } => {
+                Some(scope.deadline)
+            }
+            _ => None,
+        }
+    }
 }
 
 #[cfg(not(madsim))]

@@ -16,6 +16,7 @@
 
 use std::time::Duration;
 
+use quiver_core::rt::{self, Deadline};
 use serde::{de::DeserializeOwned, Serialize};
 use tonic::transport::{Channel, Endpoint};
 
@@ -23,8 +24,22 @@ use super::envelope::{open_result, seal, MAX_MESSAGE_BYTES};
 use crate::error::{ApiError, ApiResult};
 use crate::pb::internal::Envelope;
 
-/// How long an internal call may take before the caller gives up.
+/// How long an internal call that carries no deadline of its own (catalog, writes,
+/// loads) may take before the caller gives up. Reads carry their client's deadline
+/// and are given the time it leaves instead.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How much longer than its deadline a caller waits for a call's answer: the callee
+/// stops at the deadline and answers "deadline exceeded" itself, and that answer
+/// (not a transport timeout) is what should come back.
+pub const DEADLINE_GRACE: Duration = Duration::from_millis(500);
+
+/// The deadline a request carries, if it carries one (reads do, in their scope).
+pub trait RequestDeadline {
+    fn deadline(&self) -> Option<Deadline> {
+        None
+    }
+}
 
 /// Defines a role's internal API; see the module docs.
 macro_rules! rpc_service {
@@ -85,7 +100,9 @@ macro_rules! rpc_service {
                 async fn $op(&self, $($arg: $ty),*) -> $crate::error::ApiResult<$reply> {
                     #[allow(unused_imports)]
                     use $crate::rpc::service::ToWire;
-                    self.send($Req::$op { $($arg: $arg.to_wire()),* }).await
+                    let req = $Req::$op { $($arg: $arg.to_wire()),* };
+                    let deadline = $crate::rpc::service::RequestDeadline::deadline(&req);
+                    self.send_until(req, deadline).await
                 }
             )*
         }
@@ -226,13 +243,12 @@ envelope_client!(
     WalStoreClient<Channel>,
 );
 
-/// A lazily connected channel to `addr` (like `http://10.0.0.1:7000`) whose calls give
-/// up after `timeout`.
-pub fn channel(addr: &str, timeout: Duration) -> ApiResult<Channel> {
+/// A lazily connected channel to `addr` (like `http://10.0.0.1:7000`). Calls are
+/// timed by [`RpcClient`], each by its own deadline, not by the channel.
+pub fn channel(addr: &str) -> ApiResult<Channel> {
     Ok(Endpoint::from_shared(addr.to_string())
         .map_err(|e| ApiError::internal(format!("bad address {addr}: {e}")))?
         .connect_timeout(Duration::from_secs(2))
-        .timeout(timeout)
         .connect_lazy())
 }
 
@@ -241,25 +257,53 @@ pub fn channel(addr: &str, timeout: Duration) -> ApiResult<Channel> {
 pub struct RpcClient<C> {
     client: C,
     role: &'static str,
+    /// How long a call without a deadline may take.
+    timeout: Duration,
 }
 
 impl<C: EnvelopeClient> RpcClient<C> {
-    /// Connects (lazily) to `addr`; calls give up after `timeout`.
+    /// Connects (lazily) to `addr`; calls without a deadline give up after `timeout`.
     pub fn connect(role: &'static str, addr: &str, timeout: Duration) -> ApiResult<Self> {
         Ok(RpcClient {
-            client: C::connect(channel(addr, timeout)?),
+            client: C::connect(channel(addr)?),
             role,
+            timeout,
         })
     }
 
-    /// Sends one request and opens its typed reply. A transport failure means the
-    /// role could not be reached or did not answer: the request may have run.
+    /// Sends one request (with the client's default timeout) and opens its reply.
     pub async fn send<Q: Serialize, R: DeserializeOwned>(&self, req: Q) -> ApiResult<R> {
+        self.send_until(req, None).await
+    }
+
+    /// Sends one request and opens its typed reply, waiting until the request's
+    /// `deadline` (and a grace for the callee's own answer) or, without one, the
+    /// client's timeout. A deadline that passes is reported as such — the role is
+    /// not unreachable, the time ran out; any other transport failure means the role
+    /// could not be reached or did not answer: the request may have run.
+    pub async fn send_until<Q: Serialize, R: DeserializeOwned>(
+        &self,
+        req: Q,
+        deadline: Option<Deadline>,
+    ) -> ApiResult<R> {
+        let budget = match deadline {
+            Some(d) if d.expired() => return Err(ApiError::deadline_exceeded(self.role)),
+            Some(d) => d.remaining() + DEADLINE_GRACE,
+            None => self.timeout,
+        };
         let mut c = self.client.clone();
-        let reply = c
-            .call_envelope(seal(&req))
-            .await
-            .map_err(|s| ApiError::unavailable(format!("{} unreachable: {s}", self.role), false))?;
+        let reply = match rt::timeout(budget, c.call_envelope(seal(&req))).await {
+            Ok(r) => r.map_err(|s| {
+                ApiError::unavailable(format!("{} unreachable: {s}", self.role), false)
+            })?,
+            Err(_) if deadline.is_some() => return Err(ApiError::deadline_exceeded(self.role)),
+            Err(_) => {
+                return Err(ApiError::unavailable(
+                    format!("{} unreachable: no answer within {budget:?}", self.role),
+                    false,
+                ))
+            }
+        };
         open_result(&reply)
     }
 }

@@ -13,7 +13,7 @@ use quiver_core::shard::MutationAck;
 use tonic::transport::Channel;
 use tonic::{Request, Response};
 
-use super::service::{rpc_service, serve_envelope, RpcClient, CALL_TIMEOUT};
+use super::service::{rpc_service, serve_envelope, RequestDeadline, RpcClient, CALL_TIMEOUT};
 use super::types::{VectorSearch, WireScope};
 use crate::coordinator::CollectionInfo;
 use crate::error::ApiResult;
@@ -57,6 +57,19 @@ rpc_service! {
     /// Why index `index` cannot be built on one of the shard's segments, if it failed
     /// for good (see `delegator::builds`).
     fn index_failure(at: ShardRef, index: i64) -> Option<String>;
+}
+
+impl RequestDeadline for StreamRequest {
+    /// Reads carry their client's deadline in their scope.
+    fn deadline(&self) -> Option<quiver_core::rt::Deadline> {
+        match self {
+            StreamRequest::search { search, .. } => Some(search.scope.deadline),
+            StreamRequest::query_rows { scope, .. } | StreamRequest::count { scope, .. } => {
+                Some(scope.deadline)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl StreamRequest {

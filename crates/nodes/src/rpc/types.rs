@@ -1,7 +1,10 @@
 //! The typed bodies that several internal APIs share: a read's scope and a vector
 //! search with its index knobs, parsed once at the proxy and carried typed from there.
 
+use std::time::Duration;
+
 use quiver_core::ids::{FieldId, PartitionId};
+use quiver_core::rt::Deadline;
 use quiver_core::search::{Metric, ScoreRange};
 use quiver_core::tso::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -21,7 +24,14 @@ pub struct WireScope {
     pub read_ts: Timestamp,
     pub partitions: Vec<PartitionId>,
     pub filter: quiver_core::expr::Predicate,
+    /// When the client stops waiting: every hop gives its calls the time left, and
+    /// the work stops (with a timeout status) once it passes.
+    pub deadline: Deadline,
 }
+
+/// How long a read may run when its client set no timeout: generous, but a read
+/// nobody waits for does not run for ever.
+pub const DEFAULT_READ_BUDGET: Duration = Duration::from_secs(120);
 
 /// Range-search bounds from search parameters (`radius`, `range_filter`).
 fn score_range(params: &[(String, String)]) -> ApiResult<quiver_core::search::ScoreRange> {

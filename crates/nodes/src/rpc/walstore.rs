@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 use tonic::{Request, Response};
 
-use super::service::{rpc_service, serve_envelope, RpcClient, CALL_TIMEOUT};
+use super::service::{rpc_service, serve_envelope, RequestDeadline, RpcClient, CALL_TIMEOUT};
 use crate::error::ApiResult;
 use crate::pb::internal::wal_store_client::WalStoreClient;
 use crate::pb::internal::wal_store_server::{WalStore as WalStoreRpc, WalStoreServer};
@@ -45,6 +45,9 @@ rpc_service! {
     fn state(log: String) -> WalState;
     fn remove(log: String) -> ();
 }
+
+/// Carries no deadline: its calls use the client's timeout.
+impl RequestDeadline for WalStoreRequest {}
 
 #[cfg(not(madsim))]
 pub type WalStoreServerOf<T> = WalStoreServer<T>;

@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use super::StreamingNode;
 use crate::coordinator::CollectionInfo;
+use crate::deadline::within;
 use crate::delegator::ShardDelegator;
 use crate::error::{ApiResult, ErrorKind};
 use crate::rpc::{ShardRef, StreamingApi, VectorSearch, WireScope};
@@ -100,8 +101,9 @@ impl StreamingApi for StreamingNode {
     }
 
     async fn search(&self, at: ShardRef, search: VectorSearch) -> ApiResult<Vec<Vec<Hit>>> {
-        self.on_delegator(at, |d| async move { d.search(search).await })
-            .await
+        let deadline = search.scope.deadline;
+        let work = self.on_delegator(at, |d| async move { d.search(search).await });
+        within(deadline, "the shard's search", work).await
     }
 
     async fn query_rows(
@@ -110,13 +112,15 @@ impl StreamingApi for StreamingNode {
         scope: WireScope,
         limit: Option<u64>,
     ) -> ApiResult<Vec<(Pk, SegmentId, u32)>> {
-        self.on_delegator(at, |d| async move { d.query_rows(scope, limit).await })
-            .await
+        let deadline = scope.deadline;
+        let work = self.on_delegator(at, |d| async move { d.query_rows(scope, limit).await });
+        within(deadline, "the shard's query", work).await
     }
 
     async fn count(&self, at: ShardRef, scope: WireScope) -> ApiResult<u64> {
-        self.on_delegator(at, |d| async move { d.count(scope).await })
-            .await
+        let deadline = scope.deadline;
+        let work = self.on_delegator(at, |d| async move { d.count(scope).await });
+        within(deadline, "the shard's count", work).await
     }
 
     async fn fetch(&self, at: ShardRef, refs: Vec<(SegmentId, u32)>) -> ApiResult<Batch> {

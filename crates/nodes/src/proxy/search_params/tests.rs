@@ -37,3 +37,13 @@ fn bad_index_params_are_refused_with_the_shards_messages() {
         .contains("search param radius=\"near\" is not a number"));
     assert!(bad(&[("ef", "0")]).reason.starts_with("search params: "));
 }
+
+#[test]
+fn hostile_ef_values_are_refused_not_ignored() {
+    let bad = |v: &str| SearchKnobs::from_milvus(&pairs(&[("ef", v)])).unwrap_err();
+    for v in ["-1", "abc", "1.5", "99999999999"] {
+        let e = bad(v);
+        assert_eq!(e.code, code::INVALID_PARAMETER, "{v}");
+        assert!(e.reason.contains("ef must be an integer"), "{}", e.reason);
+    }
+}
