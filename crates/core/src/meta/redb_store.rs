@@ -207,9 +207,8 @@ mod tests {
         }
         let len = std::fs::metadata(&path).unwrap().len();
         for cut in [len / 2, 0] {
-            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-            f.set_len(cut).unwrap();
-            drop(f);
+            use crate::rt::disk::{Disk, StdDisk};
+            StdDisk.open(&path, false).unwrap().truncate(cut).unwrap();
             let err = RedbMetaStore::open(&path).unwrap_err();
             assert!(
                 matches!(err, MetaError::Damaged { .. }),
