@@ -82,5 +82,6 @@ impl DataDir {
     }
 }
 
-#[cfg(test)]
+// Real directories, real tokio and the loopback services of standalone.
+#[cfg(all(test, not(madsim)))]
 mod tests;
