@@ -138,6 +138,30 @@ fn restart_and_expect_damage(
     });
 }
 
+#[test]
+fn a_damaged_collection_can_still_be_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (good, bad) = populate(tmp.path(), None);
+    let wal = tmp.path().join("wal").join(&bad.vchannels()[0].0);
+    let seg = wal.join("00000000000000000000.wal");
+    let mut data = std::fs::read(&seg).unwrap();
+    data[20] ^= 1;
+    quiver_core::rt::disk::StdDisk
+        .write_atomic(&seg, &data)
+        .unwrap();
+    run(async {
+        let s = start(tmp.path()).await.unwrap();
+        s.coord.drop_collection(DEFAULT_DB, "bad").await.unwrap();
+        StreamingApi::drop_collection(&*s.streaming, bad.clone())
+            .await
+            .unwrap();
+        s.streaming.open(good.clone()).await.unwrap();
+    });
+    assert!(!seg.exists());
+    let left = run(async { inspect(&DataDir::open(tmp.path()).unwrap()).await.unwrap() });
+    assert!(!left.is_damaged() && left.collections.len() == 1, "{left}");
+}
+
 fn inspect_and_repair(dir: &Path, opts: RepairOptions, would: &str, lost: &str) -> String {
     run(async {
         let d = DataDir::open(dir).unwrap();
