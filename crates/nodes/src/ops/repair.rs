@@ -122,11 +122,17 @@ fn repair_wal(
             "  nothing lost (the damaged records were already flushed into segments)"
         );
     }
-    let _ = writeln!(
-        out.text,
-        "  removed files: {:?}; written files: {:?}",
-        done.removed_files, done.written_files
-    );
+    for (name, len) in &done.cut_files {
+        let _ = writeln!(out.text, "  cut {name} at byte {len}");
+    }
+    for (what, names) in [
+        ("removed", &done.removed_files),
+        ("written", &done.written_files),
+    ] {
+        if !names.is_empty() {
+            let _ = writeln!(out.text, "  {what}: {}", names.join(", "));
+        }
+    }
     Ok(())
 }
 
@@ -143,11 +149,16 @@ async fn repair_segments(
     let s = shard.shard;
     let rows: u64 = shard.damaged_segments.iter().map(|d| d.rows).sum();
     let ids: Vec<_> = shard.damaged_segments.iter().map(|d| d.segment).collect();
+    let shown = ids
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     if !opts.drop_damaged_segments {
         out.damage_left = true;
         let _ = writeln!(
             out.text,
-            "shard {s}: `--drop-damaged-segments` loses segments {ids:?} ({rows} rows)"
+            "shard {s}: `--drop-damaged-segments` loses segment(s) {shown} ({rows} rows)"
         );
         return Ok(());
     }
@@ -164,7 +175,7 @@ async fn repair_segments(
         .map_err(|e| failed(&e))?;
     let _ = writeln!(
         out.text,
-        "shard {s}: dropped damaged segments {ids:?} from the manifest"
+        "shard {s}: dropped damaged segment(s) {shown} from the manifest"
     );
     let _ = writeln!(
         out.text,

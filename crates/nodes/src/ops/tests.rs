@@ -239,7 +239,7 @@ fn a_missing_segment_object_takes_down_one_collection_until_dropped() {
         drop_damaged_segments: true,
         ..Default::default()
     };
-    inspect_and_repair(tmp.path(), opts, "loses segments", "LOST: 20 rows");
+    inspect_and_repair(tmp.path(), opts, "loses segment(s)", "LOST: 20 rows");
     run(async {
         let s = start(tmp.path()).await.unwrap();
         s.streaming.open(bad.clone()).await.unwrap();

@@ -63,6 +63,8 @@ pub struct WalRepair {
     pub lost: Vec<(Offset, Offset)>,
     pub removed_files: Vec<String>,
     pub written_files: Vec<String>,
+    /// Files cut short: (name, new length in bytes).
+    pub cut_files: Vec<(String, u64)>,
 }
 
 fn segments_of(disk: &dyn Disk, dir: &Path) -> Result<(Vec<String>, Vec<Offset>), WalError> {
@@ -246,6 +248,7 @@ fn cut_at_damage(
         let mut file = disk.open(&dir.join(segment_name(f)), false)?;
         file.truncate(d.byte)?;
         file.sync()?;
+        done.cut_files.push((segment_name(f), d.byte));
         // Bad bytes after a file's last record, with the next file intact: only them.
         if later.first() == Some(&at) && d.intact_beyond.is_none() {
             return Ok(());
