@@ -252,3 +252,43 @@ async fn a_missing_segment_file_is_a_gap() {
     let wal = LocalWal::open(disk, "/w", small()).unwrap();
     assert_eq!(wal.next_offset().await, segs[1]);
 }
+
+#[tokio::test]
+async fn a_damaged_epoch_file_is_rebuilt_from_the_records() {
+    let (d, opts) = log_of(3).await;
+    let epoch = Path::new("/w").join(EPOCH_FILE);
+    d.write_atomic(&epoch, b"junk").unwrap();
+    assert!(LocalWal::open(d.clone(), "/w", opts.clone())
+        .unwrap_err()
+        .is_damage());
+    let repair = repair_local_wal(&*d, Path::new("/w"), 0).unwrap().unwrap();
+    assert!(repair.lost.is_empty());
+    let wal = LocalWal::open(d, "/w", opts).unwrap();
+    assert_eq!(wal.epoch().await, Epoch(1));
+    assert_eq!(wal.next_offset().await, 3);
+}
+
+#[tokio::test]
+async fn a_damaged_flushed_file_is_dropped_when_a_later_one_covers_the_checkpoint() {
+    let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(5));
+    let wal = LocalWal::open(disk.clone(), "/w", small()).unwrap();
+    for i in 0..12u8 {
+        wal.append(Epoch(1), Bytes::from(vec![i; 30]))
+            .await
+            .unwrap();
+    }
+    drop(wal);
+    // Every file holds two 58-byte records (a file rotates once it reaches 64 bytes).
+    let first = Path::new("/w").join(segment_name(0));
+    let mut data = disk.open(&first, false).unwrap().read_all().unwrap();
+    data[HEADER_LEN + 3] ^= 1;
+    disk.write_atomic(&first, &data).unwrap();
+    let repair = repair_local_wal(&*disk, Path::new("/w"), 5)
+        .unwrap()
+        .unwrap();
+    assert!(repair.lost.is_empty(), "{repair:?}");
+    assert_eq!(repair.removed_files, vec![segment_name(0)]);
+    let wal = LocalWal::open(disk, "/w", small()).unwrap();
+    assert_eq!(wal.first_offset().await, 2);
+    assert_eq!(wal.read_from(5, 100).await.unwrap().len(), 7);
+}
