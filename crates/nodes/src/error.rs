@@ -32,6 +32,9 @@ pub mod code {
     pub const INVALID_PARAMETER: i32 = 1100;
     pub const MISSING_PARAMETER: i32 = 1101;
     pub const FIELD_NOT_FOUND: i32 = 1700;
+    /// Milvus's `ErrSegmentLoadFailed` ("segment load failed", not retriable): here, a
+    /// collection whose stored data is damaged (see `streaming::damage`).
+    pub const SEGMENT_LOAD_FAILED: i32 = 604;
     pub const UNEXPECTED: i32 = 65535;
     /// Milvus's `merr.TimeoutCode`: the request's deadline passed before it finished.
     pub const TIMEOUT: i32 = 10001;

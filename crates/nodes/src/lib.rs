@@ -12,7 +12,8 @@
 //!
 //! Roles talk through the typed internal APIs in [`rpc`]; errors carry a Milvus code
 //! and a kind ([`error`]). [`standalone`] runs every role in one process; [`gc`] sweeps
-//! what dropped collections left behind.
+//! what dropped collections left behind; [`ops`] holds the operator commands
+//! (`quiver inspect`, `quiver repair`).
 
 pub mod channels;
 pub mod coordinator;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod gc;
 pub mod leader;
+pub mod ops;
 pub mod pb;
 pub mod proxy;
 pub mod querycoord;

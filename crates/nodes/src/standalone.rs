@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
-use quiver_core::meta::{MetaStore, RedbMetaStore};
+use quiver_core::meta::{MetaError, MetaStore, RedbMetaStore};
 use quiver_core::rt::disk::{Disk, StdDisk};
 use quiver_core::wal::{FsyncPolicy, LocalWalOptions};
 
@@ -153,10 +153,7 @@ fn open_stores(data_dir: &std::path::Path) -> Result<Stores, ApiError> {
     let objects = data_dir.join("objects");
     disk.create_dir_all(&objects)
         .map_err(|e| internal("creating the object directory", &e))?;
-    let meta: Arc<dyn MetaStore> = Arc::new(
-        RedbMetaStore::open(&data_dir.join("meta.redb"))
-            .map_err(|e| internal("opening the meta store", &e))?,
-    );
+    let meta: Arc<dyn MetaStore> = Arc::new(open_meta(data_dir)?);
     // Objects must be durable before the manifest that names them commits, as they
     // are on S3 (fsync); deleting a dropped collection's objects removes their
     // emptied directories too.
@@ -170,6 +167,33 @@ fn open_stores(data_dir: &std::path::Path) -> Result<Stores, ApiError> {
         meta,
         objects,
         disk,
+    })
+}
+
+/// Opens the meta store. It holds every collection's catalog and manifests: when it is
+/// damaged (or missing while WALs and objects exist) no collection can be served, and
+/// the start is refused with what to do rather than starting empty.
+fn open_meta(data_dir: &std::path::Path) -> Result<RedbMetaStore, ApiError> {
+    let path = data_dir.join("meta.redb");
+    let has_data =
+        |sub: &str| std::fs::read_dir(data_dir.join(sub)).is_ok_and(|mut d| d.next().is_some());
+    if !path.exists() && (has_data("wal") || has_data("objects")) {
+        return Err(ApiError::internal(format!(
+            "the meta store {} is missing, but {} holds WALs or segment objects: \
+             starting would serve an empty catalog over them. Restore meta.redb from a \
+             backup (or point --data-dir at the right directory)",
+            path.display(),
+            data_dir.display()
+        )));
+    }
+    RedbMetaStore::open(&path).map_err(|e| match e {
+        MetaError::Damaged { .. } => ApiError::internal(format!(
+            "{e}. It holds every collection's catalog, so the server cannot start; \
+             redb's own repair ran on open and could not fix it. Restore meta.redb from \
+             a backup, then check the rest with `quiver inspect --data-dir {}`",
+            data_dir.display()
+        )),
+        e => ApiError::internal(format!("opening the meta store: {e}")),
     })
 }
 

@@ -22,6 +22,12 @@ pub enum MetaError {
     Io(String),
     #[error("corrupt meta value at {key:?}: {reason}")]
     Corrupt { key: String, reason: String },
+    /// The store's file itself is damaged (standalone): nothing in it can be trusted.
+    #[error("meta store {path} is damaged: {reason}")]
+    Damaged { path: String, reason: String },
+    /// Another process holds the store's file (standalone: a running server).
+    #[error("meta store {path} is in use by another process (is a server running on this data directory?)")]
+    Locked { path: String },
 }
 
 impl MetaError {
@@ -30,7 +36,8 @@ impl MetaError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             MetaError::Unavailable(_) | MetaError::Io(_) => ErrorKind::Retriable,
-            MetaError::Corrupt { .. } => ErrorKind::Internal,
+            MetaError::Corrupt { .. } | MetaError::Damaged { .. } => ErrorKind::Internal,
+            MetaError::Locked { .. } => ErrorKind::Retriable,
         }
     }
 }

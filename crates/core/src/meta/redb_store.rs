@@ -26,10 +26,41 @@ fn io(e: impl std::fmt::Display) -> MetaError {
     MetaError::Io(e.to_string())
 }
 
+/// What a failed open of the file at `path` means.
+fn open_error(path: &str, e: redb::DatabaseError) -> MetaError {
+    use redb::{DatabaseError, StorageError};
+    match e {
+        DatabaseError::DatabaseAlreadyOpen => MetaError::Locked { path: path.into() },
+        DatabaseError::Storage(StorageError::Io(e)) => MetaError::Io(format!("{path}: {e}")),
+        e @ (DatabaseError::Storage(_)
+        | DatabaseError::RepairAborted
+        | DatabaseError::UpgradeRequired(_)) => MetaError::Damaged {
+            path: path.into(),
+            reason: e.to_string(),
+        },
+        e => MetaError::Io(format!("{path}: {e}")),
+    }
+}
+
 impl RedbMetaStore {
-    /// Opens (or creates) the database file at `path`.
+    /// Opens (or creates) the database file at `path`, checking the whole file: a file
+    /// changed outside redb is reported as [`MetaError::Damaged`] (after redb's own
+    /// repair, which the check runs, failed), never trusted. An empty file is damage too
+    /// (redb would make a new, empty database of it, and the catalog would be gone). A
+    /// file another process holds is [`MetaError::Locked`]: it is the data directory's
+    /// lock.
     pub fn open(path: &Path) -> Result<Self, MetaError> {
-        let db = Database::create(path).map_err(io)?;
+        let shown = path.display().to_string();
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            return Err(MetaError::Damaged {
+                path: shown,
+                reason: "the file is empty (truncated)".into(),
+            });
+        }
+        let db = Database::builder()
+            .set_check_integrity_on_open(true)
+            .create(path)
+            .map_err(|e| open_error(&shown, e))?;
         let tx = db.begin_write().map_err(io)?;
         tx.open_table(TABLE).map_err(io)?;
         tx.commit().map_err(io)?;
@@ -153,5 +184,37 @@ mod tests {
         }
         let s = RedbMetaStore::open(&path).unwrap();
         assert_eq!(s.get("a/1").await.unwrap(), Some(b"w".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn a_second_open_is_locked_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.redb");
+        let _s = RedbMetaStore::open(&path).unwrap();
+        let err = RedbMetaStore::open(&path).unwrap_err();
+        assert!(matches!(err, MetaError::Locked { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_truncated_or_emptied_file_is_damage_not_a_new_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.redb");
+        {
+            let s = RedbMetaStore::open(&path).unwrap();
+            for i in 0..200 {
+                s.put(&format!("k/{i}"), vec![7; 500]).await.unwrap();
+            }
+        }
+        let len = std::fs::metadata(&path).unwrap().len();
+        for cut in [len / 2, 0] {
+            use crate::rt::disk::{Disk, StdDisk};
+            StdDisk.open(&path, false).unwrap().truncate(cut).unwrap();
+            let err = RedbMetaStore::open(&path).unwrap_err();
+            assert!(
+                matches!(err, MetaError::Damaged { .. }),
+                "cut at {cut}: {err}"
+            );
+            assert!(err.to_string().contains("meta.redb"), "{err}");
+        }
     }
 }

@@ -103,6 +103,19 @@ impl ShardError {
         }
     }
 
+    /// Whether stored data of the shard is damaged — a WAL, manifest or segment object
+    /// that fails its checksum or format, a missing segment object, a WAL record that
+    /// does not decode — so that neither retrying nor reopening helps, only a repair.
+    /// A transient failure of a store (I/O, unavailable) is not damage.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            ShardError::Wal(w) => w.is_damage(),
+            ShardError::Manifest { .. } | ShardError::Message { .. } => true,
+            ShardError::Storage(s) => storage_damage(s),
+            _ => false,
+        }
+    }
+
     /// Whether this copy of the shard must be closed and the shard reopened from what
     /// is durable: it lost ownership, its WAL failed, or a flush commit's outcome is
     /// unknown.
@@ -121,6 +134,17 @@ fn storage_kind(e: &StorageError) -> ErrorKind {
     match e {
         StorageError::Store { .. } => ErrorKind::Retriable,
         StorageError::Format { .. } | StorageError::Inconsistent { .. } => ErrorKind::Internal,
+    }
+}
+
+/// A missing object named by a committed manifest is damage (objects are written
+/// before the manifest that names them commits); any other store error is transient.
+fn storage_damage(e: &StorageError) -> bool {
+    match e {
+        StorageError::Store { source, .. } => {
+            matches!(source, object_store::Error::NotFound { .. })
+        }
+        StorageError::Format { .. } | StorageError::Inconsistent { .. } => true,
     }
 }
 

@@ -58,7 +58,7 @@ pub(super) fn decode_manifest(key: &str, bytes: &[u8]) -> Result<Manifest, Shard
 }
 
 pub(super) fn manifest_key(cfg: &ShardConfig) -> String {
-    format!("shard/{}/{}/manifest", cfg.collection, cfg.vchannel)
+    super::check::manifest_key_of(cfg.collection, &cfg.vchannel)
 }
 
 impl Shard {

@@ -15,6 +15,7 @@
 //! handed off to another node), [`read`] (split reads), [`error`]. This file holds the
 //! shard itself: opening and recovery, the write path and time ticks.
 
+pub mod check;
 mod error;
 mod flush;
 mod manifest;

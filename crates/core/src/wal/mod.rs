@@ -17,7 +17,10 @@ use thiserror::Error;
 
 use crate::error_kind::ErrorKind;
 
-pub use local::{FsyncPolicy, LocalWal, LocalWalOptions};
+pub use local::{
+    check_local_wal, repair_local_wal, FsyncPolicy, LocalWal, LocalWalOptions, WalCheck, WalDamage,
+    WalRepair,
+};
 pub use mem::MemWal;
 pub use record::{FrameError, WalRecord};
 
@@ -64,6 +67,12 @@ impl WalError {
             | WalError::Broken
             | WalError::Corrupt { .. } => ErrorKind::NeedsReopen,
         }
+    }
+
+    /// Whether the stored log is damaged (a checksum, format or gap error): reopening
+    /// or retrying will not help, only a repair. I/O errors are not damage.
+    pub fn is_damage(&self) -> bool {
+        matches!(self, WalError::Corrupt { .. })
     }
 }
 

@@ -43,6 +43,9 @@ pub enum FrameError {
     TooLong(u32),
     #[error("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     Checksum { stored: u32, computed: u32 },
+    /// A segment file starts after where the one before it ended.
+    #[error("records {expected}..{found} are missing (a segment file is gone)")]
+    Gap { expected: u64, found: u64 },
 }
 
 fn crc(header_tail: &[u8], payload: &[u8]) -> u32 {

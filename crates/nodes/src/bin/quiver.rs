@@ -4,8 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 use quiver_core::wal::FsyncPolicy;
+use quiver_nodes::ops::{self, DataDir};
 use quiver_nodes::standalone::{Standalone, StandaloneConfig};
 use serde::Deserialize;
 
@@ -24,6 +27,40 @@ struct Cli {
 enum Command {
     /// Run every role in one process with embedded storage (no other services needed).
     Standalone(StandaloneArgs),
+    /// Check a stopped server's data directory: every collection's WALs, manifests and
+    /// segment objects. Exits with status 1 if anything is damaged.
+    Inspect(InspectArgs),
+    /// Report what is damaged in one collection and what each repair would give up;
+    /// with a flag, carry that repair out. Run on a stopped server.
+    Repair(RepairArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct InspectArgs {
+    /// The data directory of a stopped server.
+    #[arg(long, env = "QUIVER_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+struct RepairArgs {
+    /// The data directory of a stopped server.
+    #[arg(long, env = "QUIVER_DATA_DIR")]
+    data_dir: PathBuf,
+    /// The damaged collection.
+    #[arg(long)]
+    collection: String,
+    /// Its database.
+    #[arg(long, default_value = "default")]
+    db: String,
+    /// Rebuild a damaged WAL: records before the flush checkpoint are in segments and
+    /// cost nothing; damage after it cuts the log there, losing every later record.
+    #[arg(long)]
+    truncate_wal: bool,
+    /// Remove segments whose objects are missing or damaged from the manifest, losing
+    /// their rows.
+    #[arg(long)]
+    drop_damaged_segments: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -140,18 +177,95 @@ async fn shutdown_signal() {
 }
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
+    let command = Cli::parse().command;
+    let default_log = match command {
+        Command::Standalone(_) => "info",
+        Command::Inspect(_) | Command::Repair(_) => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_log.into()),
         )
+        .with_writer(std::io::stderr)
         .init();
-    let Command::Standalone(args) = Cli::parse().command;
+    match command {
+        Command::Standalone(args) => standalone(args).await,
+        Command::Inspect(args) => inspect(args).await,
+        Command::Repair(args) => repair(args).await,
+    }
+}
+
+/// Opens a stopped server's data directory with its lock held.
+fn open_data_dir(dir: &std::path::Path) -> Result<DataDir, ExitCode> {
+    match DataDir::open(dir) {
+        Ok(d) => {
+            println!(
+                "data directory {}: lock taken (its meta store; no server can start meanwhile)",
+                dir.display()
+            );
+            Ok(d)
+        }
+        Err(e) => {
+            eprintln!("quiver: {e}");
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+async fn inspect(args: InspectArgs) -> ExitCode {
+    let dir = match open_data_dir(&args.data_dir) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    match ops::inspect(&dir).await {
+        Ok(found) => {
+            print!("{found}");
+            if found.is_damaged() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("quiver: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn repair(args: RepairArgs) -> ExitCode {
+    let dir = match open_data_dir(&args.data_dir) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let opts = ops::RepairOptions {
+        truncate_wal: args.truncate_wal,
+        drop_damaged_segments: args.drop_damaged_segments,
+    };
+    match ops::repair(&dir, &args.db, &args.collection, opts).await {
+        Ok(done) => {
+            print!("{}", done.text);
+            if done.damage_left {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("quiver: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn standalone(args: StandaloneArgs) -> ExitCode {
     let cfg = match resolve(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("quiver: {e}");
-            return std::process::ExitCode::from(2);
+            return ExitCode::from(2);
         }
     };
     tracing::info!(data_dir = %cfg.data_dir.display(), listen = %cfg.listen, "starting Quiver standalone");
@@ -159,14 +273,14 @@ async fn main() -> std::process::ExitCode {
         Ok(n) => n,
         Err(e) => {
             eprintln!("quiver: cannot start: {}", e.reason);
-            return std::process::ExitCode::from(1);
+            return ExitCode::from(1);
         }
     };
     match node.serve(cfg.listen, shutdown_signal()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("quiver: {}", e.reason);
-            std::process::ExitCode::from(1)
+            ExitCode::from(1)
         }
     }
 }

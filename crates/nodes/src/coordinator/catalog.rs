@@ -14,7 +14,7 @@ use crate::error::{code, ApiError, ApiResult};
 
 pub const DEFAULT_DB: &str = "default";
 pub const DEFAULT_PARTITION: &str = "_default";
-pub(super) const CATALOG_PREFIX: &str = "catalog/collection/";
+pub(crate) const CATALOG_PREFIX: &str = "catalog/collection/";
 pub(super) const DATABASE_PREFIX: &str = "catalog/database/";
 pub(super) const ALIAS_PREFIX: &str = "catalog/alias/";
 
@@ -234,7 +234,7 @@ pub(super) fn database_not_found(db: &str) -> ApiError {
     )
 }
 
-pub(super) fn decode_collection(k: &str, v: &[u8]) -> ApiResult<CollectionInfo> {
+pub(crate) fn decode_collection(k: &str, v: &[u8]) -> ApiResult<CollectionInfo> {
     format::decode::<CollectionInfo>(ObjectKind::CatalogEntry, v)
         .map_err(|e| ApiError::internal(format!("corrupt catalog entry {k}: {e}")))
 }

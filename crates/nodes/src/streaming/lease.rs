@@ -100,12 +100,16 @@ impl StreamingNode {
         }
     }
 
-    /// Every vchannel of the registered collections: its shard and whether it is open.
+    /// Every vchannel of the registered collections: its shard and whether it is open
+    /// (or known to be damaged).
     async fn known_vchannels(&self) -> BTreeMap<String, (ShardRef, bool)> {
         let mut known = BTreeMap::new();
         for o in self.shards.read().await.values() {
             for (i, v) in o.info.vchannels().into_iter().enumerate() {
-                let open = o.shards.contains_key(&(i as u32));
+                // A damaged shard counts as handled: reopening cannot fix it, and a
+                // take-over attempt every heartbeat would only refetch the catalog.
+                let open =
+                    o.shards.contains_key(&(i as u32)) || o.damaged.contains_key(&(i as u32));
                 known.insert(v.0, (shard_ref(o.info.id, i), open));
             }
         }

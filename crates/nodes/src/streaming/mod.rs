@@ -17,6 +17,7 @@
 //! nothing until a heartbeat renews it.
 
 mod background;
+mod damage;
 mod lease;
 mod service;
 mod shards;
@@ -120,6 +121,8 @@ pub struct StreamingNode {
 struct Opened {
     info: CollectionInfo,
     shards: BTreeMap<u32, Arc<Shard>>,
+    /// Shards whose stored data is damaged, with the problem: not served until repaired.
+    damaged: BTreeMap<u32, String>,
 }
 
 /// Starts a streaming node with every loop it needs: heartbeats (which renew its lease
@@ -195,15 +198,22 @@ impl StreamingNode {
         self.stopped.load(Ordering::SeqCst)
     }
 
-    /// Opens (recovering from the manifest and the WAL) every shard this node owns.
+    /// Opens (recovering from the manifest and the WAL) every shard this node owns. A
+    /// shard whose stored data is damaged is recorded as such and the others are
+    /// served; any other failure fails the start.
     async fn recover(&self) -> ApiResult<()> {
         for info in self.coord.all().await? {
-            let shards = self.open_owned(&info).await?;
-            tracing::info!(
-                collection = info.name(),
-                shards = shards.len(),
-                "collection recovered"
-            );
+            match self.open_owned(&info).await {
+                Ok(shards) => tracing::info!(
+                    collection = info.name(),
+                    shards = shards.len(),
+                    "collection recovered"
+                ),
+                Err(e) if e.code == crate::error::code::SEGMENT_LOAD_FAILED => {
+                    tracing::error!(collection = info.name(), error = %e.reason, "collection is damaged; serving the others");
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }

@@ -58,7 +58,8 @@ impl StreamingNode {
 impl StreamingApi for StreamingNode {
     async fn open(&self, info: CollectionInfo) -> ApiResult<()> {
         self.register(&info).await;
-        Ok(())
+        // Loading a damaged collection fails with the damage, naming what and where.
+        self.check_damage(info.id).await
     }
 
     async fn drop_collection(&self, info: CollectionInfo) -> ApiResult<()> {

@@ -10,10 +10,10 @@ use quiver_core::ids::VChannel;
 use quiver_core::shard::{Shard, ShardConfig, ShardDeps};
 use quiver_core::wal::Epoch;
 
-use super::{not_open, not_owner, Opened, StreamingNode};
+use super::{damage, not_open, not_owner, Opened, StreamingNode};
 use crate::channels::ChannelAssignment;
 use crate::coordinator::CollectionInfo;
-use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::error::{code, ApiError, ApiResult, ErrorKind};
 use crate::rpc::ShardRef;
 
 /// The open copy of shard `idx`, with the catalog entry it serves under.
@@ -56,6 +56,7 @@ impl StreamingNode {
                     Opened {
                         info: info.clone(),
                         shards: BTreeMap::new(),
+                        damaged: BTreeMap::new(),
                     },
                 );
             }
@@ -63,10 +64,12 @@ impl StreamingNode {
     }
 
     /// Registers the collection and opens (recovering) every shard of it this node
-    /// owns; returns them.
+    /// owns; returns them. A damaged shard does not stop the others from opening; its
+    /// error is returned once they are open.
     pub async fn open_owned(&self, info: &CollectionInfo) -> ApiResult<Vec<Arc<Shard>>> {
         self.register(info).await;
         let mut out = Vec::new();
+        let mut damaged = None;
         for i in 0..info.shards {
             let at = ShardRef {
                 collection: info.id,
@@ -75,10 +78,11 @@ impl StreamingNode {
             match self.shard(at).await {
                 Ok((_, s)) => out.push(s),
                 Err(e) if e.kind == ErrorKind::NotOwner => {}
+                Err(e) if e.code == code::SEGMENT_LOAD_FAILED => damaged = damaged.or(Some(e)),
                 Err(e) => return Err(e),
             }
         }
-        Ok(out)
+        damaged.map_or(Ok(out), Err)
     }
 
     /// The shard, opening (and recovering) it if this node owns its vchannel.
@@ -88,6 +92,7 @@ impl StreamingNode {
             let o = all
                 .get(&at.collection)
                 .ok_or_else(|| not_open(at.collection, "is not open on this streaming node"))?;
+            damage::check(o, at.shard)?;
             if let Some(found) = open_copy(o, at.shard) {
                 self.check_lease(&found.1.config().vchannel.0)?;
                 return Ok(found);
@@ -160,13 +165,13 @@ impl StreamingNode {
         if let Some(found) = open_copy(o, at.shard) {
             return Ok(found);
         }
+        damage::check(o, at.shard)?;
         let copy = self.copies.fetch_add(1, Ordering::Relaxed);
         let writer = format!("{}/{:x}#{copy}", self.cfg.node_id, self.incarnation);
-        let wal = self
-            .wals
-            .open(&vchannel.0, &writer)
-            .await
-            .map_err(|e| ApiError::internal(format!("WAL of {vchannel}: {e}")))?;
+        let wal = match self.wals.open(&vchannel.0, &writer).await {
+            Ok(wal) => wal,
+            Err(e) => return Err(damage::wal_open_failed(o, at.shard, e)),
+        };
         let shard = Shard::open(
             ShardConfig {
                 collection: info.id,
@@ -184,7 +189,8 @@ impl StreamingNode {
                 forwarder: self.delegation.forwarder(at, &vchannel.0, epoch),
             },
         )
-        .await?;
+        .await
+        .map_err(|e| damage::open_failed(o, at.shard, e))?;
         tracing::info!(%vchannel, epoch, "shard opened");
         let mut incarnations = self.incarnations.lock().unwrap_or_else(|e| e.into_inner());
         let before = incarnations.insert(vchannel.0.clone(), epoch);

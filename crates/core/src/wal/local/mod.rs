@@ -20,7 +20,12 @@ use bytes::Bytes;
 
 use super::record::{self, FrameError, HEADER_LEN};
 use super::{Epoch, Offset, Wal, WalError, WalRecord, MAX_RECORD_BYTES};
+
+mod check;
+mod scan;
+
 use crate::rt::{self, disk::Disk, disk::DiskFile};
+pub use check::{check_local_wal, repair_local_wal, WalCheck, WalDamage, WalRepair};
 
 /// When appends are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,24 +121,20 @@ fn decode_epoch(b: &[u8]) -> Result<Epoch, FrameError> {
     )))
 }
 
-/// Whether a valid frame starts right after the (invalid) frame at `pos`: if so the
-/// damage is in the middle of the log, not a torn tail.
-fn valid_frame_follows(data: &[u8], pos: usize) -> bool {
-    let rest = &data[pos..];
-    if rest.len() < HEADER_LEN {
-        return false;
-    }
-    let len = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes")) as usize;
-    if len > MAX_RECORD_BYTES {
-        return false;
-    }
-    let next = pos + HEADER_LEN + len;
-    next < data.len() && record::decode(&data[next..]).is_ok()
-}
-
 fn corrupt(dir: &Path, file: &str, source: FrameError) -> WalError {
     WalError::Corrupt {
         location: format!("{}", dir.join(file).display()),
+        source,
+    }
+}
+
+/// Damage inside a segment file: names the file, the byte and the record.
+fn corrupt_at(dir: &Path, file: &str, byte: usize, record: Offset, source: FrameError) -> WalError {
+    WalError::Corrupt {
+        location: format!(
+            "{} at byte {byte} (record {record})",
+            dir.join(file).display()
+        ),
         source,
     }
 }
@@ -159,34 +160,17 @@ fn recover_segment(
     let path = dir.join(&name);
     let mut file = disk.open(&path, false)?;
     let data = file.read_all()?;
-    let (records, mut valid_len, mut err) = record::decode_all(&data);
-    let mut count = 0u64;
-    let mut newest = Epoch(0);
-    for r in &records {
-        if r.offset != first + count {
-            // A frame from another position: treat as damage at that point.
-            err = Some(FrameError::Checksum {
-                stored: r.offset as u32,
-                computed: (first + count) as u32,
-            });
-            valid_len = records[..count as usize]
-                .iter()
-                .map(|r| HEADER_LEN + r.payload.len())
-                .sum();
-            break;
+    let found = scan::scan(&data, first);
+    if let Some(e) = found.error.clone() {
+        if !is_last || found.beyond.is_some() {
+            let record = found.damaged_offset(first);
+            return Err(corrupt_at(dir, &name, found.valid_len, record, e));
         }
-        newest = newest.max(r.epoch);
-        count += 1;
-    }
-    if let Some(e) = err {
-        if !is_last || valid_frame_follows(&data, valid_len) {
-            return Err(corrupt(dir, &name, e));
-        }
-        tracing::warn!(file = %path.display(), kept = valid_len, dropped = data.len() - valid_len, error = %e, "cutting torn WAL tail");
-        file.truncate(valid_len as u64)?;
+        tracing::warn!(file = %path.display(), kept = found.valid_len, dropped = data.len() - found.valid_len, error = %e, "cutting torn WAL tail");
+        file.truncate(found.valid_len as u64)?;
         file.sync()?;
     }
-    Ok((count, newest))
+    Ok((found.records.len() as u64, found.newest_epoch()))
 }
 
 /// Opens the segment file appends go to (creating the first one in an empty log):
@@ -230,9 +214,9 @@ impl LocalWal {
                     return Err(corrupt(
                         &dir,
                         &segment_name(first),
-                        FrameError::Incomplete {
-                            needed: expected as usize,
-                            have: first as usize,
+                        FrameError::Gap {
+                            expected,
+                            found: first,
                         },
                     ));
                 }
@@ -416,146 +400,4 @@ impl Wal for LocalWal {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rt::disk::{SimDisk, StdDisk};
-
-    fn small() -> LocalWalOptions {
-        LocalWalOptions {
-            segment_bytes: 64,
-            fsync: FsyncPolicy::Always,
-        }
-    }
-
-    #[tokio::test]
-    async fn satisfies_the_contract_on_the_sim_disk() {
-        let disk = Arc::new(SimDisk::new(1));
-        let wal = LocalWal::open(disk, "/wal/p0", small()).unwrap();
-        super::super::contract::check(&wal).await;
-    }
-
-    #[tokio::test]
-    async fn satisfies_the_contract_on_a_real_disk_and_reopens() {
-        let dir = tempfile::tempdir().unwrap();
-        let disk: Arc<dyn Disk> = Arc::new(StdDisk);
-        {
-            let wal = LocalWal::open(disk.clone(), dir.path(), small()).unwrap();
-            super::super::contract::check(&wal).await;
-        }
-        let wal = LocalWal::open(disk, dir.path(), small()).unwrap();
-        assert_eq!(wal.next_offset().await, 11);
-        assert_eq!(wal.epoch().await, Epoch(2));
-        assert_eq!(
-            wal.read_from(10, 5).await.unwrap()[0].payload.as_ref(),
-            b"new owner"
-        );
-    }
-
-    #[tokio::test]
-    async fn acknowledged_appends_survive_crashes_and_torn_tails_are_cut() {
-        for seed in 0..200 {
-            let disk = SimDisk::new(seed);
-            let d: Arc<dyn Disk> = Arc::new(disk.clone());
-            let wal = LocalWal::open(d.clone(), "/w", small()).unwrap();
-            let mut acked = 0u64;
-            disk.power_cut_after(seed % 23);
-            for i in 0..20u64 {
-                match wal.append(Epoch(1), Bytes::from(vec![i as u8; 10])).await {
-                    Ok(off) => {
-                        assert_eq!(off, i);
-                        acked += 1;
-                    }
-                    Err(_) => break,
-                }
-            }
-            disk.crash();
-            let wal = LocalWal::open(d, "/w", small()).unwrap();
-            let next = wal.next_offset().await;
-            // Everything acknowledged is there; at most the one in-flight append more.
-            assert!(
-                next == acked || next == acked + 1,
-                "seed {seed}: {next} vs {acked}"
-            );
-            let rs = wal.read_from(0, 100).await.unwrap();
-            assert_eq!(rs.len() as u64, next);
-            for (i, r) in rs.iter().enumerate() {
-                assert_eq!(r.payload.as_ref(), &[i as u8; 10]);
-            }
-            // The log is usable again.
-            assert_eq!(
-                wal.append(Epoch(1), Bytes::from_static(b"x"))
-                    .await
-                    .unwrap(),
-                next
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn mid_log_corruption_is_refused_not_cut() {
-        let disk = SimDisk::new(9);
-        let d: Arc<dyn Disk> = Arc::new(disk.clone());
-        let opts = LocalWalOptions {
-            segment_bytes: 1 << 20,
-            fsync: FsyncPolicy::Always,
-        };
-        let wal = LocalWal::open(d.clone(), "/w", opts.clone()).unwrap();
-        for i in 0..5u8 {
-            wal.append(Epoch(1), Bytes::from(vec![i; 8])).await.unwrap();
-        }
-        drop(wal);
-        // Flip a payload byte of record 1 by rewriting the file.
-        let path = Path::new("/w").join(segment_name(0));
-        let mut data = d.open(&path, false).unwrap().read_all().unwrap();
-        data[(HEADER_LEN + 8) + HEADER_LEN + 2] ^= 0xff;
-        d.remove(&path).unwrap();
-        let mut f = d.open(&path, true).unwrap();
-        f.append(&data).unwrap();
-        f.sync().unwrap();
-        let err = LocalWal::open(d, "/w", opts).unwrap_err();
-        assert!(matches!(err, WalError::Corrupt { .. }), "{err}");
-    }
-
-    #[tokio::test]
-    async fn a_failed_write_breaks_the_log_until_reopen() {
-        let disk = SimDisk::new(4);
-        let d: Arc<dyn Disk> = Arc::new(disk.clone());
-        let wal = LocalWal::open(d, "/w", small()).unwrap();
-        wal.append(Epoch(1), Bytes::from_static(b"a"))
-            .await
-            .unwrap();
-        disk.power_cut_after(0);
-        assert!(wal
-            .append(Epoch(1), Bytes::from_static(b"b"))
-            .await
-            .is_err());
-        assert!(matches!(
-            wal.append(Epoch(1), Bytes::from_static(b"c")).await,
-            Err(WalError::Broken)
-        ));
-    }
-
-    #[tokio::test]
-    async fn segments_rotate_and_truncate() {
-        let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(2));
-        let wal = LocalWal::open(disk.clone(), "/w", small()).unwrap();
-        for _ in 0..20 {
-            wal.append(Epoch(1), Bytes::from(vec![0u8; 30]))
-                .await
-                .unwrap();
-        }
-        let files = disk.list(Path::new("/w")).unwrap();
-        assert!(files.len() > 5, "{files:?}");
-        wal.truncate_before(15).await.unwrap();
-        let first = wal.first_offset().await;
-        assert!(first <= 15 && first > 0);
-        assert_eq!(
-            wal.read_from(first, 100).await.unwrap().len() as u64,
-            20 - first
-        );
-        drop(wal);
-        let wal = LocalWal::open(disk, "/w", small()).unwrap();
-        assert_eq!(wal.first_offset().await, first);
-        assert_eq!(wal.next_offset().await, 20);
-    }
-}
+mod tests;
