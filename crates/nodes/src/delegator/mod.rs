@@ -53,9 +53,18 @@ pub struct Delegation {
     failures: Mutex<builds::BuildFailures>,
     /// The lanes this node's searches of local segments take turns in.
     lanes: Lanes,
+    /// The last id given to a read sent to a query node.
+    read_ids: std::sync::atomic::AtomicU64,
 }
 
 impl Delegation {
+    /// A fresh id for a read sent to a query node.
+    fn next_read_id(&self) -> u64 {
+        self.read_ids
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+    }
+
     pub fn new(
         coord: Arc<dyn CoordinatorApi>,
         query_nodes: Vec<QueryNodeLink>,
@@ -69,6 +78,7 @@ impl Delegation {
             served_with: Default::default(),
             failures: Default::default(),
             lanes: Lanes::per_core(),
+            read_ids: Default::default(),
         }
     }
 

@@ -12,7 +12,7 @@ use quiver_core::shard::Shard;
 
 use super::ShardDelegator;
 use crate::error::{code, ApiError, ApiResult};
-use crate::rpc::QueryNodeApi;
+use crate::rpc::{QueryNodeApi, ShardRef};
 
 /// A read a delegator splits between its own segments and the query node's.
 #[async_trait::async_trait]
@@ -23,9 +23,14 @@ pub trait SplitRead: Sync {
     /// The local part, with the handed-off segments in scope and whether each is
     /// stale (its query node failed).
     async fn local(&self, shard: &Shard) -> ApiResult<(Self::Out, Vec<(SegmentId, bool)>)>;
-    /// The query node's part over the named segments.
-    async fn remote(&self, qn: &dyn QueryNodeApi, segments: Vec<SegmentId>)
-        -> ApiResult<Self::Out>;
+    /// The query node's part over the named segments, sent as read `read_id` (in its
+    /// scope) so the delegator can ask after it.
+    async fn remote(
+        &self,
+        qn: &dyn QueryNodeApi,
+        segments: Vec<SegmentId>,
+        read_id: u64,
+    ) -> ApiResult<Self::Out>;
     /// Both parts as one answer.
     fn merge(&self, local: Self::Out, remote: Self::Out) -> Self::Out;
 }
@@ -84,23 +89,31 @@ const LIVENESS: Liveness = Liveness {
 };
 
 /// The query node's part of `read`, waited for as long as the read's deadline allows
-/// (the call itself ends there), provided the node keeps answering a ping every
-/// liveness period: a slow node is busy, not gone, and its work is not taken back; a
-/// node that stops answering is.
+/// (the call itself ends there), provided the node says, when asked every liveness
+/// period, that it is still working on it: a slow node is busy, not gone, and its work
+/// is not taken back; a node that stops answering, or no longer knows the read (lost
+/// on the way, or with a restart), is.
 async fn remote_while_alive<R: SplitRead>(
     read: &R,
     qn: &dyn QueryNodeApi,
+    (at, read_id): (ShardRef, u64),
     segments: Vec<SegmentId>,
     live: Liveness,
 ) -> ApiResult<R::Out> {
-    let call = read.remote(qn, segments);
+    let call = read.remote(qn, segments, read_id);
     futures::pin_mut!(call);
     loop {
         if let Ok(answer) = rt::timeout(live.period, &mut call).await {
             return answer;
         }
-        match rt::timeout(live.ping_timeout, qn.ping()).await {
-            Ok(Ok(())) => continue,
+        match rt::timeout(live.ping_timeout, qn.reading(at, read_id)).await {
+            Ok(Ok(true)) => continue,
+            Ok(Ok(false)) => {
+                return Err(ApiError::unavailable(
+                    "the query node is not running this read (lost on the way, or with a restart)",
+                    false,
+                ))
+            }
             Ok(Err(e)) => return Err(e),
             Err(_) => {
                 return Err(ApiError::unavailable(
@@ -124,7 +137,10 @@ impl ShardDelegator<'_> {
             return Ok(local);
         }
         let answer = match self.target() {
-            Some(qn) => remote_while_alive(read, qn.as_ref(), remote.clone(), LIVENESS).await,
+            Some(qn) => {
+                let id = (self.at, self.d.next_read_id());
+                remote_while_alive(read, qn.as_ref(), id, remote.clone(), LIVENESS).await
+            }
             None => Err(ApiError::new(
                 code::UNAVAILABLE,
                 "no query node serves this shard's handed-off segments",

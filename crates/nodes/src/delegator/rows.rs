@@ -34,9 +34,13 @@ impl SplitRead for QueryRows<'_> {
         &self,
         qn: &dyn QueryNodeApi,
         segments: Vec<SegmentId>,
+        read_id: u64,
     ) -> ApiResult<Self::Out> {
-        qn.query_rows(self.at, segments, self.wire.clone(), self.limit)
-            .await
+        let wire = WireScope {
+            read_id,
+            ..self.wire.clone()
+        };
+        qn.query_rows(self.at, segments, wire, self.limit).await
     }
 
     fn merge(&self, mut local: Self::Out, remote: Self::Out) -> Self::Out {
@@ -69,8 +73,13 @@ impl SplitRead for Count<'_> {
         &self,
         qn: &dyn QueryNodeApi,
         segments: Vec<SegmentId>,
+        read_id: u64,
     ) -> ApiResult<Self::Out> {
-        qn.count(self.at, segments, self.wire.clone()).await
+        let wire = WireScope {
+            read_id,
+            ..self.wire.clone()
+        };
+        qn.count(self.at, segments, wire).await
     }
 
     fn merge(&self, local: Self::Out, remote: Self::Out) -> Self::Out {

@@ -37,8 +37,11 @@ impl SplitRead for Search<'_> {
         &self,
         qn: &dyn QueryNodeApi,
         segments: Vec<SegmentId>,
+        read_id: u64,
     ) -> ApiResult<Self::Out> {
-        qn.search(self.at, segments, self.search.clone()).await
+        let mut search = self.search.clone();
+        search.scope.read_id = read_id;
+        qn.search(self.at, segments, search).await
     }
 
     fn merge(&self, mut local: Self::Out, remote: Self::Out) -> Self::Out {

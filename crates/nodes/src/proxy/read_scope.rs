@@ -88,6 +88,7 @@ impl Proxy {
             filter,
             // The read's own deadline replaces this when the shards are asked.
             deadline: Deadline::after(DEFAULT_READ_BUDGET),
+            read_id: 0,
         }
     }
 

@@ -38,6 +38,45 @@ pub struct QueryNode {
     epochs: Arc<std::sync::Mutex<BTreeMap<(CollectionId, u32), u64>>>,
     /// The lanes this node's searches take turns in.
     lanes: quiver_core::rt::Lanes,
+    /// The delegators' reads running here, by shard and read id (with a count, as two
+    /// delegators of one shard may pick the same id).
+    reads: Arc<std::sync::Mutex<BTreeMap<ReadKey, usize>>>,
+}
+
+type ReadKey = (CollectionId, u32, u64);
+
+/// A delegator's read, registered while it runs here (see `QueryNodeApi::reading`).
+struct Reading {
+    reads: Arc<std::sync::Mutex<BTreeMap<ReadKey, usize>>>,
+    key: ReadKey,
+}
+
+impl Reading {
+    fn start(node: &QueryNode, at: ShardRef, read_id: u64) -> Reading {
+        let key = (at.collection, at.shard, read_id);
+        *node
+            .reads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default() += 1;
+        Reading {
+            reads: node.reads.clone(),
+            key,
+        }
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = reads.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                reads.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// The segment a read names. A segment this node does not serve is an error, so the
@@ -97,6 +136,7 @@ impl QueryNode {
             served: Default::default(),
             epochs: Default::default(),
             lanes: quiver_core::rt::Lanes::per_core(),
+            reads: Default::default(),
         })
     }
 
@@ -189,6 +229,7 @@ impl QueryNode {
             served: self.served.clone(),
             epochs: self.epochs.clone(),
             lanes: quiver_core::rt::Lanes::per_core(),
+            reads: self.reads.clone(),
         };
         rt::spawn(async move {
             rt::sleep(std::time::Duration::from_millis(1500)).await;
@@ -317,6 +358,7 @@ impl QueryNodeApi for QueryNode {
         search: VectorSearch,
     ) -> ApiResult<Vec<Vec<Hit>>> {
         let deadline = search.scope.deadline;
+        let _reading = Reading::start(self, at, search.scope.read_id);
         let work = self.search_segments(at, &segments, search);
         crate::deadline::within(deadline, "the query node's search", work).await
     }
@@ -328,6 +370,7 @@ impl QueryNodeApi for QueryNode {
         scope: WireScope,
         limit: Option<u64>,
     ) -> ApiResult<Vec<(Pk, SegmentId, u32)>> {
+        let _reading = Reading::start(self, at, scope.read_id);
         let work = self.rows_in_scope(at, &segments, &scope, limit);
         crate::deadline::within(scope.deadline, "the query node's query", work).await
     }
@@ -338,6 +381,7 @@ impl QueryNodeApi for QueryNode {
         segments: Vec<SegmentId>,
         scope: WireScope,
     ) -> ApiResult<u64> {
+        let _reading = Reading::start(self, at, scope.read_id);
         let work = self.count_in_scope(at, &segments, &scope);
         crate::deadline::within(scope.deadline, "the query node's count", work).await
     }
@@ -346,7 +390,38 @@ impl QueryNodeApi for QueryNode {
         self.rows_by_ref(at, &refs).await
     }
 
-    async fn ping(&self) -> ApiResult<()> {
-        Ok(())
+    async fn reading(&self, at: ShardRef, read_id: u64) -> ApiResult<bool> {
+        let reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(reads.contains_key(&(at.collection, at.shard, read_id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read is known while it runs and forgotten when it ends, per shard and id.
+    #[test]
+    fn a_read_is_known_while_it_runs() {
+        quiver_core::rt::block_on(async {
+            let qn = start(QueryNodeDeps {
+                store: Arc::new(object_store::memory::InMemory::new()),
+            });
+            let at = ShardRef {
+                collection: CollectionId(1),
+                shard: 0,
+            };
+            let other = ShardRef { shard: 1, ..at };
+            assert!(!qn.reading(at, 5).await.unwrap());
+            let a = Reading::start(&qn, at, 5);
+            let b = Reading::start(&qn, at, 5);
+            assert!(qn.reading(at, 5).await.unwrap());
+            assert!(!qn.reading(other, 5).await.unwrap());
+            assert!(!qn.reading(at, 6).await.unwrap());
+            drop(a);
+            assert!(qn.reading(at, 5).await.unwrap());
+            drop(b);
+            assert!(!qn.reading(at, 5).await.unwrap());
+        });
     }
 }

@@ -61,9 +61,10 @@ rpc_service! {
     ) -> Vec<(Pk, SegmentId, u32)>;
     fn count(at: ShardRef, segments: Vec<SegmentId>, scope: WireScope) -> u64;
     fn fetch(at: ShardRef, refs: Vec<(SegmentId, u32)>) -> Batch;
-    /// Answers at once: a delegator whose read runs long asks whether the node is
-    /// still there (busy) or gone.
-    fn ping() -> ();
+    /// Answers at once whether the node is still working on the delegator's read
+    /// `read_id` of shard `at`: a read that runs long is busy (true), or was lost on
+    /// the way or with a restart (false); no answer means the node is gone.
+    fn reading(at: ShardRef, read_id: u64) -> bool;
 }
 
 impl RequestDeadline for QueryNodeRequest {

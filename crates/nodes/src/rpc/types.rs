@@ -27,6 +27,9 @@ pub struct WireScope {
     /// When the client stops waiting: every hop gives its calls the time left, and
     /// the work stops (with a timeout status) once it passes.
     pub deadline: Deadline,
+    /// Names a delegator's call to a query node, so a long one can be asked after
+    /// (see `QueryNodeApi::reading`); 0 elsewhere.
+    pub read_id: u64,
 }
 
 /// How long a read may run when its client set no timeout: generous, but a read

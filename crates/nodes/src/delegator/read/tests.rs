@@ -1,5 +1,6 @@
-//! The query node's part of a long read: waited for while the node answers pings,
-//! abandoned (as unreachable) when it stops answering.
+//! The query node's part of a long read: waited for while the node says it is still
+//! working on it, abandoned (as unreachable) when it stops answering or no longer
+//! knows the read.
 
 use std::sync::Arc;
 
@@ -14,10 +15,11 @@ use crate::coordinator::{CollectionInfo, IndexInfo};
 use crate::error::code;
 use crate::rpc::{Handoff, ShardRef, VectorSearch, WireScope};
 
-/// A query node whose count takes `work` and whose ping answers or hangs.
+/// A query node whose count takes `work`, and which, asked after the read, answers
+/// `knows_read` or (`None`) hangs.
 struct SlowNode {
     work: Duration,
-    answers_pings: bool,
+    knows_read: Option<bool>,
 }
 
 fn nothing<T>() -> ApiResult<T> {
@@ -77,11 +79,12 @@ impl QueryNodeApi for SlowNode {
     async fn fetch(&self, _: ShardRef, _: Vec<(SegmentId, u32)>) -> ApiResult<Batch> {
         nothing()
     }
-    async fn ping(&self) -> ApiResult<()> {
-        if !self.answers_pings {
-            std::future::pending::<()>().await;
+    async fn reading(&self, _: ShardRef, read_id: u64) -> ApiResult<bool> {
+        assert_eq!(read_id, READ_ID);
+        match self.knows_read {
+            Some(known) => Ok(known),
+            None => std::future::pending().await,
         }
-        Ok(())
     }
 }
 
@@ -108,13 +111,19 @@ impl SplitRead for RemoteCount {
         Ok((0, Vec::new()))
     }
 
-    async fn remote(&self, qn: &dyn QueryNodeApi, segments: Vec<SegmentId>) -> ApiResult<u64> {
+    async fn remote(
+        &self,
+        qn: &dyn QueryNodeApi,
+        segments: Vec<SegmentId>,
+        read_id: u64,
+    ) -> ApiResult<u64> {
         let scope = WireScope {
             guarantee_ts: Default::default(),
             read_ts: Default::default(),
             partitions: Vec::new(),
             filter: match_all(),
             deadline: rt::Deadline::after(Duration::from_secs(60)),
+            read_id,
         };
         let at = ShardRef {
             collection: CollectionId(1),
@@ -128,6 +137,15 @@ impl SplitRead for RemoteCount {
     }
 }
 
+const READ_ID: u64 = 7;
+const ID: (ShardRef, u64) = (
+    ShardRef {
+        collection: CollectionId(1),
+        shard: 0,
+    },
+    READ_ID,
+);
+
 const QUICK: Liveness = Liveness {
     period: Duration::from_millis(20),
     ping_timeout: Duration::from_millis(20),
@@ -137,10 +155,10 @@ const QUICK: Liveness = Liveness {
 async fn a_busy_node_is_waited_for() {
     let qn: Arc<dyn QueryNodeApi> = Arc::new(SlowNode {
         work: Duration::from_millis(150),
-        answers_pings: true,
+        knows_read: Some(true),
     });
     let segs = vec![SegmentId(1), SegmentId(2)];
-    let n = remote_while_alive(&RemoteCount, qn.as_ref(), segs, QUICK).await;
+    let n = remote_while_alive(&RemoteCount, qn.as_ref(), ID, segs, QUICK).await;
     assert_eq!(n.unwrap(), 2);
 }
 
@@ -148,11 +166,26 @@ async fn a_busy_node_is_waited_for() {
 async fn a_silent_node_is_given_up_on() {
     let qn: Arc<dyn QueryNodeApi> = Arc::new(SlowNode {
         work: Duration::from_secs(600),
-        answers_pings: false,
+        knows_read: None,
     });
-    let e = remote_while_alive(&RemoteCount, qn.as_ref(), vec![SegmentId(1)], QUICK)
+    let e = remote_while_alive(&RemoteCount, qn.as_ref(), ID, vec![SegmentId(1)], QUICK)
         .await
         .unwrap_err();
     assert_eq!(e.code, code::UNAVAILABLE);
     assert!(!e.is_deadline());
+}
+
+/// A read the node never received (lost on the way) or forgot (a restart) is not
+/// waited for until its deadline: the node says so when asked.
+#[tokio::test]
+async fn a_read_the_node_does_not_know_is_given_up_on() {
+    let qn: Arc<dyn QueryNodeApi> = Arc::new(SlowNode {
+        work: Duration::from_secs(600),
+        knows_read: Some(false),
+    });
+    let e = remote_while_alive(&RemoteCount, qn.as_ref(), ID, vec![SegmentId(1)], QUICK)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, code::UNAVAILABLE);
+    assert!(e.reason.contains("not running this read"), "{}", e.reason);
 }
