@@ -155,6 +155,8 @@ impl Ticket<'_> {
         let lane = self.lane().await?;
         let r = super::compute_in_place(f);
         drop(lane);
+        // Inline under the simulator (and on a current-thread runtime): let the tasks
+        // the chunk held up run.
         tokio::task::yield_now().await;
         Ok(r)
     }
