@@ -44,8 +44,22 @@ fn parse_grpc_timeout(v: &str) -> Option<Duration> {
     })
 }
 
+tokio::task_local! {
+    /// The deadline of the request the current task is working for, set by [`within`].
+    static REQUEST_DEADLINE: Deadline;
+}
+
+/// The deadline of the request the current task works for, if it works for one: the
+/// internal calls it makes that carry no deadline of their own (a timestamp from the
+/// coordinator, a shard's owner) wait until it rather than for a fixed time, so they
+/// neither fail a request the client is still waiting for nor outlive it.
+pub fn carried() -> Option<Deadline> {
+    REQUEST_DEADLINE.try_with(|d| *d).ok()
+}
+
 /// Runs `work` until `deadline`: past it the work is dropped (with everything it was
-/// waiting on, so the hops below stop too) and `what` is reported as timed out.
+/// waiting on, so the hops below stop too) and `what` is reported as timed out. The
+/// calls `work` makes carry the deadline ([`carried`]).
 pub async fn within<T>(
     deadline: Deadline,
     what: &str,
@@ -54,6 +68,7 @@ pub async fn within<T>(
     if deadline.expired() {
         return Err(ApiError::deadline_exceeded(what));
     }
+    let work = REQUEST_DEADLINE.scope(deadline, work);
     match rt::timeout(deadline.remaining(), work).await {
         Ok(r) => r,
         Err(_) => Err(ApiError::deadline_exceeded(what)),
@@ -104,5 +119,14 @@ mod tests {
             Ok(7)
         });
         assert_eq!(quick.await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn calls_made_for_a_request_carry_its_deadline() {
+        assert!(carried().is_none(), "no request outside `within`");
+        let d = Deadline::after(Duration::from_secs(60));
+        let seen = within(d, "the search", async { Ok(carried()) }).await;
+        let left = seen.unwrap().expect("the request's deadline").remaining();
+        assert!(left > Duration::from_secs(50), "{left:?}");
     }
 }

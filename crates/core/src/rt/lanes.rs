@@ -145,13 +145,18 @@ impl Ticket<'_> {
         Ok(r)
     }
 
-    /// Runs one chunk in place, in a lane: for work over data borrowed under a lock,
-    /// which cannot move to another thread. Chunks are short, and the task yields
-    /// after each so the tasks waiting on this worker run between them.
-    pub async fn inline<F: FnOnce() -> R, R>(&self, f: F) -> Result<R, LaneError> {
+    /// Runs one chunk of work over data borrowed under a lock, in a lane, off the
+    /// async workers ([`super::compute_in_place`]): the chunk cannot move to another
+    /// thread, so the thread it runs on stops being a worker for its length. Were it
+    /// to run on the worker itself, the lanes (one per core, as many as the workers)
+    /// could occupy every worker at once and starve the node's heartbeats, lease
+    /// renewals and writes for as long as searches keep coming.
+    pub async fn in_place<F: FnOnce() -> R, R>(&self, f: F) -> Result<R, LaneError> {
         let lane = self.lane().await?;
-        let r = f();
+        let r = super::compute_in_place(f);
         drop(lane);
+        // Inline under the simulator (and on a current-thread runtime): let the tasks
+        // the chunk held up run.
         tokio::task::yield_now().await;
         Ok(r)
     }

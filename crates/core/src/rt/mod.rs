@@ -87,6 +87,27 @@ where
     }
 }
 
+/// Runs CPU-heavy work over data borrowed by the calling task (segments read under a
+/// lock) off the async workers: on tokio's multi-threaded runtime the calling worker
+/// hands its other tasks to a fresh worker and becomes a blocking thread for the length
+/// of `f` (`block_in_place`), so heartbeats, leases and writes keep being served while
+/// `f` runs. Inline where that is impossible: under madsim (deterministic, one thread)
+/// and on a current-thread runtime (tests), which has no other worker to hand to.
+pub fn compute_in_place<F: FnOnce() -> R, R>(f: F) -> R {
+    #[cfg(madsim)]
+    {
+        f()
+    }
+    #[cfg(not(madsim))]
+    {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+            _ => f(),
+        }
+    }
+}
+
 /// How many threads CPU-heavy work may use at once: the machine's parallelism in
 /// production, one under madsim.
 pub fn compute_parallelism() -> usize {

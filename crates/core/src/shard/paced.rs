@@ -3,7 +3,8 @@
 //! every chunk waits its turn for a lane, so a search with a large `nq` over many rows
 //! neither holds a lane (and the searches of other collections queued behind it) for
 //! its whole length nor runs on after its deadline. The segments are borrowed under
-//! the shard's read lock, so the chunks run in place ([`crate::rt::Ticket::inline`]).
+//! the shard's read lock, so the chunks run in place, on a thread taken out of the
+//! async workers for the chunk's length ([`crate::rt::Ticket::in_place`]).
 
 use super::read::{ReadScope, RemoteInScope};
 use super::Shard;
@@ -43,7 +44,7 @@ impl Shard {
                 range: scope.range,
             };
             let part = ticket
-                .inline(|| {
+                .in_place(|| {
                     let per_segment: Vec<Vec<Vec<Hit>>> =
                         segments.iter().map(|s| search_segment(*s, &req)).collect();
                     (0..chunk.len())

@@ -154,9 +154,15 @@ impl RemoteCoordinator {
         self.send(req).await
     }
 
-    /// Sends to the active seat, moving on from standbys and silent seats.
+    /// Sends to the active seat, moving on from standbys and silent seats. A call made
+    /// for a client's request ([`crate::deadline::carried`]) to a lone seat waits as
+    /// long as the request may, not the fixed [`CALL_TIMEOUT`]: there is no other seat
+    /// to try, and giving up earlier would fail a request the client still waits for.
+    /// With several seats each try keeps the fixed bound, so a silent seat does not
+    /// eat the request's whole time before the next seat is asked.
     async fn send<R: DeserializeOwned>(&self, req: CoordRequest) -> ApiResult<R> {
         let n = self.seats.len();
+        let lone = (n == 1).then(crate::deadline::carried).flatten();
         let mut last = None;
         for round in 0..2 {
             if round > 0 {
@@ -165,7 +171,7 @@ impl RemoteCoordinator {
             let start = self.current.load(Ordering::Relaxed);
             for k in 0..n {
                 let i = (start + k) % n;
-                match self.seats[i].send::<_, R>(&req).await {
+                match self.seats[i].send_until::<_, R>(&req, lone).await {
                     Err(e) if e.code == code::NOT_LEADER || e.code == code::UNAVAILABLE => {
                         last = Some(e)
                     }

@@ -42,7 +42,7 @@ async fn a_small_request_waits_one_chunk_not_the_whole_heavy_one() {
         .admit(Deadline::after(Duration::from_secs(30)))
         .unwrap();
     let o = order.clone();
-    t.inline(move || o.lock().unwrap().push("small".to_string()))
+    t.in_place(move || o.lock().unwrap().push("small".to_string()))
         .await
         .unwrap();
     heavy.await.unwrap();
@@ -78,4 +78,29 @@ fn chunks_hold_about_the_chunk_work() {
     assert_eq!(chunk_len(100, 1), 100);
     assert_eq!(chunk_len(0, 1), 1);
     assert_eq!(chunk_len(1 << 20, CHUNK_WORK / 64), 64);
+}
+
+/// A chunk run in place must not hold an async worker: with one worker, a chunk that
+/// waits for another task could only finish if that task runs on a thread the chunk
+/// does not occupy. Run on the worker itself, it would wait out its timeout.
+#[cfg(not(madsim))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_chunk_in_place_leaves_the_async_workers_free() {
+    let lanes = Arc::new(Lanes::new(1, 8));
+    let chunk = rt::spawn(async move {
+        let t = lanes
+            .admit(Deadline::after(Duration::from_secs(30)))
+            .unwrap();
+        t.in_place(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            rt::spawn(async move { tx.send(()).unwrap() });
+            rx.recv_timeout(Duration::from_secs(3)).is_ok()
+        })
+        .await
+        .unwrap()
+    });
+    assert!(
+        chunk.await.unwrap(),
+        "a task spawned while a chunk ran never ran: the chunk held the only worker"
+    );
 }
