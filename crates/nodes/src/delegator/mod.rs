@@ -11,6 +11,7 @@
 //!   [`rows`] are the reads (search; query, count, fetch);
 //! - [`handoff`]: index builds and the handoff of sealed segments; [`builds`]: the
 //!   builds that failed (retried with backoff, or final and reported);
+//! - [`progress`]: how far an index is built and served (what `describe_index` says);
 //! - [`forward`]: deletes forwarded to the query node.
 //!
 //! The shard side of these (taking the split under one lock, handing off under the
@@ -19,6 +20,7 @@
 pub mod builds;
 pub mod forward;
 pub mod handoff;
+pub mod progress;
 pub mod read;
 pub mod rows;
 pub mod search;

@@ -8,7 +8,7 @@ use quiver_core::shard::{ReadScope, Shard};
 
 use super::read::SplitRead;
 use super::ShardDelegator;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::rpc::{QueryNodeApi, ShardRef, WireScope};
 
 type RowRef = (Pk, SegmentId, u32);
@@ -136,6 +136,9 @@ impl ShardDelegator<'_> {
                 &far_pos,
                 b,
             )),
+            // Refused as asked (too large a result): the node is fine, and reading the
+            // rows here would not make them fit.
+            Err(e) if e.kind == ErrorKind::InvalidInput => Err(e),
             other => {
                 self.suspect();
                 tracing::warn!(error = ?other.err(), "query node fetch failed; serving its segments here");

@@ -14,6 +14,8 @@ use crate::coordinator::DEFAULT_DB;
 use crate::error::{ok_status, ApiResult};
 use crate::pb::common::Status;
 use crate::pb::milvus::*;
+use crate::rpc::envelope::result_too_large;
+use crate::rpc::MAX_MESSAGE_BYTES;
 
 /// What the context step established about a request.
 #[derive(Debug, Clone)]
@@ -189,7 +191,18 @@ impl WithStatus for Status {
 }
 
 /// A handler's result as a response: an error travels in the response's `Status`.
-pub(super) fn reply<T: WithStatus>(r: ApiResult<T>) -> Result<Response<T>, tonic::Status> {
+/// A response over the public message limit is refused with a status saying so:
+/// sent, the transport would fail to encode it and the client see no reason.
+pub(super) fn reply<T: WithStatus + prost::Message>(
+    r: ApiResult<T>,
+) -> Result<Response<T>, tonic::Status> {
+    let r = r.and_then(|v| {
+        let bytes = v.encoded_len();
+        if bytes > MAX_MESSAGE_BYTES {
+            return Err(result_too_large(bytes, MAX_MESSAGE_BYTES));
+        }
+        Ok(v)
+    });
     Ok(Response::new(match r {
         Ok(v) => v,
         Err(e) => {

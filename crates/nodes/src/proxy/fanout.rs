@@ -7,14 +7,15 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use futures::future::join_all;
-use quiver_core::batch::{Batch, Pk};
+use quiver_core::batch::{Batch, ColumnData, Pk};
 use quiver_core::ids::SegmentId;
 use quiver_core::schema::CollectionSchema;
 use quiver_core::search::Hit;
 
 use super::shards::{Shards, VectorQuery};
 use crate::error::ApiResult;
-use crate::rpc::WireScope;
+use crate::rpc::envelope::result_too_large;
+use crate::rpc::{WireScope, MAX_MESSAGE_BYTES};
 
 /// A row a shard holds: the shard, the segment, the row in the segment.
 pub(super) type RowRef = (usize, SegmentId, u32);
@@ -72,8 +73,10 @@ pub(super) async fn count(shards: &Shards<'_>, scope: &WireScope) -> ApiResult<u
     Ok(per_shard.into_iter().sum())
 }
 
-/// Fetches rows `refs` in the given order, asking each shard holding some at once.
-/// A row a shard no longer returns is left out (callers that need all of them check).
+/// Fetches rows `refs` in the given order, asking each shard holding some at once,
+/// for each distinct row once (a search's queries often share hits). A row a shard no
+/// longer returns is left out (callers that need all of them check). A result that
+/// could not be sent under the message limit is refused before it is assembled.
 pub(super) async fn fetch_rows(
     schema: &CollectionSchema,
     shards: &Shards<'_>,
@@ -82,6 +85,10 @@ pub(super) async fn fetch_rows(
     let mut per_shard: BTreeMap<usize, Vec<(SegmentId, u32)>> = BTreeMap::new();
     for &(s, seg, row) in refs {
         per_shard.entry(s).or_default().push((seg, row));
+    }
+    for rs in per_shard.values_mut() {
+        rs.sort_unstable();
+        rs.dedup();
     }
     let batches = all(&per_shard, |(s, rs)| shards.fetch(*s, rs)).await?;
     // Per shard: the fetched rows and where each reference landed in them.
@@ -94,15 +101,35 @@ pub(super) async fn fetch_rows(
             (*s, (b, idx))
         })
         .collect();
+    let found = |&(s, seg, row): &RowRef| {
+        let (b, idx) = fetched.get(&s)?;
+        let &i = idx.get(&(seg, row))?;
+        (i < b.num_rows).then_some((b, i))
+    };
+    let bytes: usize = refs
+        .iter()
+        .filter_map(found)
+        .map(|(b, i)| row_bytes(b, i))
+        .sum();
+    if bytes > MAX_MESSAGE_BYTES {
+        return Err(result_too_large(bytes, MAX_MESSAGE_BYTES));
+    }
     let mut out = Batch::empty(schema);
-    for &(s, seg, row) in refs {
-        if let Some((b, idx)) = fetched.get(&s) {
-            if let Some(&i) = idx.get(&(seg, row)) {
-                if i < b.num_rows {
-                    out.push_row(b, i);
-                }
-            }
-        }
+    for (b, i) in refs.iter().filter_map(found) {
+        out.push_row(b, i);
     }
     Ok(out)
+}
+
+/// About how many bytes row `i` of `b` takes in a reply (a lower bound: the values
+/// without their framing).
+fn row_bytes(b: &Batch, i: usize) -> usize {
+    b.columns
+        .iter()
+        .map(|c| match &c.data {
+            ColumnData::VarChar(v) | ColumnData::Json(v) => v.get(i).map_or(0, String::len),
+            ColumnData::FloatVector { dim, .. } => *dim as usize * 4,
+            _ => 8,
+        })
+        .sum()
 }

@@ -13,6 +13,7 @@ use crate::coordinator::{CatalogChange, CollectionInfo, IndexInfo};
 use crate::error::{code, ok_status, ApiError, ApiResult};
 use crate::pb::common::{IndexState, KeyValuePair, Status};
 use crate::pb::milvus::*;
+use crate::rpc::IndexProgress;
 
 /// The index types Quiver builds.
 const INDEX_TYPES: [&str; 6] = [
@@ -57,9 +58,11 @@ impl Proxy {
             params: all_params,
         };
         // The collection checked above, even if an alias moved meanwhile.
-        self.coord
+        let info = self
+            .coord
             .change(&ctx.db, info.name(), CatalogChange::AddIndex(index))
             .await?;
+        self.tell_streaming(&info).await;
         Ok(ok_status())
     }
 
@@ -69,12 +72,6 @@ impl Proxy {
         r: DescribeIndexRequest,
     ) -> ApiResult<DescribeIndexResponse> {
         let info = self.coord.get(&ctx.db, &r.collection_name).await?;
-        let total = if info.indexes.is_empty() {
-            0
-        } else {
-            let parts = Self::partitions_named(&info, &[])?;
-            self.row_count(&info, &parts).await? as i64
-        };
         let mut descs = Vec::new();
         for i in info
             .indexes
@@ -82,8 +79,8 @@ impl Proxy {
             .filter(|i| r.index_name.is_empty() || i.name == r.index_name)
             .filter(|i| r.field_name.is_empty() || i.field_name == r.field_name)
         {
-            let failure = self.build_failure(&info, i).await?;
-            descs.push(describe(i, total, failure));
+            let progress = self.build_progress(&info, i).await?;
+            descs.push(describe(i, progress));
         }
         if descs.is_empty() {
             return Err(ApiError::new(
@@ -100,20 +97,20 @@ impl Proxy {
         })
     }
 
-    /// Why index `i` failed to build for good on some shard, if it did (the first
-    /// shard's reason; every shard refuses the same parameters).
-    async fn build_failure(
+    /// How far index `i` is built and served, summed over the collection's shards
+    /// (asked of each shard's owner, which opens the shard if it must: a build needs
+    /// no load, so neither does its state).
+    async fn build_progress(
         &self,
         info: &CollectionInfo,
         i: &IndexInfo,
-    ) -> ApiResult<Option<String>> {
-        if !crate::datanode::needs_build(i) {
-            return Ok(None);
-        }
+    ) -> ApiResult<IndexProgress> {
         let shards = self.shards(info);
         let per_shard =
-            super::fanout::all(0..shards.len(), |s| shards.index_failure(s, i.id)).await?;
-        Ok(per_shard.into_iter().flatten().next())
+            super::fanout::all(0..shards.len(), |s| shards.index_state(s, i.id)).await?;
+        Ok(per_shard
+            .into_iter()
+            .fold(IndexProgress::default(), IndexProgress::merge))
     }
 
     pub(super) async fn do_drop_index(&self, ctx: &Ctx, r: DropIndexRequest) -> ApiResult<Status> {
@@ -121,10 +118,23 @@ impl Proxy {
             index_name: r.index_name.clone(),
             field_name: r.field_name.clone(),
         };
-        self.coord
+        let info = self
+            .coord
             .change(&ctx.db, &r.collection_name, change)
             .await?;
+        self.tell_streaming(&info).await;
         Ok(ok_status())
+    }
+
+    /// Gives the shards' owners the new catalog entry, so the build of a new index
+    /// starts now (as in Milvus, loaded or not) and a dropped one stops being built,
+    /// instead of at the next load. The change is made either way; an owner that does
+    /// not hear it (its collection damaged, or it is down) learns it when it next
+    /// opens the collection.
+    async fn tell_streaming(&self, info: &CollectionInfo) {
+        if let Err(e) = self.shards(info).open().await {
+            tracing::warn!(collection = info.name(), error = %e.reason, "the shards' owners did not take the new index list yet");
+        }
     }
 }
 
@@ -205,9 +215,10 @@ fn check_build_params(index_type: &str, params: &BTreeMap<String, String>) -> Ap
 }
 
 /// An index as DescribeIndex shows it: type and metric as pairs, the build
-/// parameters as one JSON object under "params"; Failed with the reason when a build
-/// failed for good.
-fn describe(i: &IndexInfo, total_rows: i64, failure: Option<String>) -> IndexDescription {
+/// parameters as one JSON object under "params"; its progress over the sealed
+/// segments (InProgress until every one is searched through the index, Finished
+/// then, Failed with the reason when a build failed for good).
+fn describe(i: &IndexInfo, progress: IndexProgress) -> IndexDescription {
     let build: serde_json::Map<String, serde_json::Value> = i
         .params
         .iter()
@@ -232,15 +243,20 @@ fn describe(i: &IndexInfo, total_rows: i64, failure: Option<String>) -> IndexDes
         index_id: i.id,
         params,
         field_name: i.field_name.clone(),
-        indexed_rows: total_rows,
-        total_rows,
+        indexed_rows: progress.indexed_rows as i64,
+        total_rows: progress.total_rows as i64,
+        pending_index_rows: (progress.total_rows - progress.indexed_rows) as i64,
         // Usable as soon as it exists: a segment whose build is pending (or retrying
-        // after a passing failure) is searched exactly with the index's metric.
-        state: match failure {
-            Some(_) => IndexState::Failed as i32,
-            None => IndexState::Finished as i32,
+        // after a passing failure) is searched exactly with the index's metric, and
+        // the state says so.
+        state: if progress.failure.is_some() {
+            IndexState::Failed as i32
+        } else if progress.finished() {
+            IndexState::Finished as i32
+        } else {
+            IndexState::InProgress as i32
         },
-        index_state_fail_reason: failure.unwrap_or_default(),
+        index_state_fail_reason: progress.failure.unwrap_or_default(),
         ..Default::default()
     }
 }

@@ -25,7 +25,7 @@ use quiver_core::shard::MutationAck;
 
 use crate::coordinator::{vchannel_of, CollectionInfo, CoordinatorApi};
 use crate::error::{code, ApiError, ApiResult, ErrorKind};
-use crate::rpc::{ShardRef, StreamingApi, VectorSearch, WireScope};
+use crate::rpc::{IndexProgress, ShardRef, StreamingApi, VectorSearch, WireScope};
 
 /// Connects to a streaming node by its id.
 pub type Connect = Box<dyn Fn(&str) -> ApiResult<Arc<dyn StreamingApi>> + Send + Sync>;
@@ -301,8 +301,8 @@ impl StreamingApi for ShardRouter {
         .await
     }
 
-    async fn index_failure(&self, at: ShardRef, index: i64) -> ApiResult<Option<String>> {
-        self.to_shard(at, |n| async move { n.index_failure(at, index).await })
+    async fn index_state(&self, at: ShardRef, index: i64) -> ApiResult<IndexProgress> {
+        self.to_shard(at, |n| async move { n.index_state(at, index).await })
             .await
     }
 }

@@ -17,7 +17,8 @@ use quiver_core::shard::MutationAck;
 use crate::coordinator::CollectionInfo;
 use crate::error::{code, ApiError, ApiResult};
 use crate::rpc::{
-    SearchKnobs, ShardRef, StreamingApi, VectorSearch, WireScope, DEFAULT_READ_BUDGET,
+    IndexProgress, SearchKnobs, ShardRef, StreamingApi, VectorSearch, WireScope,
+    DEFAULT_READ_BUDGET,
 };
 
 /// The vector part of a search: which field, the query vectors, how many results,
@@ -163,9 +164,9 @@ impl<'a> Shards<'a> {
         self.call(|| self.api.fetch(at, refs.to_vec())).await
     }
 
-    /// Why index `index` failed for good on this shard, if it did.
-    pub async fn index_failure(&self, shard: usize, index: i64) -> ApiResult<Option<String>> {
+    /// How far index `index` is built and served on this shard.
+    pub async fn index_state(&self, shard: usize, index: i64) -> ApiResult<IndexProgress> {
         let at = self.at(shard);
-        self.call(|| self.api.index_failure(at, index)).await
+        self.call(|| self.api.index_state(at, index)).await
     }
 }

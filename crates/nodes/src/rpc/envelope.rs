@@ -69,9 +69,35 @@ impl From<WireError> for ApiError {
 
 pub type WireResult<T> = Result<T, WireError>;
 
-/// Seals an operation's result as its reply.
+/// Room for the envelope's own fields and gRPC's framing around a body.
+const ENVELOPE_OVERHEAD: usize = 64;
+
+/// Seals an operation's result as its reply. A reply too large to send is replaced by
+/// the error saying so: sent as it is, the transport would refuse to encode it and the
+/// caller would only see the node fail.
 pub fn seal_result<T: Serialize>(r: ApiResult<T>) -> Envelope {
-    seal(&r.map_err(WireError::from))
+    let e = seal(&r.map_err(WireError::from));
+    let bytes = e.body.len() + ENVELOPE_OVERHEAD;
+    if bytes <= MAX_MESSAGE_BYTES {
+        return e;
+    }
+    let refused = seal::<WireResult<()>>(&Err(result_too_large(bytes, MAX_MESSAGE_BYTES).into()));
+    quiver_core::invariant_cheap!(refused.body.len() < 4096, "a refusal is small");
+    refused
+}
+
+/// A result of about `bytes` bytes cannot be sent under the message limit `limit`
+/// (Milvus refuses such a result with "search results exceed the maxOutputSize
+/// Limit", code 65535). Sending the request again fails again, so it is the caller's
+/// to change.
+pub fn result_too_large(bytes: usize, limit: usize) -> ApiError {
+    ApiError::with_kind(
+        code::UNEXPECTED,
+        ErrorKind::InvalidInput,
+        format!(
+            "results exceed the maxOutputSize limit: the result is about {bytes} bytes, the limit is {limit} bytes; ask for fewer rows (a lower limit, fewer query vectors) or fewer or smaller output fields"
+        ),
+    )
 }
 
 /// Opens a reply sealed by [`seal_result`].
@@ -111,5 +137,27 @@ mod tests {
             (code::UNEXPECTED, ErrorKind::NeedsReopen)
         );
         assert_eq!(open_result::<u8>(&seal_result(Ok(7u8))).unwrap(), 7);
+    }
+
+    #[test]
+    fn a_reply_over_the_message_limit_becomes_a_clear_refusal() {
+        let small: ApiResult<Vec<u8>> = Ok(vec![7; 1000]);
+        assert_eq!(
+            open_result::<Vec<u8>>(&seal_result(small)).unwrap().len(),
+            1000
+        );
+        let huge: ApiResult<Vec<u8>> = Ok(vec![7; MAX_MESSAGE_BYTES]);
+        let e = open_result::<Vec<u8>>(&seal_result(huge)).unwrap_err();
+        assert_eq!(e.code, code::UNEXPECTED);
+        assert_eq!(e.kind, ErrorKind::InvalidInput);
+        assert!(
+            e.reason.contains("exceed the maxOutputSize limit"),
+            "{}",
+            e.reason
+        );
+        assert!(e
+            .reason
+            .contains(&format!("the limit is {MAX_MESSAGE_BYTES} bytes")));
+        assert!(e.reason.contains("fewer rows"), "{}", e.reason);
     }
 }

@@ -28,5 +28,5 @@ pub use envelope::{MAX_MESSAGE_BYTES, WIRE_VERSION};
 pub use querynode::{Handoff, QueryNodeApi, QueryNodeRequest, QueryNodeService, RemoteQueryNode};
 pub use service::CALL_TIMEOUT;
 pub use streaming::{RemoteStreaming, ShardRef, StreamRequest, StreamingApi, StreamingService};
-pub use types::{SearchKnobs, VectorSearch, WireScope, DEFAULT_READ_BUDGET};
+pub use types::{IndexProgress, SearchKnobs, VectorSearch, WireScope, DEFAULT_READ_BUDGET};
 pub use walstore::{RemoteWalStore, WalStoreApi, WalStoreRequest, WalStoreService};

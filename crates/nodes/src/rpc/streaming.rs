@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response};
 
 use super::service::{rpc_service, serve_envelope, RequestDeadline, RpcClient, CALL_TIMEOUT};
-use super::types::{VectorSearch, WireScope};
+use super::types::{IndexProgress, VectorSearch, WireScope};
 use crate::coordinator::CollectionInfo;
 use crate::error::ApiResult;
 use crate::pb::internal::streaming_client::StreamingClient;
@@ -54,9 +54,9 @@ rpc_service! {
     fn count(at: ShardRef, scope: WireScope) -> u64;
     /// Whole rows by (segment, row), in the order asked.
     fn fetch(at: ShardRef, refs: Vec<(SegmentId, u32)>) -> Batch;
-    /// Why index `index` cannot be built on one of the shard's segments, if it failed
-    /// for good (see `delegator::builds`).
-    fn index_failure(at: ShardRef, index: i64) -> Option<String>;
+    /// How far index `index` is built and served over the shard's sealed segments,
+    /// and why it failed for good if it did (see `delegator::progress`).
+    fn index_state(at: ShardRef, index: i64) -> IndexProgress;
 }
 
 impl RequestDeadline for StreamRequest {
@@ -84,7 +84,7 @@ impl StreamRequest {
             | StreamRequest::query_rows { at, .. }
             | StreamRequest::count { at, .. }
             | StreamRequest::fetch { at, .. }
-            | StreamRequest::index_failure { at, .. } => Some(*at),
+            | StreamRequest::index_state { at, .. } => Some(*at),
         }
     }
 }

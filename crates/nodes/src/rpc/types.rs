@@ -104,3 +104,40 @@ impl SearchKnobs {
         })
     }
 }
+
+/// How far an index's build has come on one shard (or, summed, on a collection), as
+/// Milvus's DescribeIndex reports it: over sealed segments only (growing data is
+/// searched exactly in Milvus too and is not waited for).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexProgress {
+    /// Rows in sealed segments.
+    pub total_rows: u64,
+    /// Rows in sealed segments whose index is built and served (searched through it).
+    pub indexed_rows: u64,
+    /// Sealed segments whose index is not yet built and served.
+    pub pending_segments: u64,
+    /// Why the build failed for good on some segment, if it did.
+    pub failure: Option<String>,
+}
+
+impl IndexProgress {
+    /// The sum of two shards' progress (the first failure wins).
+    pub fn merge(mut self, other: IndexProgress) -> IndexProgress {
+        self.total_rows += other.total_rows;
+        self.indexed_rows += other.indexed_rows;
+        self.pending_segments += other.pending_segments;
+        self.failure = self.failure.or(other.failure);
+        quiver_core::invariant_cheap!(
+            self.indexed_rows <= self.total_rows,
+            "more rows indexed ({}) than there are ({})",
+            self.indexed_rows,
+            self.total_rows
+        );
+        self
+    }
+
+    /// Whether every sealed segment is searched through the index.
+    pub fn finished(&self) -> bool {
+        self.failure.is_none() && self.pending_segments == 0
+    }
+}

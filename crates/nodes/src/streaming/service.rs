@@ -16,7 +16,7 @@ use crate::coordinator::CollectionInfo;
 use crate::deadline::within;
 use crate::delegator::ShardDelegator;
 use crate::error::{ApiResult, ErrorKind};
-use crate::rpc::{ShardRef, StreamingApi, VectorSearch, WireScope};
+use crate::rpc::{IndexProgress, ShardRef, StreamingApi, VectorSearch, WireScope};
 
 impl StreamingNode {
     /// Runs `op` on the open copy of shard `at` (opening it if this node owns it). A
@@ -129,8 +129,8 @@ impl StreamingApi for StreamingNode {
             .await
     }
 
-    async fn index_failure(&self, at: ShardRef, index: i64) -> ApiResult<Option<String>> {
-        self.on_delegator(at, |d| async move { Ok(d.index_failure(index).await) })
+    async fn index_state(&self, at: ShardRef, index: i64) -> ApiResult<IndexProgress> {
+        self.on_delegator(at, |d| async move { Ok(d.index_state(index).await) })
             .await
     }
 }

@@ -25,3 +25,30 @@ fn a_wrong_or_missing_token_is_unauthenticated() {
         assert_eq!(e.code(), tonic::Code::Unauthenticated);
     }
 }
+
+#[test]
+fn a_response_over_the_message_limit_is_refused_with_a_clear_status() {
+    let small = SearchResults {
+        collection_name: "c".into(),
+        ..Default::default()
+    };
+    let r = reply(ok(small)).unwrap().into_inner();
+    assert_eq!(r.status.unwrap().code, 0);
+    let huge = SearchResults {
+        collection_name: "c".repeat(MAX_MESSAGE_BYTES),
+        ..Default::default()
+    };
+    let r = reply(ok(huge)).unwrap().into_inner();
+    assert!(
+        r.collection_name.is_empty(),
+        "the result itself is not sent"
+    );
+    let s = r.status.unwrap();
+    assert_eq!(s.code, crate::error::code::UNEXPECTED);
+    assert!(
+        s.reason.contains("exceed the maxOutputSize limit"),
+        "{}",
+        s.reason
+    );
+    assert!(s.reason.contains("fewer rows"), "{}", s.reason);
+}

@@ -39,12 +39,53 @@ fn index() -> IndexInfo {
     }
 }
 
+fn progress(total: u64, indexed: u64, pending: u64, failure: Option<&str>) -> IndexProgress {
+    IndexProgress {
+        total_rows: total,
+        indexed_rows: indexed,
+        pending_segments: pending,
+        failure: failure.map(str::to_string),
+    }
+}
+
 #[test]
 fn describe_reports_a_failed_build_with_its_reason() {
-    let d = describe(&index(), 10, None);
+    let d = describe(&index(), progress(10, 10, 0, None));
     assert_eq!(d.state, IndexState::Finished as i32);
     assert!(d.index_state_fail_reason.is_empty());
-    let d = describe(&index(), 10, Some("segment 3: too many rows".into()));
+    let d = describe(
+        &index(),
+        progress(10, 0, 1, Some("segment 3: too many rows")),
+    );
     assert_eq!(d.state, IndexState::Failed as i32);
     assert_eq!(d.index_state_fail_reason, "segment 3: too many rows");
+}
+
+#[test]
+fn describe_reports_a_build_in_progress_until_every_segment_is_served() {
+    let d = describe(&index(), progress(30, 10, 2, None));
+    assert_eq!(d.state, IndexState::InProgress as i32);
+    assert_eq!(
+        (d.total_rows, d.indexed_rows, d.pending_index_rows),
+        (30, 10, 20)
+    );
+    // An empty sealed segment still pending keeps it in progress.
+    let d = describe(&index(), progress(10, 10, 1, None));
+    assert_eq!(d.state, IndexState::InProgress as i32);
+    // Nothing sealed yet: nothing to wait for.
+    let d = describe(&index(), progress(0, 0, 0, None));
+    assert_eq!(d.state, IndexState::Finished as i32);
+}
+
+#[test]
+fn shard_progress_sums_and_keeps_the_first_failure() {
+    let sum = [
+        progress(10, 10, 0, None),
+        progress(20, 5, 1, Some("segment 4: no")),
+        progress(5, 0, 1, Some("segment 9: no")),
+    ]
+    .into_iter()
+    .fold(IndexProgress::default(), IndexProgress::merge);
+    assert_eq!(sum, progress(35, 15, 2, Some("segment 4: no")));
+    assert!(!sum.finished());
 }
