@@ -221,7 +221,8 @@ mod tests {
         let mut cuts: Vec<usize> = (1..16).map(|i| len * i / 16).collect();
         cuts.extend([len - 1, 4096, 600, 100, 0]);
         for cut in cuts {
-            std::fs::write(&path, &whole[..cut]).unwrap();
+            use crate::rt::disk::{Disk, StdDisk};
+            StdDisk.write_atomic(&path, &whole[..cut]).unwrap();
             let err = RedbMetaStore::open(&path).unwrap_err();
             assert!(
                 matches!(err, MetaError::Damaged { .. }),

@@ -288,7 +288,9 @@ fn a_truncated_meta_store_is_damage_with_a_restore_hint() {
     let meta = tmp.path().join("meta.redb");
     let whole = std::fs::read(&meta).unwrap();
     for cut in [whole.len() / 2, 100] {
-        std::fs::write(&meta, &whole[..cut]).unwrap();
+        quiver_core::rt::disk::StdDisk
+            .write_atomic(&meta, &whole[..cut])
+            .unwrap();
         let err = DataDir::open(tmp.path())
             .err()
             .expect("refused")
