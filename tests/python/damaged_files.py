@@ -7,7 +7,9 @@ objects deleted. On restart the server serves the two healthy collections exactl
 answers for the damaged one with code 604 naming the file; `quiver inspect` reports it
 (exit status 1); `quiver repair --truncate-wal` (resp. `--drop-damaged-segments`)
 repairs it, saying what was lost, and after a restart it loads with what survived. A
-truncated meta.redb refuses the start with a message naming the file.
+WAL file deleted after a flush is the same kind of damage (the log no longer reaches
+the flush checkpoint). A truncated meta.redb refuses the start with a message naming
+the file.
 
     python damaged_files.py target/debug/quiver [workdir]
 """
@@ -140,6 +142,49 @@ def wal_damage(binary, workdir):
     return srv
 
 
+def wal_file_deleted(binary, workdir):
+    """A flushed collection whose only WAL file is deleted after a kill -9: the rows after
+    the checkpoint are gone, and that is damage to report, not a smaller collection (it
+    used to load with only the flushed rows and panic on the next write)."""
+    srv, c, ids = fresh(binary, workdir, "walfile")
+    for n in NAMES:
+        insert_batches(c, n, range(BATCHES) if n != "damaged" else range(5), flush_after=(1,))
+    srv.kill9()
+    [wal] = glob.glob(f"{srv.data_dir}/wal/*_{ids['damaged']}v0/*.wal")
+    os.remove(wal)
+
+    c = restart(srv)
+    for n in ("healthy_a", "healthy_c"):
+        check_healthy(c, n)
+    expect_damaged(c, "damaged", "replay must start at record 2", "a WAL file is missing")
+    try:
+        c.insert("damaged", [{"id": 9999, "v": [0.0] * DIM}])
+    except MilvusException as e:
+        assert e.code == DAMAGED_CODE, (e.code, e.message)
+    else:
+        raise AssertionError("insert into a damaged collection succeeded")
+    srv.stop()
+    assert "panicked" not in open(srv.data_dir + ".log").read()
+
+    code, out = quiver(binary, "inspect", "--data-dir", srv.data_dir)
+    assert code == 1 and "WAL DAMAGED" in out and "a WAL file is missing" in out, out
+    code, out = quiver(binary, "repair", "--data-dir", srv.data_dir, "--collection", "damaged")
+    assert code == 1 and "re-bases the log at the flush checkpoint 2" in out, out
+    code, out = quiver(binary, "repair", "--data-dir", srv.data_dir, "--collection", "damaged",
+                       "--truncate-wal")
+    assert code == 0 and "LOST: every WAL record from 2 on" in out, out
+    print(out)
+    code, out = quiver(binary, "inspect", "--data-dir", srv.data_dir)
+    assert code == 0 and "no damage found" in out, out
+
+    c = restart(srv)
+    c.load_collection("damaged")
+    assert ids_of(c, "damaged") == list(range(2 * BATCH))  # what the flush kept
+    c.insert("damaged", [{"id": 9999, "v": [0.0] * DIM}])
+    assert ids_of(c, "damaged")[-1] == 9999
+    srv.stop()
+
+
 def segment_damage(binary, workdir):
     srv, c, ids = fresh(binary, workdir, "segment")
     for n in NAMES:
@@ -197,6 +242,7 @@ def main():
     binary, workdir = binary_from_argv()
     workdir = workdir or tempfile.mkdtemp(prefix="quiver-damage-")
     srv = wal_damage(binary, workdir)
+    wal_file_deleted(binary, workdir)
     segment_damage(binary, workdir)
     meta_damage(binary, srv)
     print("damaged_files: ok")

@@ -31,6 +31,15 @@ fn open_error(path: &str, e: redb::DatabaseError) -> MetaError {
     use redb::{DatabaseError, StorageError};
     match e {
         DatabaseError::DatabaseAlreadyOpen => MetaError::Locked { path: path.into() },
+        // The file ends before the structures its header points at: it was cut short.
+        DatabaseError::Storage(StorageError::Io(e))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            MetaError::Damaged {
+                path: path.into(),
+                reason: format!("the file is truncated: it ends before its own data ({e})"),
+            }
+        }
         DatabaseError::Storage(StorageError::Io(e)) => MetaError::Io(format!("{path}: {e}")),
         e @ (DatabaseError::Storage(_)
         | DatabaseError::RepairAborted
@@ -205,10 +214,15 @@ mod tests {
                 s.put(&format!("k/{i}"), vec![7; 500]).await.unwrap();
             }
         }
-        let len = std::fs::metadata(&path).unwrap().len();
-        for cut in [len / 2, 0] {
+        let whole = std::fs::read(&path).unwrap();
+        let len = whole.len();
+        // Many cut points: redb reads different structures first depending on where
+        // the file ends, and each must be damage, not an I/O error.
+        let mut cuts: Vec<usize> = (1..16).map(|i| len * i / 16).collect();
+        cuts.extend([len - 1, 4096, 600, 100, 0]);
+        for cut in cuts {
             use crate::rt::disk::{Disk, StdDisk};
-            StdDisk.open(&path, false).unwrap().truncate(cut).unwrap();
+            StdDisk.write_atomic(&path, &whole[..cut]).unwrap();
             let err = RedbMetaStore::open(&path).unwrap_err();
             assert!(
                 matches!(err, MetaError::Damaged { .. }),

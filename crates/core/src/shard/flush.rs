@@ -41,6 +41,10 @@ impl Shard {
             segments = ?manifest.segments.iter().map(|f| (f.id.0, f.num_rows)).collect::<Vec<_>>(),
             "committing flush"
         );
+        // The log must reach the checkpoint durably before the checkpoint is committed
+        // (under a relaxed fsync policy it may not yet): a log that ends before its
+        // committed checkpoint can then only be a lost file, and recovery refuses it.
+        self.deps.wal.sync().await?;
         self.commit_manifest(&mut st, &mut manifest).await?;
         st.install(written, manifest.clone());
         st.check_invariants();

@@ -38,7 +38,7 @@ use crate::schema::CollectionSchema;
 use crate::segment::storage;
 use crate::segment::SegmentView;
 use crate::tso::{Timestamp, TimestampOracle};
-use crate::wal::{Epoch, Offset, Wal};
+use crate::wal::{Epoch, FrameError, Offset, Wal, WalError};
 
 pub use error::{RemoteError, ShardError};
 pub use manifest::Manifest;
@@ -306,7 +306,22 @@ async fn replay(
 ) -> Result<usize, ShardError> {
     let mut replayed = 0usize;
     loop {
-        let records = deps.wal.read_from(state.applied, 1024).await?;
+        let records = match deps.wal.read_from(state.applied, 1024).await {
+            Ok(records) => records,
+            Err(WalError::Truncated { requested, first }) if replayed == 0 => {
+                // A log only drops records before a committed checkpoint, so one that
+                // starts after it lost its head file: the records in between are gone.
+                return Err(ShardError::Wal(WalError::Corrupt {
+                    location: deps.wal.location(),
+                    source: FrameError::Missing {
+                        needed: requested,
+                        first,
+                        next: deps.wal.next_offset().await,
+                    },
+                }));
+            }
+            Err(e) => return Err(e.into()),
+        };
         if records.is_empty() {
             return Ok(replayed);
         }

@@ -3,7 +3,7 @@ use std::collections::VecDeque;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{Epoch, Offset, Wal, WalError, WalRecord, MAX_RECORD_BYTES};
+use super::{Epoch, FrameError, Offset, Wal, WalError, WalRecord, MAX_RECORD_BYTES};
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -84,6 +84,17 @@ impl Wal for MemWal {
                 first: s.first,
             });
         }
+        let next = s.first + s.records.len() as u64;
+        if from > next {
+            return Err(WalError::Corrupt {
+                location: self.location(),
+                source: FrameError::Missing {
+                    needed: from,
+                    first: s.first,
+                    next,
+                },
+            });
+        }
         Ok(s.records
             .iter()
             .skip((from - s.first) as usize)
@@ -112,6 +123,10 @@ impl Wal for MemWal {
 
     async fn epoch(&self) -> Epoch {
         self.inner.lock().await.epoch
+    }
+
+    fn location(&self) -> String {
+        "the in-memory WAL".to_string()
     }
 }
 

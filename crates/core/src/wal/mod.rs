@@ -18,8 +18,8 @@ use thiserror::Error;
 use crate::error_kind::ErrorKind;
 
 pub use local::{
-    check_local_wal, repair_local_wal, FsyncPolicy, LocalWal, LocalWalOptions, WalCheck, WalDamage,
-    WalRepair,
+    check_local_wal, check_local_wal_from, repair_local_wal, FsyncPolicy, LocalWal,
+    LocalWalOptions, WalCheck, WalDamage, WalRepair,
 };
 pub use mem::MemWal;
 pub use record::{FrameError, WalRecord};
@@ -102,6 +102,18 @@ pub trait Wal: Send + Sync + std::fmt::Debug {
 
     /// The epoch currently holding the log.
     async fn epoch(&self) -> Epoch;
+
+    /// Makes every record appended so far durable, whatever the fsync policy. A flush
+    /// calls it before committing a checkpoint, so that the log never ends before a
+    /// committed checkpoint (that is only ever a lost file: see [`FrameError::Missing`]).
+    async fn sync(&self) -> Result<(), WalError> {
+        Ok(())
+    }
+
+    /// Where the log is, for error messages.
+    fn location(&self) -> String {
+        "the WAL".to_string()
+    }
 }
 
 /// Largest payload a record may carry.

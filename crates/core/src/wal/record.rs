@@ -46,6 +46,15 @@ pub enum FrameError {
     /// A segment file starts after where the one before it ended.
     #[error("records {expected}..{found} are missing (a segment file is gone)")]
     Gap { expected: u64, found: u64 },
+    /// The log does not reach back to (or up to) the flush checkpoint `needed`, from
+    /// which recovery must replay: a WAL file is missing. Records after the checkpoint
+    /// that were in it are gone, and how many is unknown.
+    #[error(
+        "replay must start at record {needed} (the flush checkpoint) but the log holds only \
+         records {first}..{next}: a WAL file is missing, and any acknowledged records after \
+         the checkpoint that were in it are lost"
+    )]
+    Missing { needed: u64, first: u64, next: u64 },
 }
 
 fn crc(header_tail: &[u8], payload: &[u8]) -> u32 {

@@ -6,7 +6,7 @@ use std::fmt;
 
 use quiver_core::shard::check::{self as shard_check, SegmentDamage};
 use quiver_core::shard::{Manifest, ShardError};
-use quiver_core::wal::{check_local_wal, WalCheck};
+use quiver_core::wal::{check_local_wal, check_local_wal_from, WalCheck};
 
 use super::{DataDir, OpsError};
 use crate::coordinator::CollectionInfo;
@@ -39,11 +39,16 @@ impl ShardReport {
 
     /// The manifest's flush checkpoint (WAL records before it are in segments).
     pub fn checkpoint(&self) -> Option<u64> {
-        match &self.manifest {
-            ManifestState::Ok(m) => Some(m.checkpoint),
-            ManifestState::None => Some(0),
-            ManifestState::Damaged(_) => None,
-        }
+        checkpoint_of(&self.manifest)
+    }
+}
+
+/// The flush checkpoint of a manifest (unknown if it is damaged).
+fn checkpoint_of(manifest: &ManifestState) -> Option<u64> {
+    match manifest {
+        ManifestState::Ok(m) => Some(m.checkpoint),
+        ManifestState::None => Some(0),
+        ManifestState::Damaged(_) => None,
     }
 }
 
@@ -93,8 +98,6 @@ pub(super) async fn inspect_collection(
 ) -> Result<CollectionReport, OpsError> {
     let mut shards = Vec::new();
     for (i, vchannel) in info.vchannels().iter().enumerate() {
-        let wal = check_local_wal(&*dir.disk, &dir.wal_dir(&vchannel.0))
-            .map_err(|e| OpsError::Failed(format!("checking the WAL of {vchannel}: {e}")))?;
         let (manifest, damaged_segments) =
             match shard_check::read_manifest(&*dir.meta, info.id, vchannel).await {
                 Ok(None) => (ManifestState::None, Vec::new()),
@@ -107,6 +110,14 @@ pub(super) async fn inspect_collection(
                 Err(e) if e.is_damage() => (ManifestState::Damaged(e.to_string()), Vec::new()),
                 Err(e) => return Err(transient(&vchannel.0, e)),
             };
+        let wal_dir = dir.wal_dir(&vchannel.0);
+        // Replay starts at the checkpoint: the log must hold it (unknown while the
+        // manifest is damaged, and then the log is checked on its own).
+        let wal = match checkpoint_of(&manifest) {
+            Some(c) => check_local_wal_from(&*dir.disk, &wal_dir, c),
+            None => check_local_wal(&*dir.disk, &wal_dir),
+        }
+        .map_err(|e| OpsError::Failed(format!("checking the WAL of {vchannel}: {e}")))?;
         shards.push(ShardReport {
             shard: i as u32,
             vchannel: vchannel.0.clone(),
@@ -137,7 +148,9 @@ impl fmt::Display for ShardReport {
                 w.segment_files,
                 if w.torn_tail_bytes > 0 {
                     format!(
-                        " (a torn, unacknowledged tail of {} bytes is cut on the next start)",
+                        " (a torn tail of {} bytes is cut on the next start: an unfinished \
+                         last write, unless the file was cut short after the fact, and then \
+                         records in it may have been acknowledged)",
                         w.torn_tail_bytes
                     )
                 } else {

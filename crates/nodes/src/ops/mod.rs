@@ -52,7 +52,14 @@ impl DataDir {
         if !meta_path.exists() {
             return Err(OpsError::NotADataDir(path.display().to_string()));
         }
-        let meta = RedbMetaStore::open(&meta_path)?;
+        let meta = RedbMetaStore::open(&meta_path).map_err(|e| match e {
+            MetaError::Damaged { .. } => OpsError::Failed(format!(
+                "{e}. It holds every collection's catalog and manifests and cannot be \
+                 repaired here (redb's own repair ran on open and could not fix it): \
+                 restore meta.redb from a backup"
+            )),
+            e => OpsError::Meta(e),
+        })?;
         let objects = path.join("objects");
         let failed =
             |e: &dyn std::fmt::Display| OpsError::Failed(format!("{}: {e}", objects.display()));

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use quiver_core::shard::check as shard_check;
-use quiver_core::wal::repair_local_wal;
+use quiver_core::wal::{repair_local_wal, FrameError};
 
 use super::inspect::{inspect_collection, ManifestState, ShardReport};
 use super::{DataDir, OpsError};
@@ -94,7 +94,12 @@ fn repair_wal(
     if !opts.truncate_wal {
         out.damage_left = true;
         let at = d.record.unwrap_or(0);
-        let cost = if d.record.is_none() || at < checkpoint {
+        let cost = if matches!(d.problem, FrameError::Missing { .. }) {
+            format!(
+                "re-bases the log at the flush checkpoint {checkpoint}: the records after it \
+                 that were in the missing WAL file(s) are lost (how many is unknown)"
+            )
+        } else if d.record.is_none() || at < checkpoint {
             "loses nothing (the damage is before the flush checkpoint; those records are in segments)".to_string()
         } else {
             format!("loses every record from {at} on (the log is cut at the damage)")
@@ -116,7 +121,15 @@ fn repair_wal(
              record {from} itself was unreadable)"
         );
     }
-    if done.lost.is_empty() {
+    if let Some(at) = done.rebased_at {
+        let _ = writeln!(
+            out.text,
+            "  LOST: every WAL record from {at} on that was in the missing file(s) \
+             (acknowledged writes after the flush checkpoint; how many is unknown); the \
+             log now starts at record {at}"
+        );
+    }
+    if done.lost.is_empty() && done.rebased_at.is_none() {
         let _ = writeln!(
             out.text,
             "  nothing lost (the damaged records were already flushed into segments)"

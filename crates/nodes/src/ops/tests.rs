@@ -249,6 +249,62 @@ fn a_missing_segment_object_takes_down_one_collection_until_dropped() {
 }
 
 #[test]
+fn a_deleted_wal_file_after_a_flush_is_damage_until_rebased() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (good, bad) = populate(tmp.path(), Some(1));
+    let wal = tmp.path().join("wal").join(&bad.vchannels()[0].0);
+    std::fs::remove_file(wal.join("00000000000000000000.wal")).unwrap();
+
+    // Not 20 rows served and a panic on the next write: the shard is refused.
+    restart_and_expect_damage(tmp.path(), &good, &bad, "replay must start at record 2");
+    let opts = RepairOptions {
+        truncate_wal: true,
+        ..Default::default()
+    };
+    let text = inspect_and_repair(
+        tmp.path(),
+        opts,
+        "re-bases the log at the flush checkpoint 2",
+        "LOST: every WAL record from 2 on that was in the missing file(s)",
+    );
+    assert!(text.contains("a WAL file is missing"), "{text}");
+    run(async {
+        let s = start(tmp.path()).await.unwrap();
+        s.streaming.open(bad.clone()).await.unwrap();
+        let p = bad.partitions[0].id;
+        // The log starts at the checkpoint: writes land after it, no panic.
+        let ack = s
+            .streaming
+            .insert(at(&bad), p, batch(500..501), false)
+            .await;
+        assert!(ack.is_ok(), "{ack:?}");
+    });
+}
+
+#[test]
+fn a_truncated_meta_store_is_damage_with_a_restore_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    populate(tmp.path(), None);
+    let meta = tmp.path().join("meta.redb");
+    let whole = std::fs::read(&meta).unwrap();
+    for cut in [whole.len() / 2, 100] {
+        quiver_core::rt::disk::StdDisk
+            .write_atomic(&meta, &whole[..cut])
+            .unwrap();
+        let err = DataDir::open(tmp.path())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("meta.redb is damaged") && err.contains("restore meta.redb from a backup"),
+            "cut at {cut}: {err}"
+        );
+        let err = run(start(tmp.path())).err().expect("refused");
+        assert!(err.reason.contains("is damaged"), "cut at {cut}: {err}");
+    }
+}
+
+#[test]
 fn a_missing_meta_store_beside_wals_refuses_the_start() {
     let tmp = tempfile::tempdir().unwrap();
     populate(tmp.path(), None);

@@ -27,7 +27,10 @@ pub struct WalDamage {
 
 impl std::fmt::Display for WalDamage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} byte {}", self.file.display(), self.byte)?;
+        write!(f, "{}", self.file.display())?;
+        if !matches!(self.problem, FrameError::Missing { .. }) {
+            write!(f, " byte {}", self.byte)?;
+        }
         if let Some(r) = self.record {
             write!(f, " (record {r})")?;
         }
@@ -65,6 +68,9 @@ pub struct WalRepair {
     pub written_files: Vec<String>,
     /// Files cut short: (name, new length in bytes).
     pub cut_files: Vec<(String, u64)>,
+    /// The log was re-based at this checkpoint because files holding records from it
+    /// on were missing: those records are lost, and how many there were is unknown.
+    pub rebased_at: Option<Offset>,
 }
 
 fn segments_of(disk: &dyn Disk, dir: &Path) -> Result<(Vec<String>, Vec<Offset>), WalError> {
@@ -145,6 +151,41 @@ pub fn check_local_wal(disk: &dyn Disk, dir: &Path) -> Result<WalCheck, WalError
     Ok(out)
 }
 
+/// Checks the log in `dir` as [`check_local_wal`] does, and also that it covers the
+/// shard's flush checkpoint: replay starts there, so a log that ends before it or
+/// starts after it has lost a file (see [`FrameError::Missing`]). A log that was never
+/// written (no files) is fine only while the checkpoint is 0.
+pub fn check_local_wal_from(
+    disk: &dyn Disk,
+    dir: &Path,
+    checkpoint: Offset,
+) -> Result<WalCheck, WalError> {
+    let mut out = check_local_wal(disk, dir)?;
+    if out.damage.is_none() {
+        out.damage = checkpoint_gap(&out, dir, checkpoint);
+    }
+    Ok(out)
+}
+
+/// The damage of a log (checked as `check`) that does not hold record `checkpoint`.
+fn checkpoint_gap(check: &WalCheck, dir: &Path, checkpoint: Offset) -> Option<WalDamage> {
+    if check.first <= checkpoint && checkpoint <= check.next {
+        return None;
+    }
+    Some(WalDamage {
+        file: dir.to_path_buf(),
+        byte: 0,
+        record: Some(checkpoint),
+        problem: FrameError::Missing {
+            needed: checkpoint,
+            first: check.first,
+            next: check.next,
+        },
+        intact_beyond: (check.first > checkpoint && check.next > check.first)
+            .then(|| (check.next - check.first, check.next - 1)),
+    })
+}
+
 /// Repairs the log in `dir` so that it opens again, giving up as little as it can:
 /// damage to records before `checkpoint` (already flushed into segments) costs
 /// nothing; damage at or after it cuts the log there, losing every later record.
@@ -170,7 +211,34 @@ pub fn repair_local_wal(
         }
         done.damage.push(d);
     }
+    if let Some(d) = checkpoint_gap(&check_local_wal(disk, dir)?, dir, checkpoint) {
+        rebase(disk, dir, checkpoint, &d, &mut done)?;
+        done.damage.push(d);
+    }
     Ok((!done.damage.is_empty()).then_some(done))
+}
+
+/// Re-bases a log that does not cover `checkpoint` (damage `d`) at it: every file goes
+/// (their records are either flushed, or after a hole and cannot be replayed) and an
+/// empty file starting at the checkpoint takes their place.
+fn rebase(
+    disk: &dyn Disk,
+    dir: &Path,
+    checkpoint: Offset,
+    d: &WalDamage,
+    done: &mut WalRepair,
+) -> Result<(), WalError> {
+    if let Some((_, last)) = d.intact_beyond {
+        // Intact, but after the hole: replaying them would skip the missing ones.
+        done.lost.push((checkpoint, last));
+    }
+    disk.create_dir_all(dir)?;
+    for first in segments_of(disk, dir)?.1 {
+        remove_segment(disk, dir, first, done)?;
+    }
+    write_segment(disk, dir, checkpoint, &[], done)?;
+    done.rebased_at = Some(checkpoint);
+    Ok(())
 }
 
 /// The largest offset readable in the segments starting at `segs`, past the damage.

@@ -5,8 +5,10 @@
 //! `EPOCH` holds the fencing epoch (version byte, u64, CRC-32).
 //!
 //! Recovery on open reads every segment in order. A torn tail — an incomplete or
-//! corrupt frame with nothing valid after it, in the newest segment — is cut off (it can
-//! only be a write that was never acknowledged under the `Always` policy). Corruption
+//! corrupt frame with nothing valid after it, in the newest segment — is cut off, with a
+//! warning: a crash mid-append leaves one (never acknowledged under the `Always`
+//! policy), but so does a file cut short after the fact, which nothing can tell apart
+//! (its records may have been acknowledged). Corruption
 //! anywhere else (a bad frame followed by valid ones, a damaged older segment, a gap in
 //! offsets) is refused with [`WalError::Corrupt`]: cutting there would silently drop
 //! acknowledged records.
@@ -25,7 +27,9 @@ mod check;
 mod scan;
 
 use crate::rt::{self, disk::Disk, disk::DiskFile};
-pub use check::{check_local_wal, repair_local_wal, WalCheck, WalDamage, WalRepair};
+pub use check::{
+    check_local_wal, check_local_wal_from, repair_local_wal, WalCheck, WalDamage, WalRepair,
+};
 
 /// When appends are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +170,19 @@ fn recover_segment(
             let record = found.damaged_offset(first);
             return Err(corrupt_at(dir, &name, found.valid_len, record, e));
         }
-        tracing::warn!(file = %path.display(), kept = found.valid_len, dropped = data.len() - found.valid_len, error = %e, "cutting torn WAL tail");
+        let dropped = data.len() - found.valid_len;
+        // A crash mid-append (never acknowledged under `Always`) and a file cut short
+        // after the fact (acknowledged records lost) look the same: say so.
+        tracing::warn!(
+            file = %path.display(),
+            kept_bytes = found.valid_len,
+            dropped_bytes = dropped,
+            error = %e,
+            "cutting a torn tail of {dropped} bytes off WAL file {}: an unfinished last \
+             write, unless the file was cut short after the fact (then records in it may \
+             have been acknowledged)",
+            path.display()
+        );
         file.truncate(found.valid_len as u64)?;
         file.sync()?;
     }
@@ -353,6 +369,19 @@ impl Wal for LocalWal {
                 first,
             });
         }
+        if from > s.next {
+            // The log's end is durable (the newest file's name and records carry it,
+            // and a flush syncs the log before committing its checkpoint), so it is
+            // never before a position a reader was given: a file was lost.
+            return Err(WalError::Corrupt {
+                location: self.location(),
+                source: FrameError::Missing {
+                    needed: from,
+                    first,
+                    next: s.next,
+                },
+            });
+        }
         let start = s.segments.partition_point(|&f| f <= from).saturating_sub(1);
         let mut out = Vec::new();
         for &seg in &s.segments[start..] {
@@ -396,6 +425,26 @@ impl Wal for LocalWal {
 
     async fn epoch(&self) -> Epoch {
         self.inner.lock().await.epoch
+    }
+
+    async fn sync(&self) -> Result<(), WalError> {
+        let mut s = self.inner.lock().await;
+        if s.broken {
+            return Err(WalError::Broken);
+        }
+        if s.dirty {
+            if let Err(e) = s.active.sync() {
+                s.broken = true;
+                return Err(e.into());
+            }
+            s.dirty = false;
+            s.last_sync = rt::now();
+        }
+        Ok(())
+    }
+
+    fn location(&self) -> String {
+        self.dir.display().to_string()
     }
 }
 

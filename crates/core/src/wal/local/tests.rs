@@ -292,3 +292,113 @@ async fn a_damaged_flushed_file_is_dropped_when_a_later_one_covers_the_checkpoin
     assert_eq!(wal.first_offset().await, 2);
     assert_eq!(wal.read_from(5, 100).await.unwrap().len(), 7);
 }
+
+#[tokio::test]
+async fn reading_past_the_end_of_a_log_that_lost_its_file_is_damage() {
+    let (d, opts) = log_of(5).await;
+    d.remove(&Path::new("/w").join(segment_name(0))).unwrap();
+    // The open itself cannot tell: an empty directory is also a fresh log.
+    let wal = LocalWal::open(d, "/w", opts).unwrap();
+    assert_eq!(wal.next_offset().await, 0);
+    assert!(wal.read_from(0, 10).await.unwrap().is_empty());
+    let err = wal.read_from(3, 10).await.unwrap_err();
+    assert!(err.is_damage(), "{err}");
+    assert!(
+        matches!(
+            err,
+            WalError::Corrupt {
+                source: FrameError::Missing {
+                    needed: 3,
+                    first: 0,
+                    next: 0
+                },
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_log_that_does_not_cover_the_checkpoint_is_reported_and_rebased() {
+    let (d, opts) = log_of(5).await;
+    let dir = Path::new("/w");
+    // Whole and covering: fine at every checkpoint it holds.
+    for c in 0..=5 {
+        assert!(check_local_wal_from(&*d, dir, c).unwrap().damage.is_none());
+    }
+    let past = check_local_wal_from(&*d, dir, 6).unwrap().damage.unwrap();
+    assert!(matches!(
+        past.problem,
+        FrameError::Missing { needed: 6, .. }
+    ));
+    d.remove(&dir.join(segment_name(0))).unwrap();
+    // A log never written (no files) is fine at checkpoint 0 only.
+    assert!(check_local_wal_from(&*d, dir, 0).unwrap().damage.is_none());
+    let damage = check_local_wal_from(&*d, dir, 3).unwrap().damage.unwrap();
+    assert_eq!(damage.record, Some(3));
+    assert!(
+        damage.to_string().contains("a WAL file is missing"),
+        "{damage}"
+    );
+    let repair = repair_local_wal(&*d, dir, 3).unwrap().unwrap();
+    assert_eq!(repair.rebased_at, Some(3));
+    assert!(repair.lost.is_empty(), "{repair:?}");
+    assert_eq!(repair.written_files, vec![segment_name(3)]);
+    assert!(repair_local_wal(&*d, dir, 3).unwrap().is_none());
+    let wal = LocalWal::open(d, "/w", opts).unwrap();
+    assert_eq!((wal.first_offset().await, wal.next_offset().await), (3, 3));
+    assert!(wal.read_from(3, 10).await.unwrap().is_empty());
+    assert_eq!(
+        wal.append(Epoch(1), Bytes::from_static(b"x"))
+            .await
+            .unwrap(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_missing_head_file_after_the_checkpoint_loses_the_records_after_the_hole() {
+    let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(6));
+    let wal = LocalWal::open(disk.clone(), "/w", small()).unwrap();
+    for i in 0..8u8 {
+        wal.append(Epoch(1), Bytes::from(vec![i; 30]))
+            .await
+            .unwrap();
+    }
+    drop(wal);
+    // Two records per file: files start at 0, 2, 4, 6. Checkpoint 1, file 0 lost.
+    let dir = Path::new("/w");
+    disk.remove(&dir.join(segment_name(0))).unwrap();
+    let damage = check_local_wal_from(&*disk, dir, 1)
+        .unwrap()
+        .damage
+        .unwrap();
+    assert_eq!(damage.intact_beyond, Some((6, 7)));
+    let repair = repair_local_wal(&*disk, dir, 1).unwrap().unwrap();
+    assert_eq!(repair.lost, vec![(1, 7)]);
+    assert_eq!(repair.rebased_at, Some(1));
+    let wal = LocalWal::open(disk, "/w", small()).unwrap();
+    assert_eq!(wal.next_offset().await, 1);
+}
+
+#[tokio::test]
+async fn sync_makes_appends_durable_under_a_relaxed_policy() {
+    let disk = SimDisk::new(8);
+    let d: Arc<dyn Disk> = Arc::new(disk.clone());
+    let opts = LocalWalOptions {
+        segment_bytes: 1 << 20,
+        fsync: FsyncPolicy::Never,
+    };
+    let wal = LocalWal::open(d.clone(), "/w", opts.clone()).unwrap();
+    for i in 0..4u8 {
+        wal.append(Epoch(1), Bytes::from(vec![i; 10]))
+            .await
+            .unwrap();
+    }
+    wal.sync().await.unwrap();
+    drop(wal);
+    disk.crash();
+    let wal = LocalWal::open(d, "/w", opts).unwrap();
+    assert_eq!(wal.next_offset().await, 4);
+}
