@@ -45,9 +45,14 @@ fn bare_status_rpcs() -> &'static BTreeSet<String> {
 
 /// The status a request that could not be decoded gets.
 pub(super) fn undecodable(detail: &str) -> ApiError {
-    ApiError::invalid(format!(
-        "the request could not be decoded (every string must be valid UTF-8): {detail}"
-    ))
+    // The usual cause a client can fix; other decode errors (a bad varint, a wrong
+    // wire type) speak for themselves in `detail`.
+    let hint = if detail.contains("UTF-8") {
+        " (every string must be valid UTF-8)"
+    } else {
+        ""
+    };
+    ApiError::invalid(format!("the request could not be decoded{hint}: {detail}"))
 }
 
 /// The protobuf bytes of RPC `method`'s response carrying only `err`'s status.

@@ -64,3 +64,14 @@ fn only_decode_failures_are_replaced() {
     let ok = status_response(b"");
     assert!(decode_failure(&ok).is_none());
 }
+
+#[test]
+fn only_a_string_error_is_blamed_on_utf8() {
+    let utf8 = undecodable("invalid string value: data is not UTF-8 encoded");
+    assert!(utf8.reason.contains("every string must be valid UTF-8"));
+    let varint = undecodable("invalid varint");
+    assert!(!varint.reason.contains("UTF-8"), "{}", varint.reason);
+    assert!(varint
+        .reason
+        .ends_with("could not be decoded: invalid varint"));
+}
