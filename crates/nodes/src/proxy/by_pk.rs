@@ -38,17 +38,7 @@ pub(super) async fn rows_by_pk(
     let pred = quiver_core::expr::compile(&filter, schema, &templates)
         .map_err(|e| ApiError::internal(format!("primary-key filter: {e}")))?;
     let scope = Proxy::scope(now, parts.to_vec(), pred);
-    let (found, refs): (Vec<Pk>, Vec<fanout::RowRef>) = fanout::query_rows(shards, &scope, None)
-        .await?
-        .into_iter()
-        .unzip();
-    let rows = fanout::fetch_rows(schema, shards, &refs).await?;
-    if rows.num_rows != found.len() {
-        return Err(ApiError::new(
-            code::UNAVAILABLE,
-            "rows moved while they were read by primary key; retry",
-        ));
-    }
+    let (found, rows) = located_rows(shards, &scope).await?;
     let at: HashMap<&Pk, usize> = found.iter().enumerate().map(|(i, pk)| (pk, i)).collect();
     let mut out = Batch::empty(schema);
     for pk in pks {
@@ -59,6 +49,37 @@ pub(super) async fn rows_by_pk(
     }
     quiver_core::invariant!(out.num_rows == pks.len(), "one row per key asked for");
     Ok(out)
+}
+
+/// How often the keys are located again when their rows moved (a handoff between
+/// locating and fetching them) before the read gives up.
+const MOVED_ATTEMPTS: usize = 3;
+
+/// The keys in `scope` and their rows, in the same order. Rows located on one node
+/// and handed to another before they were fetched are located again.
+async fn located_rows(
+    shards: &Shards<'_>,
+    scope: &crate::rpc::WireScope,
+) -> ApiResult<(Vec<Pk>, Batch)> {
+    let schema = &shards.info.schema;
+    for attempt in 1..=MOVED_ATTEMPTS {
+        let (found, refs): (Vec<Pk>, Vec<fanout::RowRef>) = fanout::query_rows(shards, scope, None)
+            .await?
+            .into_iter()
+            .unzip();
+        let rows = fanout::fetch_rows(schema, shards, &refs).await?;
+        if rows.num_rows == found.len() {
+            return Ok((found, rows));
+        }
+        tracing::debug!(
+            attempt,
+            "rows moved while read by primary key; locating again"
+        );
+    }
+    Err(ApiError::new(
+        code::UNAVAILABLE,
+        format!("rows kept moving while read by primary key ({MOVED_ATTEMPTS} attempts); retry"),
+    ))
 }
 
 /// The vectors in `field` of the rows with primary keys `ids` (a search by primary
