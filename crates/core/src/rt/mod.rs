@@ -94,11 +94,13 @@ where
 /// `f` runs. Inline where that is impossible: under madsim (deterministic, one thread)
 /// and on a current-thread runtime (tests), which has no other worker to hand to.
 pub fn compute_in_place<F: FnOnce() -> R, R>(f: F) -> R {
-    #[cfg(madsim)]
+    // `doctest`: rustdoc does not see `--cfg madsim` but links the simulator's tokio,
+    // which has no runtime flavours; doctests never call this.
+    #[cfg(any(madsim, doctest))]
     {
         f()
     }
-    #[cfg(not(madsim))]
+    #[cfg(not(any(madsim, doctest)))]
     {
         use tokio::runtime::{Handle, RuntimeFlavor};
         match Handle::try_current().map(|h| h.runtime_flavor()) {
