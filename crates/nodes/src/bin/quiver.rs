@@ -219,10 +219,16 @@ async fn inspect(args: InspectArgs) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
-    match ops::inspect(&dir).await {
-        Ok(found) => {
-            print!("{found}");
-            if found.is_damaged() {
+    let found = ops::inspect(&dir).await;
+    report(found.map(|f| (f.to_string(), f.is_damaged())))
+}
+
+/// Prints an offline command's report; exits 1 when damage is left, 2 on failure.
+fn report<E: std::fmt::Display>(done: Result<(String, bool), E>) -> ExitCode {
+    match done {
+        Ok((text, damaged)) => {
+            print!("{text}");
+            if damaged {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
@@ -244,20 +250,8 @@ async fn repair(args: RepairArgs) -> ExitCode {
         truncate_wal: args.truncate_wal,
         drop_damaged_segments: args.drop_damaged_segments,
     };
-    match ops::repair(&dir, &args.db, &args.collection, opts).await {
-        Ok(done) => {
-            print!("{}", done.text);
-            if done.damage_left {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
-        Err(e) => {
-            eprintln!("quiver: {e}");
-            ExitCode::from(2)
-        }
-    }
+    let done = ops::repair(&dir, &args.db, &args.collection, opts).await;
+    report(done.map(|d| (d.text, d.damage_left)))
 }
 
 async fn standalone(args: StandaloneArgs) -> ExitCode {
