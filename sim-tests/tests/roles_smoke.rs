@@ -60,10 +60,8 @@ async fn roles_smoke() {
     // Phase 2: the streaming node dies with unsynced bytes lost, then comes back.
     rt::sleep(Duration::from_millis(300)).await;
     cluster.kill(Role::Streaming, 0);
-    cluster.kill(Role::WalStore, 0);
     trace.record(&"killed");
     rt::sleep(Duration::from_secs(1)).await;
-    cluster.restart(Role::WalStore, 0);
     cluster.restart(Role::Streaming, 0);
 
     let phase2 = cluster.proxy_nodes[0].spawn(upsert_after_restart(proxy.clone()));

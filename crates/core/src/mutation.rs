@@ -9,7 +9,9 @@
 /// The planted bugs, by the name `QUIVER_SIM_MUTATION` selects them with.
 pub const ALL: &[&str] = &[
     "ack-before-wal",
-    "skip-fencing",
+    "wal-no-fence",
+    "wal-ack-before-put",
+    "wal-overwrite-block",
     "early-release",
     "tso-reset",
     "qn-switch-while-remote",

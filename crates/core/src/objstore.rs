@@ -28,6 +28,9 @@ pub struct FaultConfig {
     pub spike: Duration,
     /// Latency added to every request.
     pub base_latency: Duration,
+    /// Probability that a put takes effect and then reports failure, as an S3 put can
+    /// when its response is lost or times out.
+    pub lost_ack_probability: f64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -35,6 +38,7 @@ pub struct FaultStats {
     pub requests: u64,
     pub errors_injected: u64,
     pub spikes_injected: u64,
+    pub lost_acks_injected: u64,
 }
 
 struct FaultState {
@@ -104,6 +108,17 @@ impl FaultyStore {
         (delay, fail)
     }
 
+    /// Whether a put that took effect reports failure.
+    fn lose_ack(&self) -> bool {
+        let mut s = self.lock();
+        let p = s.config.lost_ack_probability;
+        let lose = (p > 0.0 && s.rng.gen_bool(p)) || rt::buggify("objstore.lost_put_ack");
+        if lose {
+            s.stats.lost_acks_injected += 1;
+        }
+        lose
+    }
+
     async fn before(&self, op: &str, path: &Path) -> Result<()> {
         let (delay, fail) = self.draw();
         if !delay.is_zero() {
@@ -128,7 +143,14 @@ impl ObjectStore for FaultyStore {
         opts: PutOptions,
     ) -> Result<PutResult> {
         self.before("put", location).await?;
-        self.inner.put_opts(location, payload, opts).await
+        let result = self.inner.put_opts(location, payload, opts).await;
+        if result.is_ok() && self.lose_ack() {
+            return Err(object_store::Error::Generic {
+                store: "FaultyStore",
+                source: format!("injected lost acknowledgement of put {location}").into(),
+            });
+        }
+        result
     }
 
     async fn put_multipart_opts(

@@ -7,6 +7,11 @@
 //! meta store, the flushed segments and the WAL tail, and its state must equal a model
 //! of the acknowledged operations (plus, at most, the one operation that was in flight
 //! when the power went, which the client never saw acknowledged).
+//!
+//! The same sequences run against a shard whose WAL is the object-storage log
+//! ([`ObjectWal`]), on an object store that fails requests and loses the answers of
+//! puts that took effect; there a "power cut" turns those faults on, and a crash drops
+//! the process's log and shard and reopens both from the store.
 
 use std::sync::Arc;
 
@@ -16,12 +21,15 @@ use proptest::prelude::*;
 use quiver_core::batch::{Batch, ColumnData, FieldColumn, Pk};
 use quiver_core::ids::{CollectionId, FieldId, PChannel, PartitionId, VChannel};
 use quiver_core::meta::{MemMetaStore, MetaStore};
+use quiver_core::objstore::{FaultConfig, FaultyStore};
 use quiver_core::rt::disk::{Disk, SimDisk};
 use quiver_core::schema::{CollectionSchema, DataType, FieldSchema};
 use quiver_core::search::Metric;
 use quiver_core::shard::{Shard, ShardConfig, ShardDeps};
 use quiver_core::tso::{Timestamp, TsoAllocator};
-use quiver_core::wal::{Epoch, FsyncPolicy, LocalWal, LocalWalOptions};
+use quiver_core::wal::{
+    Epoch, FsyncPolicy, LocalWal, LocalWalOptions, ObjectWal, ObjectWalOptions, Wal,
+};
 
 const DIM: usize = 4;
 
@@ -150,30 +158,32 @@ struct World {
 }
 
 impl World {
+    async fn open_shard(&self, wal: Arc<dyn Wal>) -> Result<Shard, String> {
+        let cfg = ShardConfig {
+            collection: CollectionId(1),
+            vchannel: VChannel::new(&PChannel::numbered("q", 0), CollectionId(1), 0),
+            schema: schema(),
+            seal_rows: 7,
+            first_segment_id: 1,
+        };
+        let deps = ShardDeps {
+            wal,
+            epoch: Epoch(self.epoch),
+            meta: self.meta.clone(),
+            store: self.store.clone(),
+            tso: self.tso.clone(),
+            forwarder: None,
+        };
+        Shard::open(cfg, deps).await.map_err(|e| e.to_string())
+    }
+
     /// Opens the shard, retrying while the power is still out mid-recovery.
     async fn open(&mut self) -> Shard {
         loop {
             self.epoch += 1;
             let disk: Arc<dyn Disk> = Arc::new(self.disk.clone());
             let opened = match LocalWal::open(disk, "/data/wal/p0", self.wal_opts.clone()) {
-                Ok(wal) => {
-                    let cfg = ShardConfig {
-                        collection: CollectionId(1),
-                        vchannel: VChannel::new(&PChannel::numbered("q", 0), CollectionId(1), 0),
-                        schema: schema(),
-                        seal_rows: 7,
-                        first_segment_id: 1,
-                    };
-                    let deps = ShardDeps {
-                        wal: Arc::new(wal),
-                        epoch: Epoch(self.epoch),
-                        meta: self.meta.clone(),
-                        store: self.store.clone(),
-                        tso: self.tso.clone(),
-                        forwarder: None,
-                    };
-                    Shard::open(cfg, deps).await.map_err(|e| e.to_string())
-                }
+                Ok(wal) => self.open_shard(Arc::new(wal)).await,
                 Err(e) => Err(e.to_string()),
             };
             match opened {
@@ -300,8 +310,125 @@ async fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
     check(&shard, &model).await
 }
 
+/// The object-storage variant of [`World`]: the WAL and the segments share one faulty
+/// store; a "power cut" is a window of failed requests and lost put answers.
+struct ObjectWorld {
+    world: World,
+    faulty: FaultyStore,
+    faults_on: bool,
+}
+
+impl ObjectWorld {
+    fn faults(&mut self, on: u64) {
+        self.faults_on = on > 0;
+        let p = on as f64 * 0.08;
+        self.faulty.set_config(FaultConfig {
+            error_probability: p,
+            lost_ack_probability: p,
+            ..FaultConfig::default()
+        });
+    }
+
+    /// A new process: a fresh log object and shard over the same store. Recovery
+    /// under faults may fail; then the faults end and it runs again.
+    async fn open(&mut self) -> Shard {
+        loop {
+            self.world.epoch += 1;
+            let opts = ObjectWalOptions::default();
+            let opened = match ObjectWal::open(self.world.store.clone(), "wal/v".into(), opts).await
+            {
+                Ok(wal) => self.world.open_shard(Arc::new(wal)).await,
+                Err(e) => Err(e.to_string()),
+            };
+            match opened {
+                Ok(s) => return s,
+                Err(e) => {
+                    assert!(self.faults_on, "recovery failed without faults: {e}");
+                    self.faults(0);
+                }
+            }
+        }
+    }
+}
+
+async fn run_object(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
+    let meta: Arc<dyn MetaStore> = Arc::new(MemMetaStore::new());
+    let tso = Arc::new(TsoAllocator::open(meta.clone(), "tso").await.unwrap());
+    let faulty = FaultyStore::new(Arc::new(InMemory::new()), seed);
+    let world = World {
+        disk: SimDisk::new(seed),
+        meta,
+        store: Arc::new(faulty.clone()),
+        tso,
+        epoch: 0,
+        wal_opts: LocalWalOptions::default(),
+    };
+    let mut w = ObjectWorld {
+        world,
+        faulty,
+        faults_on: false,
+    };
+    let mut shard = w.open().await;
+    let mut model = Model::default();
+    for (i, op) in ops.iter().enumerate() {
+        let tag = i as i32;
+        let result = match op {
+            Op::Insert(ks) => shard
+                .insert(PartitionId(1), batch(ks, tag))
+                .await
+                .map(|_| ()),
+            Op::Upsert(ks) => shard
+                .upsert(PartitionId(1), batch(ks, tag))
+                .await
+                .map(|_| ()),
+            Op::Delete(ks) => shard
+                .delete(ks.iter().map(|&k| Pk::Int(k)).collect())
+                .await
+                .map(|_| ()),
+            Op::Flush => shard.flush().await.map(|_| ()),
+            Op::PowerCut(n) => {
+                w.faults(n % 5);
+                continue;
+            }
+            Op::Crash => Ok(()),
+        };
+        if let Err(e) = &result {
+            prop_assert!(w.faults_on, "op {op:?} failed without a fault: {e}");
+        }
+        if result.is_err() || matches!(op, Op::Crash) {
+            drop(shard);
+            w.faults(0);
+            shard = w.open().await;
+            if result.is_err() {
+                // Not acknowledged: it may or may not have landed.
+                let mut with = model.clone();
+                with.apply(op, tag);
+                if rows_of(&shard.query_all(Timestamp::MAX).await) == with.sorted() {
+                    model = with;
+                }
+            }
+            check(&shard, &model).await?;
+            continue;
+        }
+        model.apply(op, tag);
+        check(&shard, &model).await?;
+    }
+    drop(shard);
+    w.faults(0);
+    let shard = w.open().await;
+    check(&shard, &model).await
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #[test]
+    fn object_wal_recovered_state_equals_the_acknowledged_operations(
+        ops in proptest::collection::vec(op(), 1..60),
+        seed in any::<u64>(),
+    ) {
+        quiver_core::rt::block_on(run_object(ops, seed))?;
+    }
+
     #[test]
     fn recovered_state_equals_the_acknowledged_operations(
         ops in proptest::collection::vec(op(), 1..60),

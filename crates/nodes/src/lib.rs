@@ -32,4 +32,3 @@ pub mod querynode;
 pub mod rpc;
 pub mod standalone;
 pub mod streaming;
-pub mod walstore;

@@ -12,7 +12,7 @@ use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
 use quiver_core::meta::{MetaError, MetaStore, RedbMetaStore};
 use quiver_core::rt::disk::{Disk, StdDisk};
-use quiver_core::wal::{FsyncPolicy, LocalWalOptions};
+use quiver_core::wal::{FsyncPolicy, LocalWalOptions, ObjectWalOptions};
 
 use crate::coordinator::{self, Coordinator, CoordinatorApi, CoordinatorConfig};
 use crate::datanode::{self, DataNode, DataNodeDeps};
@@ -23,7 +23,10 @@ use crate::proxy::router::Connect;
 use crate::proxy::{self, Proxy, ProxyConfig, ProxyDeps};
 use crate::querynode::{self, QueryNode, QueryNodeDeps};
 use crate::rpc::{DataNodeApi, QueryNodeApi, StreamingApi, MAX_MESSAGE_BYTES};
-use crate::streaming::{self, LocalWals, Recovery, StreamingConfig, StreamingDeps, StreamingNode};
+use crate::streaming::{
+    self, LocalWals, ObjectWals, Recovery, StreamingConfig, StreamingDeps, StreamingNode,
+    WalOpener, OBJECT_WAL_ROOT,
+};
 
 /// Everything standalone mode needs to know.
 #[derive(Debug, Clone)]
@@ -34,6 +37,29 @@ pub struct StandaloneConfig {
     pub fsync: FsyncPolicy,
     pub seal_rows: usize,
     pub idle_flush: Duration,
+    pub wal: WalBackend,
+}
+
+/// Where standalone keeps its WALs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WalBackend {
+    /// Files under `<data>/wal`, fsynced per `fsync`.
+    #[default]
+    Local,
+    /// Block objects in the object store (`<data>/objects/wal`): the zero-disk WAL a
+    /// cluster runs on, here on the local object store.
+    Object,
+}
+
+impl std::str::FromStr for WalBackend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "local" => Ok(WalBackend::Local),
+            "object" => Ok(WalBackend::Object),
+            other => Err(format!("wal must be local or object, not {other:?}")),
+        }
+    }
 }
 
 /// Serves an internal service on a loopback port the OS picks; returns its address.
@@ -197,6 +223,37 @@ fn open_meta(data_dir: &std::path::Path) -> Result<RedbMetaStore, ApiError> {
     })
 }
 
+/// The WALs of the configured backend. Switching backends over existing data is
+/// refused: every shard's checkpoint names a position in the other backend's logs.
+fn wal_opener(cfg: &StandaloneConfig, stores: &Stores) -> Result<Arc<dyn WalOpener>, ApiError> {
+    let has_logs = |dir: PathBuf| std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+    let (other, other_dir) = match cfg.wal {
+        WalBackend::Local => ("object", cfg.data_dir.join("objects").join(OBJECT_WAL_ROOT)),
+        WalBackend::Object => ("local", cfg.data_dir.join("wal")),
+    };
+    if has_logs(other_dir.clone()) {
+        return Err(ApiError::internal(format!(
+            "{} holds WALs of the {other} backend: start with --wal {other} (the backend \
+             cannot change over existing data)",
+            other_dir.display()
+        )));
+    }
+    Ok(match cfg.wal {
+        WalBackend::Local => Arc::new(LocalWals::new(
+            stores.disk.clone(),
+            &cfg.data_dir,
+            LocalWalOptions {
+                fsync: cfg.fsync,
+                ..LocalWalOptions::default()
+            },
+        )),
+        WalBackend::Object => Arc::new(ObjectWals::new(
+            stores.objects.clone(),
+            ObjectWalOptions::default(),
+        )),
+    })
+}
+
 impl Standalone {
     /// Opens (or creates) the data directory and starts every role through its own
     /// entry point, recovering each collection's shards before the API opens.
@@ -210,14 +267,7 @@ impl Standalone {
         let query_node = query_node_link(querynode::start(QueryNodeDeps { store })).await?;
         let store = stores.objects.clone();
         let data_node = data_node_link(datanode::start(DataNodeDeps { store })).await?;
-        let wals = LocalWals::new(
-            stores.disk,
-            &cfg.data_dir,
-            LocalWalOptions {
-                fsync: cfg.fsync,
-                ..LocalWalOptions::default()
-            },
-        );
+        let wals = wal_opener(cfg, &stores)?;
         let streaming = streaming::start(
             StreamingConfig {
                 node_id: STREAMING_NODE_ID.to_string(),
@@ -231,7 +281,7 @@ impl Standalone {
                 store: stores.objects,
                 tso: coord.tso().clone(),
                 coord: coord.clone(),
-                wals: Arc::new(wals),
+                wals,
                 query_nodes: vec![("query-node".to_string(), query_node)],
                 data_node: Some(data_node),
             },

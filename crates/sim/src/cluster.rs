@@ -13,27 +13,24 @@
 //! | proxy | 1–2 | 10.0.3.x (in-process API, no listener) |
 //! | query node | 1–3 | 10.0.4.x:7002 |
 //! | data node | 1 | 10.0.5.1:7003 |
-//! | WAL store | 1 | 10.0.6.1:7004 |
 //!
 //! The meta store (our etcd) and the object store (our S3) are in-process services the
 //! harness can fail and slow down ([`FaultyMeta`], [`FaultyStore`]); they keep
-//! everything acknowledged, as etcd and S3 do. The WAL store keeps its logs on a
-//! [`SimDisk`] that outlives its node: killing the node loses every unsynced byte.
-//! Streaming and query nodes keep nothing local: a restart recovers from the WAL store,
-//! the meta store and object storage.
+//! everything acknowledged, as etcd and S3 do, and the object store can also fail a
+//! put after it took effect. The WALs live in that object store ([`ObjectWals`]: the
+//! zero-disk WAL), so no node keeps anything local: a restart recovers from the meta
+//! store and object storage, and no single node's loss stops every write.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use madsim::runtime::{Handle, NodeHandle};
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
 use quiver_core::meta::MetaStore;
-use quiver_core::objstore::FaultyStore;
-use quiver_core::rt::disk::{Disk, SimDisk};
-use quiver_core::wal::LocalWalOptions;
+use quiver_core::objstore::{FaultConfig, FaultyStore};
+use quiver_core::wal::ObjectWalOptions;
 use quiver_nodes::coordinator::{self, CoordinatorApi, CoordinatorConfig};
 use quiver_nodes::datanode::{self, DataNodeDeps};
 use quiver_nodes::delegator::QueryNodeLink;
@@ -42,11 +39,9 @@ use quiver_nodes::proxy::{self, Proxy, ProxyConfig, ProxyDeps};
 use quiver_nodes::querynode::{self, QueryNodeDeps};
 use quiver_nodes::rpc::{
     CoordinatorService, DataNodeService, QueryNodeApi, QueryNodeService, RemoteCoordinator,
-    RemoteDataNode, RemoteQueryNode, RemoteStreaming, RemoteWalStore, StreamingApi,
-    StreamingService, WalStoreService,
+    RemoteDataNode, RemoteQueryNode, RemoteStreaming, StreamingApi, StreamingService,
 };
-use quiver_nodes::streaming::{self, Recovery, RemoteWals, StreamingConfig, StreamingDeps};
-use quiver_nodes::walstore::{AppendEvent, WalStore};
+use quiver_nodes::streaming::{self, ObjectWals, Recovery, StreamingConfig, StreamingDeps};
 
 use crate::faulty_meta::FaultyMeta;
 
@@ -54,7 +49,6 @@ const COORDINATOR_PORT: u16 = 7000;
 const STREAMING_PORT: u16 = 7001;
 const QUERY_NODE_PORT: u16 = 7002;
 const DATA_NODE_PORT: u16 = 7003;
-const WAL_STORE_PORT: u16 = 7004;
 
 /// The cluster's shape.
 #[derive(Debug, Clone)]
@@ -87,6 +81,15 @@ impl Default for ClusterConfig {
     }
 }
 
+/// The object store outside brownouts: a put or get takes a few milliseconds, as on
+/// S3, so WAL blocks are in flight long enough for a kill or a fence to land on them.
+pub fn store_baseline() -> FaultConfig {
+    FaultConfig {
+        base_latency: Duration::from_millis(3),
+        ..FaultConfig::default()
+    }
+}
+
 /// A role's kind, for fault injection and reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
@@ -94,7 +97,6 @@ pub enum Role {
     Streaming,
     QueryNode,
     DataNode,
-    WalStore,
     Proxy,
 }
 
@@ -105,72 +107,22 @@ impl Role {
             Role::Streaming => "streaming",
             Role::QueryNode => "query",
             Role::DataNode => "data",
-            Role::WalStore => "walstore",
             Role::Proxy => "proxy",
         }
     }
 }
 
-/// What the WAL store saw: which shard copies appended to each log under each epoch,
-/// and any append accepted under an epoch older than its log's.
-#[derive(Debug, Default)]
-pub struct WalAudit {
-    pub appends: u64,
-    pub writers: BTreeMap<(String, u64), BTreeSet<String>>,
-    pub stale_accepted: Vec<AppendEvent>,
-}
-
-impl WalAudit {
-    fn record(&mut self, e: AppendEvent) {
-        if !e.accepted {
-            return;
-        }
-        self.appends += 1;
-        if e.epoch < e.log_epoch {
-            self.stale_accepted.push(e.clone());
-        }
-        self.writers
-            .entry((e.log, e.epoch))
-            .or_default()
-            .insert(e.writer);
-    }
-
-    /// The WAL invariants: at most one writer per log per epoch, and no append under
-    /// a stale epoch.
-    pub fn violations(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .writers
-            .iter()
-            .filter(|(_, w)| w.len() > 1)
-            .map(|((log, epoch), w)| {
-                format!(
-                    "WAL {log} had {} writers under epoch {epoch}: {w:?}",
-                    w.len()
-                )
-            })
-            .collect();
-        out.extend(self.stale_accepted.iter().take(5).map(|e| {
-            format!(
-                "WAL {} accepted an append from {} under epoch {} after epoch {} claimed it",
-                e.log, e.writer, e.epoch, e.log_epoch
-            )
-        }));
-        out
-    }
-}
-
 pub struct Cluster {
     pub handle: Handle,
-    pub wal_audit: Arc<Mutex<WalAudit>>,
     pub cfg: ClusterConfig,
     pub meta: FaultyMeta,
     pub store: FaultyStore,
-    pub wal_disk: SimDisk,
+    /// The object store without faults, for the harness's own reads (the WAL audit).
+    pub raw_store: Arc<InMemory>,
     pub coordinators: Vec<NodeHandle>,
     pub streaming: Vec<NodeHandle>,
     pub query_nodes: Vec<NodeHandle>,
     pub data_node: NodeHandle,
-    pub wal_store: NodeHandle,
     pub proxy_nodes: Vec<NodeHandle>,
     pub proxies: Vec<Arc<Proxy>>,
     /// A node for the harness's own calls (the nemesis's coordinator requests).
@@ -230,31 +182,6 @@ fn coordinator_node(handle: &Handle, meta: &FaultyMeta, i: usize) -> NodeHandle 
         .build()
 }
 
-/// The WAL store (not a role of the brief: it stands in for a shared log service and
-/// goes when the WAL moves to object storage). Its appends are audited.
-fn wal_store_node(handle: &Handle, disk: &SimDisk, audit: &Arc<Mutex<WalAudit>>) -> NodeHandle {
-    let (d, audit) = (disk.clone(), audit.clone());
-    handle
-        .create_node()
-        .name("walstore")
-        .ip(IpAddr::V4(ip(6, 0)))
-        .init(move || {
-            let disk: Arc<dyn Disk> = Arc::new(d.clone());
-            let audit = audit.clone();
-            async move {
-                let ws = WalStore::with_observer(
-                    disk,
-                    "/wal",
-                    LocalWalOptions::default(),
-                    Arc::new(move |e| audit.lock().unwrap_or_else(|p| p.into_inner()).record(e)),
-                );
-                let addr = SocketAddr::new(IpAddr::V4(ip(6, 0)), WAL_STORE_PORT);
-                serve!(WalStoreService(ws).into_server(), addr);
-            }
-        })
-        .build()
-}
-
 fn query_node(handle: &Handle, objects: &Arc<dyn ObjectStore>, i: usize) -> NodeHandle {
     let s = objects.clone();
     handle
@@ -303,14 +230,13 @@ fn streaming_deps(
             (addr, Arc::new(client) as Arc<dyn QueryNodeApi>)
         })
         .collect();
-    let wal_store = RemoteWalStore::new(&url(ip(6, 0), WAL_STORE_PORT)).expect("address");
     let data_node = RemoteDataNode::new(&url(ip(5, 0), DATA_NODE_PORT)).expect("address");
     StreamingDeps {
         meta,
+        wals: Arc::new(ObjectWals::new(store.clone(), ObjectWalOptions::default())),
         store,
         tso: coord.clone(),
         coord,
-        wals: Arc::new(RemoteWals(Arc::new(wal_store))),
         query_nodes,
         data_node: Some(Arc::new(data_node)),
     }
@@ -377,14 +303,13 @@ impl Cluster {
     pub async fn start(seed: u64, cfg: ClusterConfig) -> Cluster {
         let handle = Handle::current();
         let meta = FaultyMeta::new(seed ^ 0x6d65_7461);
-        let store = FaultyStore::new(Arc::new(InMemory::new()), seed ^ 0x7333);
-        let wal_disk = SimDisk::new(seed);
-        let wal_audit: Arc<Mutex<WalAudit>> = Default::default();
+        let raw_store = Arc::new(InMemory::new());
+        let store = FaultyStore::new(raw_store.clone(), seed ^ 0x7333);
+        store.set_config(store_baseline());
         let objects: Arc<dyn ObjectStore> = Arc::new(store.clone());
         let coordinators = (0..cfg.coordinators)
             .map(|i| coordinator_node(&handle, &meta, i))
             .collect();
-        let wal_store = wal_store_node(&handle, &wal_disk, &wal_audit);
         let query_nodes = (0..cfg.query_nodes)
             .map(|i| query_node(&handle, &objects, i))
             .collect();
@@ -406,16 +331,14 @@ impl Cluster {
             .build();
         Cluster {
             handle,
-            wal_audit,
             cfg,
             meta,
             store,
-            wal_disk,
+            raw_store,
             coordinators,
             streaming,
             query_nodes,
             data_node,
-            wal_store,
             proxy_nodes,
             proxies,
             control,
@@ -429,17 +352,13 @@ impl Cluster {
             Role::Streaming => self.streaming.iter().collect(),
             Role::QueryNode => self.query_nodes.iter().collect(),
             Role::DataNode => vec![&self.data_node],
-            Role::WalStore => vec![&self.wal_store],
             Role::Proxy => self.proxy_nodes.iter().collect(),
         }
     }
 
-    /// Kills a node. The WAL store's disk loses what was not synced.
+    /// Kills a node; what it was doing is lost, what it stored is not.
     pub fn kill(&self, role: Role, i: usize) {
         self.handle.kill(self.nodes(role)[i].id());
-        if role == Role::WalStore {
-            self.wal_disk.crash();
-        }
     }
 
     pub fn restart(&self, role: Role, i: usize) {

@@ -20,5 +20,6 @@ pub mod scenarios;
 #[cfg(madsim)]
 pub mod shard_node;
 pub mod trace;
+pub mod wal_audit;
 #[cfg(madsim)]
 pub mod workload;

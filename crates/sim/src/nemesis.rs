@@ -215,7 +215,7 @@ impl Nemesis {
             Role::Coordinator,
             Role::Streaming,
             Role::QueryNode,
-            Role::WalStore,
+            Role::DataNode,
         ][self.rng.index(4)];
         let a_nodes = self.cluster.nodes(a_role);
         let b_nodes = self.cluster.nodes(b_role);
@@ -305,9 +305,12 @@ impl Nemesis {
             spike_probability: 0.2,
             spike: Duration::from_millis(self.rng.gen_range(50, 2000)),
             base_latency: Duration::from_millis(5),
+            lost_ack_probability: p / 2.0,
         });
         rt::sleep(hold).await;
-        self.cluster.store.set_config(FaultConfig::default());
+        self.cluster
+            .store
+            .set_config(crate::cluster::store_baseline());
     }
 
     async fn meta_brownout(&mut self, hold: Duration) {

@@ -212,11 +212,11 @@ async fn judge(
         .collect();
     violations.extend(exactness(cluster, visible, seed).await);
     violations.extend(
-        cluster
-            .wal_audit
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .violations(),
+        crate::wal_audit::audit(
+            cluster.raw_store.as_ref(),
+            quiver_nodes::streaming::OBJECT_WAL_ROOT,
+        )
+        .await,
     );
     violations
 }

@@ -29,8 +29,8 @@ fn base(name: &'static str, faults: Vec<Fault>, roles: Vec<Role>) -> Scenario {
     }
 }
 
-/// Nodes die and come back: streaming nodes, query nodes, the data node, the WAL store
-/// (losing its unsynced bytes) and coordinators.
+/// Nodes die and come back: streaming nodes, query nodes, the data node and
+/// coordinators.
 pub fn crash_recovery() -> Scenario {
     base(
         "crash-recovery",
@@ -38,7 +38,6 @@ pub fn crash_recovery() -> Scenario {
         vec![
             Role::Streaming,
             Role::QueryNode,
-            Role::WalStore,
             Role::DataNode,
             Role::Coordinator,
         ],
@@ -61,7 +60,6 @@ pub fn partition() -> Scenario {
             Role::Streaming,
             Role::QueryNode,
             Role::Coordinator,
-            Role::WalStore,
             Role::Proxy,
         ],
     )
@@ -134,7 +132,6 @@ pub fn everything_at_once() -> Scenario {
         vec![
             Role::Streaming,
             Role::QueryNode,
-            Role::WalStore,
             Role::DataNode,
             Role::Coordinator,
         ],

@@ -220,6 +220,7 @@ impl ShardWorld {
             spike_probability: error_probability / 2.0,
             spike: Duration::from_millis(200),
             base_latency: Duration::from_millis(1),
+            lost_ack_probability: error_probability / 2.0,
         });
     }
 }

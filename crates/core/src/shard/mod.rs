@@ -174,7 +174,19 @@ impl Shard {
         if crate::mutation::active("ack-before-wal") {
             return Ok(self.ack_before_wal(&mut st, msg, ts, payload));
         }
-        let offset = self.deps.wal.append(self.deps.epoch, payload).await?;
+        let offset = match self.deps.wal.append(self.deps.epoch, payload).await {
+            Ok(offset) => offset,
+            Err(e) => {
+                // A failed append may still have become durable (an object put whose
+                // answer was lost), so this copy's state may already lag the log:
+                // nothing more runs on it, not even a write waiting for the lock, and
+                // the shard reopens from what is durable.
+                if e.kind() == crate::error_kind::ErrorKind::NeedsReopen {
+                    st.retired = true;
+                }
+                return Err(e.into());
+            }
+        };
         // Recovery replays the WAL from the checkpoint into the same state: that is
         // only the state acknowledged if every record was applied, in offset order.
         crate::invariant!(
@@ -309,8 +321,12 @@ async fn replay(
         let records = match deps.wal.read_from(state.applied, 1024).await {
             Ok(records) => records,
             Err(WalError::Truncated { requested, first }) if replayed == 0 => {
-                // A log only drops records before a committed checkpoint, so one that
-                // starts after it lost its head file: the records in between are gone.
+                // A newer owner may have moved the log on (flushed and truncated) while
+                // this copy recovered: then this copy is merely deposed.
+                deps.wal.fence(deps.epoch).await?;
+                // Otherwise a log only drops records before a committed checkpoint, so
+                // one that starts after it lost its head file: the records in between
+                // are gone.
                 return Err(ShardError::Wal(WalError::Corrupt {
                     location: deps.wal.location(),
                     source: FrameError::Missing {

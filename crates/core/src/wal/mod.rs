@@ -1,6 +1,7 @@
-//! The write-ahead log: today one log per vchannel (a shard); the brief's pchannels,
-//! which multiplex many vchannels on one log, come with the object-storage WAL. A
-//! streaming node appends every mutation
+//! The write-ahead log: one log per vchannel (a shard), kept in local files
+//! ([`LocalWal`]) or in object storage ([`ObjectWal`]); the brief's pchannels, which
+//! multiplex many vchannels on one log, are still to come. A streaming node appends
+//! every mutation
 //! here before acknowledging it; recovery replays the tail after the last flush
 //! checkpoint. Appends carry the owner's fencing epoch: once a newer owner has claimed
 //! the log, an append under an older epoch is refused, so at most one writer appends
@@ -8,6 +9,7 @@
 
 mod local;
 mod mem;
+pub mod object;
 pub mod record;
 
 use async_trait::async_trait;
@@ -22,6 +24,7 @@ pub use local::{
     LocalWalOptions, WalCheck, WalDamage, WalRepair,
 };
 pub use mem::MemWal;
+pub use object::{ObjectWal, ObjectWalOptions};
 pub use record::{FrameError, WalRecord};
 
 /// Position of a record in a log; dense, starting at 0.

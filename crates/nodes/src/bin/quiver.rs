@@ -66,7 +66,7 @@ struct RepairArgs {
 #[derive(clap::Args, Debug)]
 struct StandaloneArgs {
     /// TOML file with any of the settings below (keys: data_dir, host, port,
-    /// auth_token, wal_fsync, seal_rows, idle_flush_secs).
+    /// auth_token, wal, wal_fsync, seal_rows, idle_flush_secs).
     #[arg(long, env = "QUIVER_CONFIG")]
     config: Option<PathBuf>,
     /// Where the meta store, WALs and segment objects live [default: ./quiver-data].
@@ -86,6 +86,12 @@ struct StandaloneArgs {
     /// [default: always].
     #[arg(long, env = "QUIVER_WAL_FSYNC")]
     wal_fsync: Option<String>,
+    /// Where the WAL lives: "local" (files under <data_dir>/wal) or "object" (block
+    /// objects in the object store, <data_dir>/objects/wal: the zero-disk WAL a cluster
+    /// runs on; every acknowledged write is a durable object, so wal_fsync does not
+    /// apply). Cannot change over existing data [default: local].
+    #[arg(long, env = "QUIVER_WAL")]
+    wal: Option<String>,
     /// Rows after which a growing segment is sealed and flushed [default: 100000].
     #[arg(long, env = "QUIVER_SEAL_ROWS")]
     seal_rows: Option<usize>,
@@ -101,6 +107,7 @@ struct FileConfig {
     host: Option<String>,
     port: Option<u16>,
     auth_token: Option<String>,
+    wal: Option<String>,
     wal_fsync: Option<String>,
     seal_rows: Option<usize>,
     idle_flush_secs: Option<u64>,
@@ -156,6 +163,11 @@ fn resolve(args: StandaloneArgs) -> Result<StandaloneConfig, String> {
         idle_flush: Duration::from_secs(
             args.idle_flush_secs.or(file.idle_flush_secs).unwrap_or(10),
         ),
+        wal: args
+            .wal
+            .or(file.wal)
+            .unwrap_or_else(|| "local".into())
+            .parse()?,
     })
 }
 

@@ -36,6 +36,7 @@ async fn start(dir: &Path) -> Result<Standalone, crate::error::ApiError> {
         fsync: FsyncPolicy::Always,
         seal_rows: 100_000,
         idle_flush: Duration::from_secs(3600),
+        wal: Default::default(),
     })
     .await
 }

@@ -11,7 +11,6 @@
 //! | streaming node | [`StreamingApi`] | [`StreamingService`] | [`RemoteStreaming`] |
 //! | query node | [`QueryNodeApi`] | [`QueryNodeService`] | [`RemoteQueryNode`] |
 //! | data node | [`DataNodeApi`] | [`DataNodeService`] | [`RemoteDataNode`] |
-//! | WAL store | [`WalStoreApi`] | [`WalStoreService`] | [`RemoteWalStore`] |
 
 pub mod coordinator;
 pub mod datanode;
@@ -20,7 +19,6 @@ pub mod querynode;
 pub mod service;
 pub mod streaming;
 pub mod types;
-pub mod walstore;
 
 pub use coordinator::{CoordRequest, CoordinatorApi, CoordinatorService, RemoteCoordinator};
 pub use datanode::{DataNodeApi, DataNodeRequest, DataNodeService, RemoteDataNode};
@@ -29,4 +27,3 @@ pub use querynode::{Handoff, QueryNodeApi, QueryNodeRequest, QueryNodeService, R
 pub use service::CALL_TIMEOUT;
 pub use streaming::{RemoteStreaming, ShardRef, StreamRequest, StreamingApi, StreamingService};
 pub use types::{IndexProgress, SearchKnobs, VectorSearch, WireScope, DEFAULT_READ_BUDGET};
-pub use walstore::{RemoteWalStore, WalStoreApi, WalStoreRequest, WalStoreService};

@@ -233,14 +233,12 @@ macro_rules! envelope_client {
 use crate::pb::internal::{
     coordinator_client::CoordinatorClient, data_node_client::DataNodeClient,
     query_node_client::QueryNodeClient, streaming_client::StreamingClient,
-    wal_store_client::WalStoreClient,
 };
 envelope_client!(
     CoordinatorClient<Channel>,
     StreamingClient<Channel>,
     QueryNodeClient<Channel>,
     DataNodeClient<Channel>,
-    WalStoreClient<Channel>,
 );
 
 /// A lazily connected channel to `addr` (like `http://10.0.0.1:7000`). Calls are

@@ -1,5 +1,5 @@
 //! The streaming node: owns the shards (vchannels) the coordinator assigns it — their
-//! WALs (on local disk, or in a WAL store in a cluster), growing segments, flushes to
+//! WALs (on local disk, or in object storage), growing segments, flushes to
 //! object storage — and is each shard's query delegator ([`crate::delegator`]).
 //!
 //! - [`start`] is the role's one entry point: standalone, the cluster binaries and the
@@ -39,7 +39,7 @@ use crate::coordinator::CollectionInfo;
 use crate::delegator::{Delegation, QueryNodeLink};
 use crate::error::{ApiError, ApiResult};
 use crate::rpc::{CoordinatorApi, DataNodeApi};
-pub use wals::{LocalWals, RemoteWals, WalOpener};
+pub use wals::{LocalWals, ObjectWals, WalOpener, OBJECT_WAL_ROOT};
 
 #[derive(Debug, Clone)]
 pub struct StreamingConfig {

@@ -1,18 +1,21 @@
-//! Where a streaming node's WALs live: on its own disk (standalone) or in a WAL store
-//! that other streaming nodes can reach too (a cluster, where vchannels move).
+//! Where a streaming node's WALs live: on its own disk, or in object storage that
+//! every streaming node can reach (so vchannels can move between them).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use object_store::path::Path as ObjectPath;
+use object_store::ObjectStore;
 use quiver_core::rt::disk::Disk;
-use quiver_core::wal::{LocalWal, LocalWalOptions, Wal, WalError};
+use quiver_core::wal::{
+    object, LocalWal, LocalWalOptions, ObjectWal, ObjectWalOptions, Wal, WalError,
+};
 
 use crate::error::{ApiError, ApiResult};
-use crate::walstore::{RemoteWal, WalStoreApi};
 
-/// Where a streaming node's WALs live: on its own disk (standalone) or in a WAL store
-/// that other streaming nodes can reach too (a cluster, where vchannels move).
+/// Where a streaming node's WALs live: on its own disk (standalone's default) or in
+/// object storage that every streaming node reaches (a cluster, where vchannels move).
 #[async_trait::async_trait]
 pub trait WalOpener: Send + Sync {
     /// The log of `vchannel`, for the shard copy named `writer`.
@@ -85,18 +88,52 @@ pub(crate) fn remove_log_dir(disk: &dyn Disk, dir: &std::path::Path) -> std::io:
     gone(disk.remove_dir(dir))
 }
 
-/// WALs in a [`WalStore`](crate::walstore::WalStore), reachable from every streaming
-/// node.
-pub struct RemoteWals(pub Arc<dyn WalStoreApi>);
+/// WALs in object storage, one log per vchannel under `wal/<vchannel>/` (see
+/// [`ObjectWal`]). Each log is opened once per process and shared by every incarnation
+/// of its shard here; fencing between processes happens in the store.
+pub struct ObjectWals {
+    store: Arc<dyn ObjectStore>,
+    opts: ObjectWalOptions,
+    open: tokio::sync::Mutex<BTreeMap<String, ObjectWal>>,
+}
+
+/// Where the object-storage logs live in the object store.
+pub const OBJECT_WAL_ROOT: &str = "wal";
+
+impl ObjectWals {
+    pub fn new(store: Arc<dyn ObjectStore>, opts: ObjectWalOptions) -> Self {
+        ObjectWals {
+            store,
+            opts,
+            open: Default::default(),
+        }
+    }
+
+    fn prefix(vchannel: &str) -> ObjectPath {
+        ObjectPath::from(OBJECT_WAL_ROOT).join(vchannel)
+    }
+}
 
 #[async_trait::async_trait]
-impl WalOpener for RemoteWals {
-    async fn open(&self, vchannel: &str, writer: &str) -> Result<Arc<dyn Wal>, WalError> {
-        Ok(Arc::new(RemoteWal::new(self.0.clone(), vchannel, writer)))
+impl WalOpener for ObjectWals {
+    async fn open(&self, vchannel: &str, _writer: &str) -> Result<Arc<dyn Wal>, WalError> {
+        let mut open = self.open.lock().await;
+        if let Some(w) = open.get(vchannel) {
+            return Ok(Arc::new(w.clone()));
+        }
+        let prefix = Self::prefix(vchannel);
+        let w = ObjectWal::open(self.store.clone(), prefix, self.opts.clone()).await?;
+        open.insert(vchannel.to_string(), w.clone());
+        Ok(Arc::new(w))
     }
 
     async fn remove(&self, vchannel: &str) -> ApiResult<()> {
-        self.0.remove(vchannel.to_string()).await
+        // Held throughout, as for local logs: removals take turns with opens.
+        let mut open = self.open.lock().await;
+        open.remove(vchannel);
+        object::remove_log(self.store.as_ref(), &Self::prefix(vchannel))
+            .await
+            .map_err(|e| ApiError::internal(format!("removing WAL of {vchannel}: {e}")))
     }
 }
 

@@ -265,7 +265,7 @@ impl LocalWal {
     }
 
     fn persist_epoch(&self, s: &mut Inner, epoch: Epoch) -> Result<(), WalError> {
-        if epoch < s.epoch && !crate::mutation::active("skip-fencing") {
+        if epoch < s.epoch {
             return Err(WalError::Fenced {
                 attempted: epoch.0,
                 current: s.epoch.0,
@@ -276,9 +276,8 @@ impl LocalWal {
                 .write_atomic(&self.dir.join(EPOCH_FILE), &encode_epoch(epoch))?;
             s.epoch = epoch;
         }
-        // The stored epoch only rises (even under the planted `skip-fencing`, which
-        // lets an old owner append but never lowers the fence): once it went back, an
-        // owner fenced out could write again.
+        // The stored epoch only rises: once it went back, an owner fenced out could
+        // write again.
         crate::invariant_cheap!(
             s.epoch >= epoch,
             "WAL epoch {} is below the one just admitted, {}",

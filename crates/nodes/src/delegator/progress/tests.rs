@@ -34,6 +34,7 @@ async fn start(dir: &std::path::Path) -> Standalone {
         fsync: FsyncPolicy::Never,
         seal_rows: 100_000,
         idle_flush: Duration::from_secs(3600),
+        wal: Default::default(),
     })
     .await
     .unwrap()
