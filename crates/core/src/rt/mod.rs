@@ -49,6 +49,11 @@ pub async fn sleep(d: Duration) {
     tokio::time::sleep(d).await
 }
 
+/// Lets other ready tasks run before this one continues.
+pub async fn yield_now() {
+    tokio::task::yield_now().await
+}
+
 /// Runs `f` with a deadline.
 pub async fn timeout<F: Future>(d: Duration, f: F) -> Result<F::Output, Elapsed> {
     tokio::time::timeout(d, f).await

@@ -6,10 +6,12 @@ use std::fmt;
 
 use quiver_core::shard::check::{self as shard_check, SegmentDamage};
 use quiver_core::shard::{Manifest, ShardError};
+use quiver_core::wal::object::check_object_wal;
 use quiver_core::wal::{check_local_wal, check_local_wal_from, WalCheck};
 
 use super::{DataDir, OpsError};
 use crate::coordinator::CollectionInfo;
+use crate::streaming::OBJECT_WAL_ROOT;
 
 /// What the manifest of a shard is.
 #[derive(Debug)]
@@ -113,9 +115,15 @@ pub(super) async fn inspect_collection(
         let wal_dir = dir.wal_dir(&vchannel.0);
         // Replay starts at the checkpoint: the log must hold it (unknown while the
         // manifest is damaged, and then the log is checked on its own).
-        let wal = match checkpoint_of(&manifest) {
-            Some(c) => check_local_wal_from(&*dir.disk, &wal_dir, c),
-            None => check_local_wal(&*dir.disk, &wal_dir),
+        let checkpoint = checkpoint_of(&manifest);
+        let wal = if dir.has_object_wal(&vchannel.0) {
+            let prefix = object_store::path::Path::from(OBJECT_WAL_ROOT).join(vchannel.0.as_str());
+            check_object_wal(dir.store.clone(), prefix, checkpoint).await
+        } else {
+            match checkpoint {
+                Some(c) => check_local_wal_from(&*dir.disk, &wal_dir, c),
+                None => check_local_wal(&*dir.disk, &wal_dir),
+            }
         }
         .map_err(|e| OpsError::Failed(format!("checking the WAL of {vchannel}: {e}")))?;
         shards.push(ShardReport {
@@ -142,7 +150,7 @@ impl fmt::Display for ShardReport {
         match &w.damage {
             None => writeln!(
                 f,
-                "    WAL ok: records {}..{} in {} file(s){}",
+                "    WAL ok: records {}..{} in {} file(s) or block(s){}",
                 w.first,
                 w.next,
                 w.segment_files,

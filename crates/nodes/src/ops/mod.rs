@@ -78,6 +78,16 @@ impl DataDir {
         self.path.join("wal").join(vchannel)
     }
 
+    /// Whether the shard's WAL is an object-storage log (`--wal object`) rather than
+    /// local files.
+    pub fn has_object_wal(&self, vchannel: &str) -> bool {
+        let dir = self
+            .path
+            .join("objects")
+            .join(crate::streaming::OBJECT_WAL_ROOT);
+        dir.join(vchannel).is_dir()
+    }
+
     /// Every collection in the catalog, in id order.
     pub async fn collections(&self) -> Result<Vec<CollectionInfo>, OpsError> {
         let mut out = Vec::new();

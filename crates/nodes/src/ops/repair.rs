@@ -107,6 +107,16 @@ fn repair_wal(
         let _ = writeln!(out.text, "shard {s}: `--truncate-wal` {cost}");
         return Ok(());
     }
+    if dir.has_object_wal(&shard.vchannel) {
+        out.damage_left = true;
+        let _ = writeln!(
+            out.text,
+            "shard {s}: its WAL is an object-storage log; `--truncate-wal` repairs only local \
+             WAL files. Restore the named block from a backup of the object store, or drop \
+             the collection"
+        );
+        return Ok(());
+    }
     let wal_dir = dir.wal_dir(&shard.vchannel);
     let done = repair_local_wal(&*dir.disk, &wal_dir, checkpoint)
         .map_err(|e| OpsError::Failed(format!("repairing the WAL of {}: {e}", shard.vchannel)))?;

@@ -29,6 +29,7 @@
 //!   header each and one is written per change of owner.
 
 mod block;
+mod check;
 mod read;
 mod store;
 #[cfg(test)]
@@ -47,6 +48,7 @@ use tokio::sync::oneshot;
 
 use super::{Epoch, Offset, Wal, WalError, WalRecord, MAX_RECORD_BYTES};
 pub use block::{decode as decode_block, encode_data, encode_fence, Header, Kind, HEADER_LEN};
+pub use check::check_object_wal;
 pub use store::{list_logs, remove_log};
 use store::{Blocks, Put};
 
@@ -147,6 +149,14 @@ impl ObjectWal {
         wal.inner.reload().await?;
         drop(_io);
         Ok(wal)
+    }
+}
+
+impl ObjectWal {
+    /// How many blocks (data and fences) the log holds from its first live one.
+    pub fn live_blocks(&self) -> usize {
+        let st = self.inner.lock();
+        (st.next_seq - st.first_seq) as usize
     }
 }
 
