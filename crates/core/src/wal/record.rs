@@ -46,13 +46,13 @@ pub enum FrameError {
     /// A segment file starts after where the one before it ended.
     #[error("records {expected}..{found} are missing (a segment file is gone)")]
     Gap { expected: u64, found: u64 },
-    /// The log does not reach back to (or up to) the flush checkpoint `needed`, from
-    /// which recovery must replay: a WAL file is missing. Records after the checkpoint
-    /// that were in it are gone, and how many is unknown.
     /// A block of an object-storage log whose parts disagree (its header and its
     /// records, or its place in the log).
     #[error("inconsistent WAL block: {0}")]
     Block(String),
+    /// The log does not reach back to (or up to) the flush checkpoint `needed`, from
+    /// which recovery must replay: a WAL file is missing. Records after the checkpoint
+    /// that were in it are gone, and how many is unknown.
     #[error(
         "replay must start at record {needed} (the flush checkpoint) but the log holds only \
          records {first}..{next}: a WAL file is missing, and any acknowledged records after \

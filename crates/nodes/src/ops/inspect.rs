@@ -116,7 +116,7 @@ pub(super) async fn inspect_collection(
         // Replay starts at the checkpoint: the log must hold it (unknown while the
         // manifest is damaged, and then the log is checked on its own).
         let checkpoint = checkpoint_of(&manifest);
-        let wal = if dir.has_object_wal(&vchannel.0) {
+        let wal = if dir.uses_object_wal() {
             let prefix = object_store::path::Path::from(OBJECT_WAL_ROOT).join(vchannel.0.as_str());
             check_object_wal(dir.store.clone(), prefix, checkpoint).await
         } else {

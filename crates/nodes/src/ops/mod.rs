@@ -78,14 +78,16 @@ impl DataDir {
         self.path.join("wal").join(vchannel)
     }
 
-    /// Whether the shard's WAL is an object-storage log (`--wal object`) rather than
-    /// local files.
-    pub fn has_object_wal(&self, vchannel: &str) -> bool {
+    /// Whether this data directory keeps its WALs in the object store (`--wal
+    /// object`) rather than in local files. Decided for the whole directory, as the
+    /// server decides it, so one shard whose log is gone is not taken for the other
+    /// backend.
+    pub fn uses_object_wal(&self) -> bool {
         let dir = self
             .path
             .join("objects")
             .join(crate::streaming::OBJECT_WAL_ROOT);
-        dir.join(vchannel).is_dir()
+        std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
     }
 
     /// Every collection in the catalog, in id order.

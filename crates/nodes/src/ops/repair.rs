@@ -91,6 +91,16 @@ fn repair_wal(
         let _ = writeln!(out.text, "shard {s}: the WAL cannot be repaired while the manifest is damaged (its checkpoint is unknown)");
         return Ok(());
     };
+    if dir.uses_object_wal() {
+        out.damage_left = true;
+        let _ = writeln!(
+            out.text,
+            "shard {s}: its WAL is an object-storage log; `--truncate-wal` repairs only local \
+             WAL files. Restore the named block from a backup of the object store, or drop \
+             the collection"
+        );
+        return Ok(());
+    }
     if !opts.truncate_wal {
         out.damage_left = true;
         let at = d.record.unwrap_or(0);
@@ -105,16 +115,6 @@ fn repair_wal(
             format!("loses every record from {at} on (the log is cut at the damage)")
         };
         let _ = writeln!(out.text, "shard {s}: `--truncate-wal` {cost}");
-        return Ok(());
-    }
-    if dir.has_object_wal(&shard.vchannel) {
-        out.damage_left = true;
-        let _ = writeln!(
-            out.text,
-            "shard {s}: its WAL is an object-storage log; `--truncate-wal` repairs only local \
-             WAL files. Restore the named block from a backup of the object store, or drop \
-             the collection"
-        );
         return Ok(());
     }
     let wal_dir = dir.wal_dir(&shard.vchannel);

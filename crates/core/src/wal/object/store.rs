@@ -58,16 +58,15 @@ impl Blocks {
         }
     }
 
-    /// The blocks present, in order, with whether each is a fence (a fence is a header
-    /// alone, so its size says so); an object that is not a block is damage.
-    async fn list(&self) -> Result<Vec<(u64, bool)>, WalError> {
+    /// The block numbers present, in order; an object that is not a block is damage.
+    async fn list(&self) -> Result<Vec<u64>, WalError> {
         let mut seqs = Vec::new();
         let mut listing = self.store.list(Some(&self.prefix));
         while let Some(meta) = listing.next().await {
             let meta = meta.map_err(io)?;
             let name = meta.location.filename().unwrap_or_default();
             match name.parse::<u64>() {
-                Ok(seq) if name.len() == 20 => seqs.push((seq, meta.size == HEADER_LEN as u64)),
+                Ok(seq) if name.len() == 20 => seqs.push(seq),
                 _ => {
                     return Err(WalError::Corrupt {
                         location: meta.location.to_string(),
@@ -82,15 +81,20 @@ impl Blocks {
 
     /// The highest block number present.
     pub async fn last_seq(&self) -> Result<Option<u64>, WalError> {
-        Ok(self.list().await?.last().map(|(s, _)| *s))
+        Ok(self.list().await?.last().copied())
     }
 
     /// Lists the log and reads the header of its first live block and the whole last
     /// block. `None` for a log with no blocks.
     ///
-    /// Truncation deletes data blocks and keeps fences (see [`super`]), so below the
-    /// first data block only fences remain, with holes between them; from the first
-    /// data block to the last block every number must be present.
+    /// The live log is the run of consecutive block numbers that ends at the last
+    /// block. Below it lie what truncation left: fences (never deleted, see [`super`])
+    /// and blocks that landed late in numbers truncation had freed. A block lost from
+    /// the middle of the log therefore makes the log start later; what that costs is
+    /// judged against the reader's checkpoint (a read from below the start is
+    /// [`WalError::Truncated`], which a shard's recovery turns into damage when it
+    /// still owns the log), not here, where a listing racing a truncation could show a
+    /// hole that is not one.
     pub async fn scan(&self) -> Result<Option<Found>, WalError> {
         // The owner's truncation may delete the first block between the listing and
         // its read: list again. A block that keeps vanishing is lost.
@@ -108,25 +112,14 @@ impl Blocks {
     /// One listing; `None` when a listed block was gone by the time it was read.
     async fn scan_once(&self) -> Result<Option<Option<Found>>, WalError> {
         let seqs = self.list().await?;
-        let Some(&(last_seq, _)) = seqs.last() else {
+        let Some(&last_seq) = seqs.last() else {
             return Ok(Some(None));
         };
-        let live = seqs
-            .iter()
-            .position(|(_, fence)| !fence)
-            .unwrap_or(seqs.len() - 1);
-        let seqs = &seqs[live..];
-        if let Some(w) = seqs.windows(2).find(|w| w[1].0 != w[0].0 + 1) {
-            return Err(self.corrupt(
-                w[0].0 + 1,
-                FrameError::Block(format!(
-                    "blocks {}..{} are missing between blocks that exist",
-                    w[0].0 + 1,
-                    w[1].0
-                )),
-            ));
-        }
-        let first_seq = seqs[0].0;
+        let live = (1..seqs.len())
+            .rev()
+            .find(|&i| seqs[i - 1] + 1 != seqs[i])
+            .unwrap_or(0);
+        let first_seq = seqs[live];
         let Some((last, _)) = self.read_if_present(last_seq).await? else {
             return Ok(None);
         };

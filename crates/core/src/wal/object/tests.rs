@@ -219,6 +219,25 @@ async fn a_stale_writer_cannot_write_into_a_truncated_log() {
     );
 }
 
+/// A reader whose listing is older than the owner's truncation still reads what is
+/// left from where it asks: blocks gone under it mean "list again", not damage.
+#[tokio::test]
+async fn a_stale_reader_rereads_after_the_owner_truncates() {
+    let store = mem();
+    let owner = open(&store).await;
+    for i in 0..10u8 {
+        owner.append(Epoch(1), Bytes::from(vec![i])).await.unwrap();
+    }
+    let reader = open(&store).await;
+    owner.truncate_before(8).await.unwrap();
+    let rs = reader.read_from(8, 10).await.unwrap();
+    assert_eq!(rs.iter().map(|r| r.offset).collect::<Vec<_>>(), [8, 9]);
+    assert!(matches!(
+        reader.read_from(3, 1).await,
+        Err(WalError::Truncated { first: 8, .. })
+    ));
+}
+
 /// Records come from blocks (not the tail buffer) after a reopen, from the middle of a
 /// block too.
 #[tokio::test]
@@ -274,14 +293,38 @@ async fn damage_is_refused_with_the_object_named() {
         err.is_damage() && err.to_string().contains(victim.as_ref()),
         "{err}"
     );
-    // Removing it leaves a hole the listing finds.
+    // Removing it leaves a hole: the log now starts after it, and a read from before
+    // the hole is refused as truncated (a shard that still owns the log turns that into
+    // damage: its checkpoint is below the start).
     store.delete(&victim).await.unwrap();
-    let err = ObjectWal::open(store.clone(), prefix(), ObjectWalOptions::default())
-        .await
-        .unwrap_err();
+    let again = open(&store).await;
+    assert_eq!(again.first_offset().await, 2);
+    let err = again.read_from(0, 10).await.unwrap_err();
     assert!(
-        matches!(&err, WalError::Corrupt { source: FrameError::Block(m), .. } if m.contains("missing")),
+        matches!(
+            err,
+            WalError::Truncated {
+                requested: 0,
+                first: 2
+            }
+        ),
         "{err}"
+    );
+    // A read past the end of the log (its tail lost) is damage, not an empty read.
+    let err = again.read_from(9, 10).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            WalError::Corrupt {
+                source: FrameError::Missing { needed: 9, .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        again.read_from(4, 10).await.unwrap().is_empty(),
+        "the end itself reads empty"
     );
     // A stray object in the log's folder.
     let store = mem();
@@ -315,11 +358,29 @@ async fn removal_is_complete_and_idempotent() {
 /// One step of the property test below.
 #[derive(Debug, Clone)]
 enum Step {
-    Append { writer: usize, n: usize },
-    Fence { writer: usize },
-    Faults { error: f64, lost_ack: f64 },
-    Truncate { at: u64 },
-    Reopen { writer: usize },
+    Append {
+        writer: usize,
+        n: usize,
+    },
+    Fence {
+        writer: usize,
+    },
+    Faults {
+        error: f64,
+        lost_ack: f64,
+    },
+    Truncate {
+        at: u64,
+    },
+    Reopen {
+        writer: usize,
+    },
+    /// Appends under the writer's epoch while the same log object is fenced with a
+    /// newer one (two incarnations of a shard in one process).
+    AppendWhileFencing {
+        writer: usize,
+        n: usize,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -329,6 +390,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0.0..0.5f64, 0.0..0.5f64).prop_map(|(error, lost_ack)| Step::Faults { error, lost_ack }),
         1 => (0..64u64).prop_map(|at| Step::Truncate { at }),
         1 => (0..2usize).prop_map(|writer| Step::Reopen { writer }),
+        1 => (0..2usize, 1..6usize).prop_map(|(writer, n)| Step::AppendWhileFencing { writer, n }),
     ]
 }
 
@@ -378,6 +440,15 @@ impl Race {
             Step::Truncate { at } => {
                 let at = at.min(self.acked.keys().next_back().map_or(0, |o| o + 1));
                 let _ = self.writers[0].truncate_before(at).await;
+            }
+            Step::AppendWhileFencing { writer, n } => {
+                let (w, newer) = (self.writers[writer].clone(), Epoch(self.next_epoch));
+                self.next_epoch += 1;
+                let fence = async move {
+                    let _ = w.fence(newer).await;
+                };
+                futures::future::join(self.append(k, writer, n), fence).await;
+                self.epochs[writer] = newer;
             }
             Step::Reopen { writer } => {
                 let opts = ObjectWalOptions::default();

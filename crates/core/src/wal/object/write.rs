@@ -33,20 +33,44 @@ pub(super) fn enqueue(
     rx
 }
 
+/// Clears `flushing` and fails what is still queued if the flusher ends without
+/// draining the queue (a panic): appends never wait for a flusher that is gone.
+struct FlusherGuard<'a>(&'a Inner);
+
+impl Drop for FlusherGuard<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        if !st.flushing {
+            return;
+        }
+        st.flushing = false;
+        for p in st.pending.drain(..) {
+            let _ = p.done.send(Err(io_error("the WAL's flusher stopped")));
+        }
+    }
+}
+
 /// Writes blocks until nothing is pending.
 async fn flush(inner: Arc<Inner>) {
+    let _guard = FlusherGuard(&inner);
     loop {
         if !inner.opts.linger.is_zero() {
             crate::rt::sleep(inner.opts.linger).await;
         }
         let _io = inner.io.lock().await;
+        // Reload before cutting the batch, so the batch is judged against the epoch
+        // that actually holds the log.
+        if let Err(e) = ensure_loaded_locked(&inner).await {
+            // Nothing queued can be placed: fail it all and stop (the next append
+            // starts a flusher again, which retries the load).
+            let mut st = inner.lock();
+            st.flushing = false;
+            fail(st.pending.drain(..).collect(), |_| clone_error(&e));
+            return;
+        }
         let batch = take_batch(&inner);
         if batch.is_empty() {
             return;
-        }
-        if let Err(e) = ensure_loaded_locked(&inner).await {
-            fail(batch, |_| clone_error(&e));
-            continue;
         }
         write_batch(&inner, batch).await;
         drop(_io);
@@ -67,23 +91,32 @@ async fn ensure_loaded_locked(inner: &Inner) -> Result<(), WalError> {
 }
 
 /// Takes the next block's records: those under the epoch holding the log, up to the
-/// block limits. Older epochs are refused here; an empty result stops the flusher
-/// (decided under the same lock `enqueue` starts one under).
+/// block limits. Others are refused here (older: fenced; newer: the claim they relied
+/// on did not stick); an empty result stops the flusher (decided under the same lock
+/// `enqueue` starts one under).
 fn take_batch(inner: &Inner) -> Vec<Pending> {
     let mut st = inner.lock();
     let (mut batch, mut bytes) = (Vec::new(), 0usize);
+    let max_records = inner.opts.max_block_records.max(1);
     while let Some(p) = st.pending.front() {
-        let full = batch.len() >= inner.opts.max_block_records
+        let full = batch.len() >= max_records
             || (!batch.is_empty() && bytes + p.payload.len() > inner.opts.max_block_bytes);
         if full {
             break;
         }
         let p = st.pending.pop_front().expect("front exists");
-        if p.epoch < st.epoch {
+        if p.epoch != st.epoch || !st.loaded {
             let current = st.epoch.0;
-            let _ = p.done.send(Err(WalError::Fenced {
-                attempted: p.epoch.0,
-                current,
+            let _ = p.done.send(Err(if p.epoch < st.epoch {
+                WalError::Fenced {
+                    attempted: p.epoch.0,
+                    current,
+                }
+            } else {
+                io_error(format!(
+                    "the log is not held under epoch {} (held by {current}); reopen",
+                    p.epoch.0
+                ))
             }));
             continue;
         }
