@@ -361,6 +361,25 @@ impl Cluster {
         self.handle.kill(self.nodes(role)[i].id());
     }
 
+    /// Kills every node at the end of a run. Their tasks hold the cluster (and the
+    /// cluster holds the runtime's handle), so without this each run's whole cluster,
+    /// object store included, outlives it: a seed campaign's memory grew by ~4 MB a run.
+    pub fn kill_all(&self) {
+        let roles = [
+            Role::Coordinator,
+            Role::Streaming,
+            Role::QueryNode,
+            Role::DataNode,
+            Role::Proxy,
+        ];
+        for role in roles {
+            for n in self.nodes(role) {
+                self.handle.kill(n.id());
+            }
+        }
+        self.handle.kill(self.control.id());
+    }
+
     pub fn restart(&self, role: Role, i: usize) {
         self.handle.restart(self.nodes(role)[i].id());
     }

@@ -102,6 +102,7 @@ pub async fn run(s: &Scenario, seed: u64) -> Report {
     if !violations.is_empty() && std::env::var_os("QUIVER_SIM_DUMP").is_some() {
         dump = dump_of(&log, &violations, &history);
     }
+    cluster.kill_all();
     Report {
         dump,
         scenario: s.name,
