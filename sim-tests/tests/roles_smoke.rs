@@ -1,7 +1,7 @@
 //! Scenario `roles-smoke`: the standalone set of roles — coordinator, streaming node,
 //! proxy — each on its own simulated node, talking over the internal RPCs. A client
-//! creates a collection, inserts, flushes and searches; the streaming node and the WAL
-//! store are killed (the store's disk loses unsynced bytes) and restarted; the client keeps writing with
+//! creates a collection, inserts, flushes and searches; the streaming node is killed
+//! (its WAL lives in the object store) and restarted; the client keeps writing with
 //! idempotent upserts and then checks that every acknowledged row is there and that
 //! search still finds each vector first.
 #![cfg(madsim)]
@@ -57,7 +57,7 @@ async fn roles_smoke() {
     assert_eq!(top, vec![123], "seed {seed}: search before the restart");
     trace.record(&("phase1", top));
 
-    // Phase 2: the streaming node dies with unsynced bytes lost, then comes back.
+    // Phase 2: the streaming node dies mid-write, then comes back.
     rt::sleep(Duration::from_millis(300)).await;
     cluster.kill(Role::Streaming, 0);
     trace.record(&"killed");
