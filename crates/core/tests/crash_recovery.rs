@@ -25,7 +25,7 @@ use quiver_core::objstore::{FaultConfig, FaultyStore};
 use quiver_core::rt::disk::{Disk, SimDisk};
 use quiver_core::schema::{CollectionSchema, DataType, FieldSchema};
 use quiver_core::search::Metric;
-use quiver_core::shard::{Shard, ShardConfig, ShardDeps};
+use quiver_core::shard::{Shard, ShardConfig, ShardDeps, ShardError};
 use quiver_core::tso::{Timestamp, TsoAllocator};
 use quiver_core::wal::{
     Epoch, FsyncPolicy, LocalWal, LocalWalOptions, ObjectWal, ObjectWalOptions, Wal,
@@ -236,6 +236,26 @@ async fn check(shard: &Shard, model: &Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Runs a write, flush or delete on the shard (the faults are the caller's).
+async fn write(shard: &Shard, op: &Op, tag: i32) -> Result<(), ShardError> {
+    match op {
+        Op::Insert(ks) => shard
+            .insert(PartitionId(1), batch(ks, tag))
+            .await
+            .map(|_| ()),
+        Op::Upsert(ks) => shard
+            .upsert(PartitionId(1), batch(ks, tag))
+            .await
+            .map(|_| ()),
+        Op::Delete(ks) => shard
+            .delete(ks.iter().map(|&k| Pk::Int(k)).collect())
+            .await
+            .map(|_| ()),
+        Op::Flush => shard.flush().await.map(|_| ()),
+        Op::PowerCut(_) | Op::Crash => unreachable!("faults are run by the caller"),
+    }
+}
+
 async fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
     let meta: Arc<dyn MetaStore> = Arc::new(MemMetaStore::new());
     let tso = Arc::new(TsoAllocator::open(meta.clone(), "tso").await.unwrap());
@@ -255,19 +275,6 @@ async fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
     for (i, op) in ops.iter().enumerate() {
         let tag = i as i32;
         let result = match op {
-            Op::Insert(ks) => shard
-                .insert(PartitionId(1), batch(ks, tag))
-                .await
-                .map(|_| ()),
-            Op::Upsert(ks) => shard
-                .upsert(PartitionId(1), batch(ks, tag))
-                .await
-                .map(|_| ()),
-            Op::Delete(ks) => shard
-                .delete(ks.iter().map(|&k| Pk::Int(k)).collect())
-                .await
-                .map(|_| ()),
-            Op::Flush => shard.flush().await.map(|_| ()),
             Op::PowerCut(n) => {
                 w.disk.power_cut_after(*n);
                 continue;
@@ -279,6 +286,7 @@ async fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                 check(&shard, &model).await?;
                 continue;
             }
+            _ => write(&shard, op, tag).await,
         };
         match result {
             Ok(()) => model.apply(op, tag),
@@ -373,24 +381,12 @@ async fn run_object(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
     for (i, op) in ops.iter().enumerate() {
         let tag = i as i32;
         let result = match op {
-            Op::Insert(ks) => shard
-                .insert(PartitionId(1), batch(ks, tag))
-                .await
-                .map(|_| ()),
-            Op::Upsert(ks) => shard
-                .upsert(PartitionId(1), batch(ks, tag))
-                .await
-                .map(|_| ()),
-            Op::Delete(ks) => shard
-                .delete(ks.iter().map(|&k| Pk::Int(k)).collect())
-                .await
-                .map(|_| ()),
-            Op::Flush => shard.flush().await.map(|_| ()),
             Op::PowerCut(n) => {
                 w.faults(n % 5);
                 continue;
             }
             Op::Crash => Ok(()),
+            _ => write(&shard, op, tag).await,
         };
         if let Err(e) = &result {
             prop_assert!(w.faults_on, "op {op:?} failed without a fault: {e}");

@@ -82,10 +82,10 @@ pub fn encode(offset: Offset, epoch: Epoch, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
-fn u32_at(b: &[u8], i: usize) -> u32 {
+pub(crate) fn u32_at(b: &[u8], i: usize) -> u32 {
     u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"))
 }
-fn u64_at(b: &[u8], i: usize) -> u64 {
+pub(crate) fn u64_at(b: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
 }
 

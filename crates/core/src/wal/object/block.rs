@@ -20,7 +20,7 @@
 
 use bytes::Bytes;
 
-use crate::wal::record::{self, FrameError, WalRecord};
+use crate::wal::record::{self, u32_at, u64_at, FrameError, WalRecord};
 use crate::wal::{Epoch, Offset};
 
 pub const MAGIC: u16 = 0x4251;
@@ -103,13 +103,6 @@ pub fn encode_fence(epoch: Epoch, next: Offset) -> Bytes {
         body_len: 0,
     };
     Bytes::from(header_bytes(&h, &[]))
-}
-
-fn u32_at(b: &[u8], i: usize) -> u32 {
-    u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"))
-}
-fn u64_at(b: &[u8], i: usize) -> u64 {
-    u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
 }
 
 /// Reads a header from the first [`HEADER_LEN`] bytes of a block. Its checksum covers
