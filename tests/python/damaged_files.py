@@ -98,6 +98,15 @@ def fresh(binary, workdir, tag):
     return srv, c, ids
 
 
+def wal_of(data_dir, collection_id):
+    """The WAL file of the pchannel a one-shard collection rides on: the one whose records
+    carry its vchannel's name (`quiver-dml_<n>_<id>v0`)."""
+    tag = f"_{collection_id}v0".encode()
+    found = [f for f in glob.glob(f"{data_dir}/wal/quiver-dml_*/*.wal") if tag in open(f, "rb").read()]
+    assert len(found) == 1, found
+    return found[0]
+
+
 def wal_damage(binary, workdir):
     srv, c, ids = fresh(binary, workdir, "wal")
     for n in NAMES:
@@ -106,7 +115,7 @@ def wal_damage(binary, workdir):
     code, out = quiver(binary, "inspect", "--data-dir", srv.data_dir)
     assert code != 0 and "in use" in out, out
     srv.kill9()  # the rows live only in the WALs
-    [wal] = glob.glob(f"{srv.data_dir}/wal/*_{ids['damaged']}v0/*.wal")
+    wal = wal_of(srv.data_dir, ids["damaged"])
     data = bytearray(open(wal, "rb").read())
     data[len(data) // 2] ^= 0x5A
     open(wal, "wb").write(bytes(data))
@@ -150,13 +159,14 @@ def wal_file_deleted(binary, workdir):
     for n in NAMES:
         insert_batches(c, n, range(BATCHES) if n != "damaged" else range(5), flush_after=(1,))
     srv.kill9()
-    [wal] = glob.glob(f"{srv.data_dir}/wal/*_{ids['damaged']}v0/*.wal")
+    wal = wal_of(srv.data_dir, ids["damaged"])
     os.remove(wal)
 
     c = restart(srv)
     for n in ("healthy_a", "healthy_c"):
         check_healthy(c, n)
-    expect_damaged(c, "damaged", "replay must start at record 2", "a WAL file is missing")
+    # The checkpoint is the log's end at the flush (records and time ticks before it).
+    expect_damaged(c, "damaged", "replay must start at record", "a WAL file is missing")
     try:
         c.insert("damaged", [{"id": 9999, "v": [0.0] * DIM}])
     except MilvusException as e:
@@ -169,10 +179,10 @@ def wal_file_deleted(binary, workdir):
     code, out = quiver(binary, "inspect", "--data-dir", srv.data_dir)
     assert code == 1 and "WAL DAMAGED" in out and "a WAL file is missing" in out, out
     code, out = quiver(binary, "repair", "--data-dir", srv.data_dir, "--collection", "damaged")
-    assert code == 1 and "re-bases the log at the flush checkpoint 2" in out, out
+    assert code == 1 and re.search(r"re-bases the log at the flush checkpoint \d+", out), out
     code, out = quiver(binary, "repair", "--data-dir", srv.data_dir, "--collection", "damaged",
                        "--truncate-wal")
-    assert code == 0 and "LOST: every WAL record from 2 on" in out, out
+    assert code == 0 and re.search(r"LOST: every WAL record from \d+ on", out), out
     print(out)
     code, out = quiver(binary, "inspect", "--data-dir", srv.data_dir)
     assert code == 0 and "no damage found" in out, out

@@ -2,7 +2,7 @@
 """Dropping collections under churn (issue 18, items 3 and 9): every drop succeeds
 while the garbage collector, woken by each drop, sweeps the previous ones; flushed,
 indexed and unflushed collections alike; and nothing is left behind on disk — no WAL
-directory, no empty object directory, no manifest.
+directory but the pchannels' shared logs, no empty object directory, no manifest.
 
     python drop_churn.py target/debug/quiver [workdir]
 """
@@ -18,11 +18,15 @@ ROUNDS = 60
 
 
 def leftovers(data_dir):
-    """Every directory under the data directory that is not part of an empty store."""
+    """Every directory under the data directory that is not part of an empty store. The
+    pchannels' logs stay (collections share them; what a dropped collection wrote there
+    goes when the log is truncated past it)."""
     keep = {data_dir, os.path.join(data_dir, "wal"), os.path.join(data_dir, "objects")}
     found = []
     for root, dirs, _files in os.walk(data_dir):
-        found += [os.path.join(root, d) for d in dirs if os.path.join(root, d) not in keep]
+        found += [os.path.join(root, d) for d in dirs
+                  if os.path.join(root, d) not in keep
+                  and not (root == os.path.join(data_dir, "wal") and d.startswith("quiver-dml_"))]
     return found
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Standalone on the object-storage WAL (`--wal object`), as an operator runs it.
 
-The WAL lives as block objects under <data>/objects/wal/<vchannel>/ and nothing under
+The WAL lives as block objects under <data>/objects/wal/<pchannel>/ and nothing under
 <data>/wal; rows survive a clean restart; starting the same data directory with the
 other backend is refused with a message naming the right flag, and nothing is touched.
 
@@ -48,7 +48,7 @@ def main():
         assert c.insert("objwal", rows(lo, lo + 500))["insert_count"] == 500
     c.delete("objwal", filter="id < 100")
     logs = sorted(os.listdir(f"{data}/objects/wal"))
-    assert len(logs) == 2, f"one log per vchannel, found {logs}"
+    assert len(logs) == 2, f"one log per pchannel of the two shards, found {logs}"
     for log in logs:
         blocks = os.listdir(f"{data}/objects/wal/{log}")
         assert blocks and all(len(b) == 20 and b.isdigit() for b in blocks), blocks

@@ -62,6 +62,19 @@ pub fn wal_recovery(data: &[u8]) {
 }
 
 /// The object-storage WAL's block decoder: whatever decodes re-encodes identically.
+/// A pchannel record's envelope: decodes or is refused; what decodes re-encodes to the
+/// same bytes.
+pub fn pchannel_envelope(data: &[u8]) {
+    use crate::wal::pchannel::envelope::{decode, encode_data, encode_tick, Entry};
+    match decode(data) {
+        Ok(Entry::Data { vchannel, start }) => {
+            assert_eq!(&encode_data(&vchannel, &data[start..])[..], data);
+        }
+        Ok(Entry::Tick(ts)) => assert_eq!(&encode_tick(ts)[..], data),
+        Ok(Entry::Untagged) | Err(_) => {}
+    }
+}
+
 pub fn wal_block(data: &[u8]) {
     use crate::wal::object::{decode_block, encode_data, encode_fence, Kind};
     if let Ok((h, records)) = decode_block(data) {
@@ -240,6 +253,8 @@ mod tests {
             .concat(),
             crate::wal::object::encode_data(Epoch(2), 7, &[bytes::Bytes::from_static(b"abc")])
                 .to_vec(),
+            crate::wal::pchannel::envelope::encode_data("quiver-dml_0_7v0", b"msg").to_vec(),
+            crate::wal::pchannel::envelope::encode_tick(Timestamp(9)).to_vec(),
             {
                 // Two blocks as `object_wal_recovery` cuts its input: a fence, then data.
                 let fence = crate::wal::object::encode_fence(Epoch(1), 0);
@@ -260,6 +275,7 @@ mod tests {
         wal_message(data);
         wal_recovery(data);
         wal_block(data);
+        pchannel_envelope(data);
         object_wal_recovery(data);
         segment_object(data);
     }

@@ -59,6 +59,12 @@ impl VChannel {
         VChannel(format!("{}_{}v{}", pchannel.0, collection.0, shard))
     }
 
+    /// The collection whose shard this is (`None` for a name not in Milvus's form).
+    pub fn collection(&self) -> Option<CollectionId> {
+        let tail = &self.0[self.0.rfind('_')? + 1..];
+        tail.split('v').next()?.parse().ok().map(CollectionId)
+    }
+
     /// The pchannel this vchannel rides on.
     pub fn pchannel(&self) -> PChannel {
         match self.0.rfind('_') {
@@ -90,5 +96,7 @@ mod tests {
         let v = VChannel::new(&p, CollectionId(42), 1);
         assert_eq!(v.0, "quiver-dml_3_42v1");
         assert_eq!(v.pchannel(), p);
+        assert_eq!(v.collection(), Some(CollectionId(42)));
+        assert_eq!(VChannel("nonsense".into()).collection(), None);
     }
 }

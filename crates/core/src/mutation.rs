@@ -15,6 +15,7 @@ pub const ALL: &[&str] = &[
     "early-release",
     "tso-reset",
     "qn-switch-while-remote",
+    "pchannel-own-checkpoint",
 ];
 
 #[cfg(feature = "sim-mutations")]

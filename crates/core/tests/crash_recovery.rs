@@ -173,6 +173,7 @@ impl World {
             store: self.store.clone(),
             tso: self.tso.clone(),
             forwarder: None,
+            ticks: None,
         };
         Shard::open(cfg, deps).await.map_err(|e| e.to_string())
     }

@@ -54,6 +54,7 @@ async fn shard_with(rows: usize) -> Shard {
         store: Arc::new(InMemory::new()),
         tso,
         forwarder: None,
+        ticks: None,
     };
     let shard = Shard::open(cfg, deps).await.unwrap();
     let ids: Vec<i64> = (0..rows as i64).collect();
@@ -78,7 +79,7 @@ async fn shard_with(rows: usize) -> Shard {
 async fn paced_search_answers_what_the_plain_one_does() {
     let shard = shard_with(3000).await;
     let queries: Vec<Vec<f32>> = (0..300).map(|i| vector(i * 13 + 5)).collect();
-    let ts = shard.tick().await.unwrap();
+    let ts = shard.tsafe().await;
     let scope = ReadScope::at(ts);
     let plain = shard
         .search_split(FieldId(101), &queries, 7, Metric::L2, scope)
@@ -108,7 +109,7 @@ async fn paced_search_answers_what_the_plain_one_does() {
 async fn an_expired_deadline_stops_the_search() {
     let shard = shard_with(200).await;
     let queries: Vec<Vec<f32>> = (0..4).map(vector).collect();
-    let ts = shard.tick().await.unwrap();
+    let ts = shard.tsafe().await;
     let lanes = Lanes::new(1, 4);
     let ticket = lanes
         .admit(Deadline::after(Duration::from_millis(5)))

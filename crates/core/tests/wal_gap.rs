@@ -96,6 +96,7 @@ impl World {
             store: self.store.clone(),
             tso: self.tso.clone(),
             forwarder: None,
+            ticks: None,
         };
         Shard::open(cfg, deps).await
     }

@@ -2,11 +2,14 @@
 //!
 //! Segment binlogs, stats, delete logs and index files live under
 //! `<kind>/<collection id>/...`; each shard has a manifest (`shard/<id>/<vchannel>/
-//! manifest` in the meta store) and a WAL. Dropping a collection removes its catalog
-//! entry, then (in a second step) its WALs and manifests; its objects are removed here,
-//! by a sweep that deletes every object whose collection the catalog no longer has.
-//! [`sweep_dropped_shards`] removes the manifests and WALs a drop interrupted between
-//! those two steps left behind; the object sweep also finds a deposed streaming node's
+//! manifest` in the meta store) and a checkpoint in its pchannel's log
+//! (`walckpt/<pchannel>/<vchannel>`; a collection created before pchannels has a log of
+//! its own per shard instead). Dropping a collection removes its catalog entry, then (in
+//! a second step) its checkpoints (or own logs) and manifests; its records in a shared
+//! log go when the log is truncated past them. Its objects are removed here, by a sweep
+//! that deletes every object whose collection the catalog no longer has.
+//! [`sweep_dropped_shards`] removes the manifests, checkpoints and logs a drop
+//! interrupted between those two steps left behind (or a deposed node wrote late); the object sweep also finds a deposed streaming node's
 //! late flush. (An object store's own staging files of an interrupted upload are not
 //! listed, so not swept.)
 //!
@@ -23,7 +26,9 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+use quiver_core::ids::VChannel;
 use quiver_core::meta::MetaStore;
+use quiver_core::wal::pchannel::CHECKPOINT_PREFIX;
 
 use crate::coordinator::CoordinatorApi;
 use crate::error::{ApiError, ApiResult};
@@ -103,8 +108,8 @@ pub async fn sweep_dropped(
 /// Where shard manifests live in the meta store.
 const MANIFEST_PREFIX: &str = "shard/";
 
-/// Removes the manifests and WALs of shards whose collection the catalog no longer has;
-/// returns how many shards it removed.
+/// Removes the manifests, WAL checkpoints and own WALs of shards whose collection the
+/// catalog no longer has; returns how many shards it removed.
 #[tracing::instrument(skip_all)]
 pub async fn sweep_dropped_shards(
     meta: &dyn MetaStore,
@@ -125,13 +130,27 @@ pub async fn sweep_dropped_shards(
                 .flatten()
         })
         .collect();
-    if found.is_empty() {
+    // `walckpt/<pchannel>/<vchannel>`
+    let checkpoints: Vec<(String, i64)> = meta
+        .range(CHECKPOINT_PREFIX)
+        .await?
+        .into_iter()
+        .filter_map(|(key, _)| {
+            let vchannel = VChannel(key.rsplit('/').next()?.to_string());
+            Some((key, vchannel.collection()?.0))
+        })
+        .collect();
+    if found.is_empty() && checkpoints.is_empty() {
         return Ok(0);
     }
     // The catalog is read after the listing (see the module docs).
     let live: BTreeSet<i64> = coord.all().await?.iter().map(|c| c.id.0).collect();
     let mut removed = 0;
+    for (key, _) in checkpoints.iter().filter(|(_, id)| !live.contains(id)) {
+        meta.delete(key).await?;
+    }
     for (key, _, vchannel) in found.iter().filter(|(_, id, _)| !live.contains(id)) {
+        // A log of the shard's own, if it is from before pchannels (else none).
         wals.remove(vchannel).await?;
         meta.delete(key).await?;
         removed += 1;
@@ -182,7 +201,7 @@ mod tests {
         quiver_core::rt::block_on(async {
             let meta: Arc<dyn MetaStore> = Arc::new(MemMetaStore::new());
             let tso = Arc::new(TsoAllocator::open(meta.clone(), "tso").await.unwrap());
-            let coord = Coordinator::open(meta, tso).await.unwrap();
+            let coord = Coordinator::open(meta, tso, 4).await.unwrap();
             coord.create_database("other", vec![]).await.unwrap();
             let kept = coord
                 .create(DEFAULT_DB, schema("kept"), 1, 0, vec![])
@@ -247,7 +266,7 @@ mod tests {
         quiver_core::rt::block_on(async {
             let meta: Arc<dyn MetaStore> = Arc::new(MemMetaStore::new());
             let tso = Arc::new(TsoAllocator::open(meta.clone(), "tso").await.unwrap());
-            let coord = Coordinator::open(meta.clone(), tso).await.unwrap();
+            let coord = Coordinator::open(meta.clone(), tso, 4).await.unwrap();
             let kept = coord
                 .create(DEFAULT_DB, schema("kept"), 2, 0, vec![])
                 .await

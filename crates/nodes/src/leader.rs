@@ -42,14 +42,17 @@ struct State {
 pub struct CoordinatorSeat {
     id: String,
     meta: Arc<dyn MetaStore>,
+    /// The number of pchannels for a new cluster (see [`Coordinator::open`]).
+    pchannels: u32,
     state: tokio::sync::Mutex<State>,
 }
 
 impl CoordinatorSeat {
-    pub fn new(id: impl Into<String>, meta: Arc<dyn MetaStore>) -> Arc<Self> {
+    pub fn new(id: impl Into<String>, meta: Arc<dyn MetaStore>, pchannels: u32) -> Arc<Self> {
         Arc::new(CoordinatorSeat {
             id: id.into(),
             meta,
+            pchannels,
             state: Default::default(),
         })
     }
@@ -122,7 +125,7 @@ impl CoordinatorSeat {
             // Taking office: a fresh TSO (it resumes above its reserved window) and
             // the catalog as the meta store has it.
             let tso = Arc::new(TsoAllocator::open(self.meta.clone(), "tso").await?);
-            let coord = Coordinator::open(self.meta.clone(), tso).await?;
+            let coord = Coordinator::open(self.meta.clone(), tso, self.pchannels).await?;
             tracing::info!(id = %self.id, beat = next.beat, "took the coordinator seat");
             st.coord = Some(Arc::new(coord));
         }

@@ -38,6 +38,10 @@ pub struct StandaloneConfig {
     pub seal_rows: usize,
     pub idle_flush: Duration,
     pub wal: WalBackend,
+    /// The number of pchannels of a new data directory.
+    pub pchannels: u32,
+    /// How often each pchannel gets a time tick.
+    pub tick_interval: Duration,
 }
 
 /// Where standalone keeps its WALs.
@@ -261,6 +265,7 @@ impl Standalone {
         let stores = open_stores(&cfg.data_dir)?;
         let seat_cfg = CoordinatorConfig {
             seat: "standalone".into(),
+            pchannels: cfg.pchannels,
         };
         let (seat, coord) = coordinator::start_in_office(seat_cfg, stores.meta.clone()).await?;
         let store = stores.objects.clone();
@@ -275,6 +280,8 @@ impl Standalone {
                 idle_flush: cfg.idle_flush,
                 gc_every: Some(GC_INTERVAL),
                 recovery: Recovery::Strict,
+                tick_interval: cfg.tick_interval,
+                checkpoint_every: streaming::DEFAULT_CHECKPOINT_EVERY,
             },
             StreamingDeps {
                 meta: stores.meta,

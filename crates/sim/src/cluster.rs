@@ -64,6 +64,13 @@ pub struct ClusterConfig {
     /// How often each streaming node sweeps dropped collections (besides at start and
     /// after a drop); `None` runs no garbage collection.
     pub gc_every: Option<Duration>,
+    /// The cluster's pchannels: fewer than the shards of all collections, so that
+    /// collections share logs.
+    pub pchannels: u32,
+    pub tick_interval: Duration,
+    /// How often an idle shard moves its checkpoint up (short, so shared logs are
+    /// truncated within a run).
+    pub checkpoint_every: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -77,6 +84,9 @@ impl Default for ClusterConfig {
             idle_flush: Duration::from_secs(2),
             // Short, so sweeps run (under faults) within a scenario.
             gc_every: Some(Duration::from_secs(20)),
+            pchannels: 2,
+            tick_interval: streaming::DEFAULT_TICK_INTERVAL,
+            checkpoint_every: Duration::from_secs(3),
         }
     }
 }
@@ -162,7 +172,7 @@ macro_rules! serve {
     };
 }
 
-fn coordinator_node(handle: &Handle, meta: &FaultyMeta, i: usize) -> NodeHandle {
+fn coordinator_node(handle: &Handle, meta: &FaultyMeta, i: usize, pchannels: u32) -> NodeHandle {
     let m = meta.clone();
     let addr = SocketAddr::new(IpAddr::V4(ip(1, i)), COORDINATOR_PORT);
     handle
@@ -174,6 +184,7 @@ fn coordinator_node(handle: &Handle, meta: &FaultyMeta, i: usize) -> NodeHandle 
             async move {
                 let cfg = CoordinatorConfig {
                     seat: format!("coordinator-{}", i + 1),
+                    pchannels,
                 };
                 let seat = coordinator::start(cfg, meta);
                 serve!(CoordinatorService(seat).into_server(), addr);
@@ -264,6 +275,8 @@ fn streaming_node(
                     idle_flush: cfg.idle_flush,
                     gc_every: cfg.gc_every,
                     recovery: Recovery::Retry,
+                    tick_interval: cfg.tick_interval,
+                    checkpoint_every: cfg.checkpoint_every,
                 };
                 let deps = streaming_deps(meta, store, &cfg);
                 let node = streaming::start(scfg, deps)
@@ -308,7 +321,7 @@ impl Cluster {
         store.set_config(store_baseline());
         let objects: Arc<dyn ObjectStore> = Arc::new(store.clone());
         let coordinators = (0..cfg.coordinators)
-            .map(|i| coordinator_node(&handle, &meta, i))
+            .map(|i| coordinator_node(&handle, &meta, i, cfg.pchannels))
             .collect();
         let query_nodes = (0..cfg.query_nodes)
             .map(|i| query_node(&handle, &objects, i))

@@ -12,6 +12,8 @@ pub mod faulty_meta;
 pub mod history;
 pub mod model;
 #[cfg(madsim)]
+pub mod neighbours;
+#[cfg(madsim)]
 pub mod nemesis;
 #[cfg(madsim)]
 pub mod scenario;

@@ -33,7 +33,7 @@ pub enum Fault {
     /// Drop a share of messages (streams retransmit, so calls slow down or time out).
     Drop,
     /// Move a vchannel's WAL ownership to another streaming node.
-    MoveVchannel,
+    MovePchannel,
     /// Object store errors and latency spikes.
     ObjectStoreBrownout,
     /// Meta store errors (some after the write committed) and latency.
@@ -50,7 +50,7 @@ impl Fault {
             Fault::Pause => "pause",
             Fault::Latency => "latency",
             Fault::Drop => "drop",
-            Fault::MoveVchannel => "move-vchannel",
+            Fault::MovePchannel => "move-pchannel",
             Fault::ObjectStoreBrownout => "object-store-brownout",
             Fault::MetaBrownout => "meta-brownout",
         }
@@ -146,7 +146,7 @@ impl Nemesis {
             Fault::Pause => self.pause(hold).await,
             Fault::Latency => self.latency(hold).await,
             Fault::Drop => self.drop_messages(hold).await,
-            Fault::MoveVchannel => self.move_vchannel().await,
+            Fault::MovePchannel => self.move_pchannel().await,
             Fault::ObjectStoreBrownout => self.object_store_brownout(hold).await,
             Fault::MetaBrownout => self.meta_brownout(hold).await,
         }
@@ -271,8 +271,9 @@ impl Nemesis {
         self.net.update_config(|c| c.packet_loss_rate = 0.0);
     }
 
-    /// Asks the coordinator (from the control node) to move one shard's vchannel.
-    async fn move_vchannel(&mut self) {
+    /// Asks the coordinator (from the control node) to move the pchannel one shard of
+    /// the collection rides on, with every vchannel on it.
+    async fn move_pchannel(&mut self) {
         let shard = self.rng.index(2);
         let c = self.cluster.clone();
         let moved = self
@@ -281,17 +282,17 @@ impl Nemesis {
             .spawn(async move {
                 let coord = c.coordinator_client();
                 let info = coord.get("default", COLLECTION).await.ok()?;
-                let v = info.vchannels().get(shard)?.clone();
-                coord.reassign(&v.0, None).await.ok()
+                let p = info.pchannel(u32::try_from(shard).ok()?);
+                coord.reassign(&p.0, None).await.ok()
             })
             .await
             .ok()
             .flatten();
         let what = match moved {
-            Some(a) => format!("{} to {} epoch {}", a.vchannel, a.node, a.epoch),
+            Some(a) => format!("{} to {} epoch {}", a.pchannel, a.node, a.epoch),
             None => format!("shard {shard}: no move (no coordinator)"),
         };
-        self.note(Fault::MoveVchannel, what);
+        self.note(Fault::MovePchannel, what);
     }
 
     async fn object_store_brownout(&mut self, hold: Duration) {

@@ -10,6 +10,7 @@ use quiver_core::rt::{self, Rng};
 use crate::client;
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::model::{check_search_exact, CheckConfig, History, Key};
+use crate::neighbours;
 use crate::nemesis::{self, NemesisConfig, NemesisLog};
 use crate::trace::TraceHash;
 use crate::workload::{self, Recorder, WorkloadConfig, DIM};
@@ -79,7 +80,8 @@ pub async fn run(s: &Scenario, seed: u64) -> Report {
     let t0 = rt::now();
     let cluster = start(s, seed).await;
     let log = Arc::new(Mutex::new(NemesisLog::default()));
-    let (rec, ops) = drive(s, seed, &cluster, &log).await;
+    let (rec, ops, sent) = drive(s, seed, &cluster, &log).await;
+    let neighbour_acks: usize = sent.iter().map(|n| n.acked.len()).sum();
     rt::buggify::disable();
     let buggify_fired = rt::buggify::fired();
 
@@ -91,7 +93,10 @@ pub async fn run(s: &Scenario, seed: u64) -> Report {
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     let mut trace = trace_of(&history, &log);
-    let violations = judge(s, &cluster, &history, first.as_ref(), seed, &mut trace).await;
+    let mut violations = judge(s, &cluster, &history, first.as_ref(), seed, &mut trace).await;
+    if first.is_some() {
+        violations.extend(check_neighbours(s, &cluster, sent).await);
+    }
     for v in &violations {
         trace.record(v);
     }
@@ -109,7 +114,7 @@ pub async fn run(s: &Scenario, seed: u64) -> Report {
         seed,
         violations,
         trace_line: trace.line(s.name, seed),
-        summary: history.summary(),
+        summary: format!("{} neighbour_acks={neighbour_acks}", history.summary()),
         faults,
         buggify_fired,
         simulated,
@@ -122,7 +127,10 @@ async fn start(s: &Scenario, seed: u64) -> Arc<Cluster> {
     let proxy0 = cluster.proxies[0].clone();
     let shards = s.shards;
     cluster.proxy_nodes[0]
-        .spawn(async move { workload::setup(&proxy0, shards).await })
+        .spawn(async move {
+            workload::setup(&proxy0, shards).await;
+            neighbours::setup(&proxy0, shards).await;
+        })
         .await
         .expect("setup");
     if let Some((p, f)) = s.buggify {
@@ -131,14 +139,15 @@ async fn start(s: &Scenario, seed: u64) -> Arc<Cluster> {
     cluster
 }
 
-/// Runs the clients (spread over the proxies) and the nemesis until the workload's
-/// time is up; returns the recorded history and how many operations the clients ran.
+/// Runs the clients (spread over the proxies), the neighbours' writer and the nemesis
+/// until the workload's time is up; returns the recorded history, how many operations
+/// the clients ran and what the neighbours' writer sent.
 async fn drive(
     s: &Scenario,
     seed: u64,
     cluster: &Arc<Cluster>,
     log: &Arc<Mutex<NemesisLog>>,
-) -> (Recorder, usize) {
+) -> (Recorder, usize, Vec<neighbours::Sent>) {
     let rec = Recorder::new();
     let until = rt::now() + s.workload.duration;
     let mut clients = Vec::new();
@@ -150,12 +159,36 @@ async fn drive(
                 .spawn(workload::run_client(c as u32, seed, proxy, rec, cfg, until)),
         );
     }
+    let last = cluster.proxies.len() - 1;
+    let sent = neighbours::record();
+    let writer = cluster.proxy_nodes[last].spawn(neighbours::run_writer(
+        cluster.proxies[last].clone(),
+        sent.clone(),
+        s.workload.think * 4,
+        until,
+    ));
     nemesis::run(cluster.clone(), s.nemesis.clone(), seed, until, log.clone()).await;
     let mut ops = 0;
     for c in clients {
         ops += c.await.unwrap_or(0);
     }
-    (rec, ops)
+    let _ = writer.await;
+    let sent = sent.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    (rec, ops, sent)
+}
+
+/// The neighbour collections kept what was acknowledged (see [`neighbours`]).
+async fn check_neighbours(
+    s: &Scenario,
+    cluster: &Arc<Cluster>,
+    sent: Vec<neighbours::Sent>,
+) -> Vec<String> {
+    let p = cluster.proxies[0].clone();
+    let deadline = rt::now() + s.converge_within;
+    cluster.proxy_nodes[0]
+        .spawn(async move { neighbours::check(&p, &sent, deadline).await })
+        .await
+        .expect("neighbour check")
 }
 
 /// The keys a Strong scan sees once the faults have healed, if one succeeds within

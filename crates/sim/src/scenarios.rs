@@ -87,7 +87,7 @@ pub fn streaming_handoff() -> Scenario {
         },
         ..base(
             "streaming-handoff",
-            vec![Fault::MoveVchannel, Fault::MoveVchannel, Fault::KillRestart],
+            vec![Fault::MovePchannel, Fault::MovePchannel, Fault::KillRestart],
             vec![Role::Streaming],
         )
     }
@@ -125,7 +125,7 @@ pub fn everything_at_once() -> Scenario {
             Fault::Pause,
             Fault::Latency,
             Fault::Drop,
-            Fault::MoveVchannel,
+            Fault::MovePchannel,
             Fault::ObjectStoreBrownout,
             Fault::MetaBrownout,
         ],

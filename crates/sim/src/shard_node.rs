@@ -128,6 +128,7 @@ impl ShardWorld {
                 store,
                 tso: Arc::new(tso),
                 forwarder: None,
+                ticks: None,
             },
         )
         .await

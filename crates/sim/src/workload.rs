@@ -105,7 +105,7 @@ pub async fn setup(proxy: &Proxy, shards: i32) {
 }
 
 /// Repeats a DDL call until it answers success.
-async fn until_ok<F, Fut>(call: F)
+pub(crate) async fn until_ok<F, Fut>(call: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<Status>, tonic::Status>>,

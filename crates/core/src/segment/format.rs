@@ -4,7 +4,8 @@
 //! magic    4 bytes  "QVOB"
 //! version  u16 LE   format version (1)
 //! kind     u8       1 field binlog, 2 timestamp log, 3 pk stats, 4 delta log,
-//!                   5 shard manifest, 6 catalog entry
+//!                   5 shard manifest, 6 catalog entry, 7 channel assignment,
+//!                   8 leader seat, 9 WAL checkpoint
 //! reserved u8       0
 //! length   u64 LE   payload length
 //! payload  postcard-encoded body of the kind
@@ -38,6 +39,8 @@ pub enum ObjectKind {
     ChannelAssignment = 7,
     /// Who holds the coordinator's seat (meta store).
     LeaderSeat = 8,
+    /// A vchannel's checkpoint in a pchannel log (meta store).
+    WalCheckpoint = 9,
 }
 
 impl ObjectKind {
@@ -51,6 +54,7 @@ impl ObjectKind {
             6 => ObjectKind::CatalogEntry,
             7 => ObjectKind::ChannelAssignment,
             8 => ObjectKind::LeaderSeat,
+            9 => ObjectKind::WalCheckpoint,
             _ => return None,
         })
     }

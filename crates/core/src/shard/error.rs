@@ -63,6 +63,16 @@ pub enum ShardError {
         mine: u64,
         current: u64,
     },
+    /// A read waited for the shard's safe timestamp to reach its guarantee and it did
+    /// not (no time tick of the pchannel succeeded in time).
+    #[error(
+        "shard {vchannel} is not caught up: safe timestamp {tsafe} did not reach {wanted} in time"
+    )]
+    TsafeLag {
+        vchannel: String,
+        wanted: u64,
+        tsafe: u64,
+    },
     /// A mutation is durable and applied, but a delete could not reach the node
     /// serving a handed-off segment and taking the segment back failed too: the
     /// mutation was not acknowledged. Shown as the error that stopped it.
@@ -93,7 +103,7 @@ impl ShardError {
             ShardError::NotOwner { .. } | ShardError::Retired { .. } => ErrorKind::NotOwner,
             ShardError::CommitUnknown { .. } => ErrorKind::NeedsReopen,
             // A shard asks the oracle only before anything durable happens.
-            ShardError::Tso(_) => ErrorKind::Retriable,
+            ShardError::Tso(_) | ShardError::TsafeLag { .. } => ErrorKind::Retriable,
             ShardError::Meta(m) => m.kind(),
             ShardError::Storage(s) => storage_kind(s),
             ShardError::Message { .. }

@@ -28,6 +28,15 @@ impl Shard {
     pub async fn flush(&self) -> Result<Manifest, ShardError> {
         let mut st = self.state.write().await;
         self.check_live(&st)?;
+        // The log must reach the checkpoint durably before the checkpoint is committed
+        // (under a relaxed fsync policy it may not yet): a log that ends before its
+        // committed checkpoint can then only be a lost file, and recovery refuses it.
+        self.deps.wal.sync().await?;
+        // Under the write lock nothing of this vchannel is in flight, so what lies
+        // between its last record and the log's end belongs to other vchannels of the
+        // pchannel: the checkpoint moves past it, or an idle vchannel would pin the
+        // shared log for ever.
+        st.applied = st.applied.max(self.deps.wal.next_offset().await);
         let mut manifest = st.manifest.clone();
         manifest.checkpoint = st.applied;
         manifest.next_segment = st.next_segment;
@@ -41,11 +50,11 @@ impl Shard {
             segments = ?manifest.segments.iter().map(|f| (f.id.0, f.num_rows)).collect::<Vec<_>>(),
             "committing flush"
         );
-        // The log must reach the checkpoint durably before the checkpoint is committed
-        // (under a relaxed fsync policy it may not yet): a log that ends before its
-        // committed checkpoint can then only be a lost file, and recovery refuses it.
-        self.deps.wal.sync().await?;
-        self.commit_manifest(&mut st, &mut manifest).await?;
+        let committed = self.commit_manifest(&mut st, &mut manifest).await;
+        if committed.is_err() {
+            self.publish(&st);
+        }
+        committed?;
         st.install(written, manifest.clone());
         st.check_invariants();
         drop(st);
@@ -189,5 +198,6 @@ impl State {
             }
         }
         self.manifest = manifest;
+        self.last_flush = crate::rt::now();
     }
 }

@@ -134,8 +134,11 @@ pub(super) async fn claim(
     let raw = deps.meta.get(&key).await?;
     let mut manifest = match &raw {
         Some(bytes) => decode_manifest(&key, bytes)?,
+        // A vchannel new to a shared log starts where the log ends now: nothing before
+        // that is its own (the log is fenced, so nothing more can land before it).
         None => Manifest {
             next_segment: cfg.first_segment_id.max(1),
+            checkpoint: deps.wal.fresh_checkpoint().await,
             ..Manifest::default()
         },
     };

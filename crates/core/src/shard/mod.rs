@@ -12,8 +12,15 @@
 //!
 //! The modules: [`state`] (what is in memory and how a WAL message changes it),
 //! [`manifest`] (what is durable and its commit), [`flush`], [`remote`] (segments
-//! handed off to another node), [`read`] (split reads), [`error`]. This file holds the
-//! shard itself: opening and recovery, the write path and time ticks.
+//! handed off to another node), [`read`] (split reads), [`tsafe`] (the safe timestamp
+//! and time ticks), [`error`]. This file holds the shard itself: opening and recovery
+//! and the write path.
+//!
+//! The shard's WAL is its vchannel's view of a pchannel log shared with other
+//! vchannels ([`crate::wal::pchannel`]): its records' offsets are sparse, so the shard
+//! checks that each record lies *after* the last one applied, not right after it. A
+//! write whose append failed with an unknown outcome retires the copy instead (the
+//! record may be durable), which is what a dense check would have caught.
 
 pub mod check;
 mod error;
@@ -23,6 +30,7 @@ mod paced;
 mod read;
 mod remote;
 mod state;
+mod tsafe;
 
 use std::sync::Arc;
 
@@ -45,6 +53,7 @@ pub use manifest::Manifest;
 pub use read::{ReadScope, RemoteInScope};
 pub use remote::DeleteForwarder;
 use state::State;
+pub use tsafe::TickRequests;
 
 /// What a shard is.
 #[derive(Debug, Clone)]
@@ -68,6 +77,12 @@ pub struct ShardStats {
     pub sealed_segments: usize,
     /// When the last mutation was applied (monotonic clock).
     pub last_mutation: Option<crate::rt::Instant>,
+    /// The committed WAL checkpoint, and the end of the (possibly shared) log: the
+    /// records between them are replayed by a recovery, and pin the log.
+    pub checkpoint: Offset,
+    pub log_end: Offset,
+    /// When this copy last committed a flush (or opened).
+    pub last_flush: crate::rt::Instant,
 }
 
 /// What a shard stands on.
@@ -80,6 +95,9 @@ pub struct ShardDeps {
     pub tso: Arc<dyn TimestampOracle>,
     /// Where deletes for handed-off segments go; `None` when segments never leave.
     pub forwarder: Option<Arc<dyn DeleteForwarder>>,
+    /// The ticker of the shard's pchannel, asked for a tick when a read is ahead of
+    /// tsafe; `None` where nothing ticks (a read ahead of tsafe then waits it out).
+    pub ticks: Option<Arc<TickRequests>>,
 }
 
 /// A successful mutation: its timestamp and WAL position.
@@ -94,6 +112,8 @@ pub struct Shard {
     cfg: ShardConfig,
     deps: ShardDeps,
     state: tokio::sync::RwLock<State>,
+    /// tsafe and retirement, for readers waiting on them (see [`tsafe`]).
+    watch: tsafe::Watched,
 }
 
 impl std::fmt::Debug for Shard {
@@ -126,6 +146,8 @@ impl Shard {
             state.sealed.insert(files.id, seg);
         }
         let replayed = replay(&cfg, &deps, &mut state).await?;
+        // Before the first append: a shared log must keep what this vchannel needs.
+        deps.wal.pin(state.manifest.checkpoint).await?;
         // Everything replayed is applied; a fresh timestamp is safe from here on.
         state.advance_tsafe(deps.tso.next().await?);
         state.check_invariants();
@@ -135,11 +157,14 @@ impl Shard {
             checkpoint = state.manifest.checkpoint,
             "shard recovered"
         );
-        Ok(Shard {
+        let shard = Shard {
             cfg,
             deps,
             state: tokio::sync::RwLock::new(state),
-        })
+            watch: tsafe::Watched::default(),
+        };
+        shard.publish(&*shard.state.read().await);
+        Ok(shard)
     }
 
     pub fn config(&self) -> &ShardConfig {
@@ -183,6 +208,7 @@ impl Shard {
                 // the shard reopens from what is durable.
                 if e.kind() == crate::error_kind::ErrorKind::NeedsReopen {
                     st.retired = true;
+                    self.publish(&st);
                 }
                 return Err(e.into());
             }
@@ -190,7 +216,7 @@ impl Shard {
         // Recovery replays the WAL from the checkpoint into the same state: that is
         // only the state acknowledged if every record was applied, in offset order.
         crate::invariant!(
-            offset == st.applied,
+            offset >= st.applied,
             "WAL offsets and applied state diverged: appended at {offset}, applied up to {}",
             st.applied
         );
@@ -198,6 +224,7 @@ impl Shard {
         st.applied = offset + 1;
         st.last_mutation = Some(crate::rt::now());
         st.advance_tsafe(ts);
+        self.publish(&st);
         let outbox = std::mem::take(&mut st.outbox);
         if !outbox.is_empty() {
             // Acknowledge only once every segment that serves reads has the delete.
@@ -222,6 +249,7 @@ impl Shard {
         st.applied = offset + 1;
         st.last_mutation = Some(crate::rt::now());
         st.advance_tsafe(ts);
+        self.publish(st);
         let (wal, epoch) = (self.deps.wal.clone(), self.deps.epoch);
         crate::rt::spawn(async move {
             crate::rt::sleep(std::time::Duration::from_millis(300)).await;
@@ -271,25 +299,6 @@ impl Shard {
             .await
     }
 
-    /// The shard's safe timestamp (see [`Shard::tick`]).
-    pub async fn tsafe(&self) -> Timestamp {
-        self.state.read().await.tsafe()
-    }
-
-    /// A time tick: takes a fresh timestamp as the new safe timestamp. Taken under the
-    /// write lock, so every mutation with a smaller timestamp has been applied: a read
-    /// at the returned timestamp sees everything acknowledged before the tick.
-    pub async fn tick(&self) -> Result<Timestamp, ShardError> {
-        let mut st = self.state.write().await;
-        self.check_live(&st)?;
-        // Only the owner may declare time safe: a copy whose vchannel moved on would
-        // otherwise serve a "strong" read without the new owner's writes.
-        self.deps.wal.fence(self.deps.epoch).await?;
-        let ts = self.deps.tso.next().await?;
-        st.advance_tsafe(ts);
-        Ok(ts)
-    }
-
     /// Sizes and activity, for flush policies and statistics.
     pub async fn stats(&self) -> ShardStats {
         let st = self.state.read().await;
@@ -299,6 +308,9 @@ impl Shard {
             growing_segments: st.growing.len(),
             sealed_segments: st.sealed.len(),
             last_mutation: st.last_mutation,
+            checkpoint: st.manifest.checkpoint,
+            log_end: self.deps.wal.next_offset().await,
+            last_flush: st.last_flush,
         }
     }
 
@@ -343,8 +355,8 @@ async fn replay(
         }
         for r in records {
             crate::invariant!(
-                r.offset == state.applied,
-                "WAL replay skipped from {} to {}",
+                r.offset >= state.applied,
+                "WAL replay went back from {} to {}",
                 state.applied,
                 r.offset
             );

@@ -15,7 +15,7 @@ use crate::segment::{DeleteRecord, GrowingSegment, SealedSegment, SegmentView};
 use crate::tso::Timestamp;
 use crate::wal::Offset;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct State {
     pub(super) growing: BTreeMap<SegmentId, GrowingSegment>,
     /// The growing segment taking inserts, per partition.
@@ -37,6 +37,8 @@ pub(super) struct State {
     /// The next WAL offset to apply.
     pub(super) applied: Offset,
     pub(super) last_mutation: Option<crate::rt::Instant>,
+    /// When this copy last committed a flush, or opened.
+    pub(super) last_flush: crate::rt::Instant,
     /// The safe timestamp: every mutation with a timestamp at or below it is applied,
     /// and none will ever be applied below it (the TSO only moves forward). Set only
     /// through [`State::advance_tsafe`].
@@ -52,7 +54,15 @@ impl State {
             applied: manifest.checkpoint,
             manifest_raw: Some(manifest_raw),
             manifest,
-            ..State::default()
+            last_flush: crate::rt::now(),
+            growing: Default::default(),
+            active: Default::default(),
+            sealed: Default::default(),
+            remote: Default::default(),
+            outbox: Default::default(),
+            retired: false,
+            last_mutation: None,
+            tsafe: Timestamp::default(),
         }
     }
 

@@ -1,8 +1,7 @@
-//! The write-ahead log: one log per vchannel (a shard), kept in local files
-//! ([`LocalWal`]) or in object storage ([`ObjectWal`]); the brief's pchannels, which
-//! multiplex many vchannels on one log, are still to come. A streaming node appends
-//! every mutation
-//! here before acknowledging it; recovery replays the tail after the last flush
+//! The write-ahead log: one log per pchannel, kept in local files ([`LocalWal`]) or in
+//! object storage ([`ObjectWal`]), shared by the vchannels (shards) mapped to it
+//! ([`pchannel`]). A streaming node appends every mutation here before acknowledging
+//! it; recovery replays the tail after the last flush
 //! checkpoint. Appends carry the owner's fencing epoch: once a newer owner has claimed
 //! the log, an append under an older epoch is refused, so at most one writer appends
 //! per epoch.
@@ -10,6 +9,7 @@
 mod local;
 mod mem;
 pub mod object;
+pub mod pchannel;
 pub mod record;
 
 use async_trait::async_trait;
@@ -25,9 +25,11 @@ pub use local::{
 };
 pub use mem::MemWal;
 pub use object::{ObjectWal, ObjectWalOptions};
+pub use pchannel::{SharedLog, VchannelWal};
 pub use record::{FrameError, WalRecord};
 
-/// Position of a record in a log; dense, starting at 0.
+/// Position of a record in a log; dense, starting at 0 (one vchannel's records in a
+/// shared log are sparse).
 pub type Offset = u64;
 
 /// A writer's fencing epoch; a new owner of a pchannel takes a larger one.
@@ -79,7 +81,7 @@ impl WalError {
     }
 }
 
-/// One log (today: a vchannel's).
+/// One log (a pchannel's), or one vchannel's view of it ([`VchannelWal`]).
 #[async_trait]
 pub trait Wal: Send + Sync + std::fmt::Debug {
     /// Claims the log for `epoch`. Fails with [`WalError::Fenced`] if a newer epoch
@@ -97,7 +99,9 @@ pub trait Wal: Send + Sync + std::fmt::Debug {
     /// Allows the log to drop records before `offset` (they are checkpointed).
     async fn truncate_before(&self, offset: Offset) -> Result<(), WalError>;
 
-    /// The offset the next append will get.
+    /// The offset the next append will get: one past the last record whose append
+    /// completed. Offsets below it are never handed out again, so a vchannel with no
+    /// record in flight may take it as its checkpoint.
     async fn next_offset(&self) -> Offset;
 
     /// The oldest offset still readable.
@@ -111,6 +115,18 @@ pub trait Wal: Send + Sync + std::fmt::Debug {
     /// committed checkpoint (that is only ever a lost file: see [`FrameError::Missing`]).
     async fn sync(&self) -> Result<(), WalError> {
         Ok(())
+    }
+
+    /// Records `checkpoint` as what a vchannel opening under it still needs, before it
+    /// appends anything (a shared log must not drop it on another vchannel's behalf).
+    async fn pin(&self, _checkpoint: Offset) -> Result<(), WalError> {
+        Ok(())
+    }
+
+    /// The checkpoint of a vchannel that never flushed: the start of its own log, or
+    /// the current end of a shared one (nothing before it is the vchannel's).
+    async fn fresh_checkpoint(&self) -> Offset {
+        0
     }
 
     /// Where the log is, for error messages.

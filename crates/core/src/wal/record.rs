@@ -50,6 +50,9 @@ pub enum FrameError {
     /// records, or its place in the log).
     #[error("inconsistent WAL block: {0}")]
     Block(String),
+    /// A record of a pchannel log whose envelope (vchannel tag or tick) is malformed.
+    #[error("bad pchannel record: {0}")]
+    Envelope(String),
     /// The log does not reach back to (or up to) the flush checkpoint `needed`, from
     /// which recovery must replay: a WAL file is missing. Records after the checkpoint
     /// that were in it are gone, and how many is unknown.

@@ -66,7 +66,8 @@ struct RepairArgs {
 #[derive(clap::Args, Debug)]
 struct StandaloneArgs {
     /// TOML file with any of the settings below (keys: data_dir, host, port,
-    /// auth_token, wal, wal_fsync, seal_rows, idle_flush_secs).
+    /// auth_token, wal, wal_fsync, seal_rows, idle_flush_secs, pchannels,
+    /// time_tick_ms).
     #[arg(long, env = "QUIVER_CONFIG")]
     config: Option<PathBuf>,
     /// Where the meta store, WALs and segment objects live [default: ./quiver-data].
@@ -98,6 +99,15 @@ struct StandaloneArgs {
     /// Seconds without writes after which growing data is flushed [default: 10].
     #[arg(long, env = "QUIVER_IDLE_FLUSH_SECS")]
     idle_flush_secs: Option<u64>,
+    /// How many pchannels (shared WAL logs) a new data directory gets; every shard of
+    /// every collection rides on one of them. Fixed when the data directory is
+    /// created: a different value later is reported and ignored [default: 16].
+    #[arg(long, env = "QUIVER_PCHANNELS")]
+    pchannels: Option<u32>,
+    /// Milliseconds between time ticks of each pchannel; a Strong read asks for one
+    /// at once [default: 200].
+    #[arg(long, env = "QUIVER_TIME_TICK_MS")]
+    time_tick_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -111,6 +121,8 @@ struct FileConfig {
     wal_fsync: Option<String>,
     seal_rows: Option<usize>,
     idle_flush_secs: Option<u64>,
+    pchannels: Option<u32>,
+    time_tick_ms: Option<u64>,
 }
 
 fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
@@ -168,6 +180,16 @@ fn resolve(args: StandaloneArgs) -> Result<StandaloneConfig, String> {
             .or(file.wal)
             .unwrap_or_else(|| "local".into())
             .parse()?,
+        pchannels: match args.pchannels.or(file.pchannels).unwrap_or(16) {
+            0 => return Err("pchannels must be at least 1".into()),
+            n => n,
+        },
+        tick_interval: Duration::from_millis(
+            args.time_tick_ms
+                .or(file.time_tick_ms)
+                .unwrap_or(200)
+                .max(1),
+        ),
     })
 }
 

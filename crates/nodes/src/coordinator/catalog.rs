@@ -49,6 +49,33 @@ pub struct CollectionInfo {
     pub indexes: Vec<IndexInfo>,
     pub load: Load,
     pub created_ts: u64,
+    /// The pchannel each shard rides on, chosen when the collection was created. Empty
+    /// for a collection created before pchannels: each of its shards keeps its own log.
+    pub pchannels: Vec<String>,
+}
+
+/// A catalog entry as written before pchannels (read, never written).
+#[derive(Deserialize)]
+struct CollectionInfoV2 {
+    id: CollectionId,
+    db: String,
+    schema: CollectionSchema,
+    shards: u32,
+    consistency_level: i32,
+    properties: Vec<(String, String)>,
+    partitions: Vec<PartitionInfo>,
+    indexes: Vec<IndexInfo>,
+    load: Load,
+    created_ts: u64,
+}
+
+/// The log a shard writes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardLog {
+    /// The log's name (its directory or object prefix under `wal/`).
+    pub name: String,
+    /// A shard's own log, as written before pchannels (not shared).
+    pub dedicated: bool,
 }
 
 /// What of a collection is loaded (served to reads).
@@ -119,9 +146,36 @@ impl CollectionInfo {
         (loaded * 100 / n) as i64
     }
 
-    /// One vchannel per shard.
+    /// One vchannel per shard, named after its pchannel (Milvus's naming).
     pub fn vchannels(&self) -> Vec<VChannel> {
-        (0..self.shards).map(|i| vchannel_of(self.id, i)).collect()
+        (0..self.shards)
+            .map(|i| VChannel::new(&self.pchannel(i), self.id, i))
+            .collect()
+    }
+
+    /// The pchannel shard `shard` rides on: ownership and fencing are per pchannel.
+    /// A collection created before pchannels rode on `quiver-dml_<shard>`.
+    pub fn pchannel(&self, shard: u32) -> PChannel {
+        match self.pchannels.get(shard as usize) {
+            Some(p) => PChannel(p.clone()),
+            None => PChannel::numbered(PCHANNEL_PREFIX, shard),
+        }
+    }
+
+    /// The log shard `shard` writes to: its pchannel's, or for a collection created
+    /// before pchannels its vchannel's own.
+    pub fn log_of(&self, shard: u32) -> ShardLog {
+        if self.pchannels.is_empty() {
+            let v = VChannel::new(&self.pchannel(shard), self.id, shard);
+            return ShardLog {
+                name: v.0,
+                dedicated: true,
+            };
+        }
+        ShardLog {
+            name: self.pchannel(shard).0,
+            dedicated: false,
+        }
     }
 
     pub fn partition(&self, name: &str) -> ApiResult<&PartitionInfo> {
@@ -159,9 +213,47 @@ impl CollectionInfo {
     }
 }
 
-/// The vchannel of a collection's shard.
-pub fn vchannel_of(collection: CollectionId, shard: u32) -> VChannel {
-    VChannel::new(&PChannel::numbered("quiver", shard), collection, shard)
+/// pchannels are named `quiver-dml_<n>`.
+pub const PCHANNEL_PREFIX: &str = "quiver";
+
+/// Picks the pchannels for a new collection's `shards`: the least used of the
+/// cluster's `count` (ties to the lowest number), a different one per shard while
+/// there are enough.
+pub(super) fn choose_pchannels<'a>(
+    existing: impl Iterator<Item = &'a CollectionInfo>,
+    count: u32,
+    shards: u32,
+) -> Vec<String> {
+    let mut load: BTreeMap<String, usize> = (0..count)
+        .map(|i| (PChannel::numbered(PCHANNEL_PREFIX, i).0, 0))
+        .collect();
+    for info in existing {
+        for p in &info.pchannels {
+            if let Some(n) = load.get_mut(p) {
+                *n += 1;
+            }
+        }
+    }
+    let mut chosen: Vec<String> = Vec::new();
+    for _ in 0..shards {
+        let fresh = |p: &String| !chosen.contains(p) || chosen.len() >= count as usize;
+        let pick = load
+            .iter()
+            .filter(|(p, _)| fresh(p))
+            .min_by_key(|(p, n)| (**n, pchannel_number(p)))
+            .map(|(p, _)| p.clone())
+            .expect("a cluster has at least one pchannel");
+        *load.get_mut(&pick).expect("picked from the map") += 1;
+        chosen.push(pick);
+    }
+    chosen
+}
+
+fn pchannel_number(p: &str) -> u32 {
+    p.rsplit('_')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u32::MAX)
 }
 
 /// Databases and their collections, guarded together so a database cannot be dropped
@@ -235,6 +327,23 @@ pub(super) fn database_not_found(db: &str) -> ApiError {
 }
 
 pub(crate) fn decode_collection(k: &str, v: &[u8]) -> ApiResult<CollectionInfo> {
-    format::decode::<CollectionInfo>(ObjectKind::CatalogEntry, v)
-        .map_err(|e| ApiError::internal(format!("corrupt catalog entry {k}: {e}")))
+    let e = match format::decode::<CollectionInfo>(ObjectKind::CatalogEntry, v) {
+        Ok(info) => return Ok(info),
+        Err(e) => e,
+    };
+    let old = format::decode::<CollectionInfoV2>(ObjectKind::CatalogEntry, v)
+        .map_err(|_| ApiError::internal(format!("corrupt catalog entry {k}: {e}")))?;
+    Ok(CollectionInfo {
+        id: old.id,
+        db: old.db,
+        schema: old.schema,
+        shards: old.shards,
+        consistency_level: old.consistency_level,
+        properties: old.properties,
+        partitions: old.partitions,
+        indexes: old.indexes,
+        load: old.load,
+        created_ts: old.created_ts,
+        pchannels: Vec::new(),
+    })
 }

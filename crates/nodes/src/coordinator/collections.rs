@@ -43,10 +43,13 @@ impl Coordinator {
             ));
         }
         let ts = self.tso.next().await?;
+        let shards = shards.clamp(1, 16);
+        let pchannels = choose_pchannels(cat.collections.values(), self.pchannels, shards);
         let info = CollectionInfo {
             id: CollectionId(ts.0 as i64),
             db: db.to_string(),
-            shards: shards.clamp(1, 16),
+            shards,
+            pchannels,
             consistency_level,
             properties,
             partitions: vec![PartitionInfo {
@@ -93,7 +96,6 @@ impl Coordinator {
         self.meta.delete(&key(db, name)).await?;
         cat.collections.remove(&(db.to_string(), name.to_string()));
         for v in info.vchannels() {
-            self.channels.remove(&v.0).await?;
             self.queries.remove(&v.0).await?;
         }
         Ok(Some(info))

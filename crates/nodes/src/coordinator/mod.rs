@@ -1,5 +1,5 @@
 //! The coordinator: the catalog (databases' collections, partitions, indexes, load
-//! state) persisted in the meta store, the TSO, vchannel assignment
+//! state) persisted in the meta store, the TSO, pchannel assignment
 //! ([`crate::channels`]) and query coordination ([`crate::querycoord`]). One active
 //! coordinator at a time ([`crate::leader`]); in standalone it shares the process with
 //! the other roles.
@@ -23,13 +23,14 @@ use quiver_core::segment::format::{self, ObjectKind};
 use quiver_core::tso::{Timestamp, TsoAllocator};
 
 use crate::channels::{ChannelAssignment, ChannelTable};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{code, ApiError, ApiResult};
 use crate::leader::CoordinatorSeat;
 pub use crate::rpc::CoordinatorApi;
+use crate::rpc::ShardRef;
 use catalog::{decode_collection, Catalog, ALIAS_PREFIX, CATALOG_PREFIX, DATABASE_PREFIX};
 pub use catalog::{
-    vchannel_of, AliasEntry, CollectionInfo, DatabaseInfo, IndexInfo, Load, PartitionInfo,
-    DEFAULT_DB, DEFAULT_PARTITION, MAX_DATABASES,
+    AliasEntry, CollectionInfo, DatabaseInfo, IndexInfo, Load, PartitionInfo, ShardLog, DEFAULT_DB,
+    DEFAULT_PARTITION, MAX_DATABASES, PCHANNEL_PREFIX,
 };
 pub use change::CatalogChange;
 
@@ -44,20 +45,31 @@ pub struct Coordinator {
     channels: ChannelTable,
     queries: crate::querycoord::QueryAssignments,
     catalog: tokio::sync::RwLock<Catalog>,
+    /// How many pchannels the cluster has (fixed at its first start).
+    pchannels: u32,
 }
 
 /// What a coordinator seat is started with.
 pub struct CoordinatorConfig {
     /// The seat's name in the leadership record (its address, in a cluster).
     pub seat: String,
+    /// How many pchannels (shared WAL logs) a new cluster gets; an existing cluster
+    /// keeps the number it was created with.
+    pub pchannels: u32,
 }
+
+/// Milvus's default (`rootCoord.dmlChannelNum`).
+pub const DEFAULT_PCHANNELS: u32 = 16;
+
+/// Where the cluster's number of pchannels is recorded.
+const PCHANNELS_KEY: &str = "cluster/pchannels";
 
 /// Starts a coordinator seat: it campaigns for office (renewing it while it holds it,
 /// taking it over when the holder goes quiet) and, once in office, opens the TSO and
 /// loads the catalog. Serve it with [`CoordinatorService`](crate::rpc::CoordinatorService);
 /// a standby answers `NOT_LEADER`.
 pub fn start(cfg: CoordinatorConfig, meta: Arc<dyn MetaStore>) -> Arc<CoordinatorSeat> {
-    let seat = CoordinatorSeat::new(cfg.seat, meta);
+    let seat = CoordinatorSeat::new(cfg.seat, meta, cfg.pchannels);
     seat.spawn();
     seat
 }
@@ -68,15 +80,22 @@ pub async fn start_in_office(
     cfg: CoordinatorConfig,
     meta: Arc<dyn MetaStore>,
 ) -> ApiResult<(Arc<CoordinatorSeat>, Arc<Coordinator>)> {
-    let seat = CoordinatorSeat::new(cfg.seat, meta);
+    let seat = CoordinatorSeat::new(cfg.seat, meta, cfg.pchannels);
     let coord = seat.wait_for_office().await?;
     seat.spawn();
     Ok((seat, coord))
 }
 
 impl Coordinator {
-    /// Loads the catalog from the meta store.
-    pub async fn open(meta: Arc<dyn MetaStore>, tso: Arc<TsoAllocator>) -> ApiResult<Self> {
+    /// Loads the catalog from the meta store. `pchannels` is the number of pchannels
+    /// for a cluster that has none recorded yet.
+    pub async fn open(
+        meta: Arc<dyn MetaStore>,
+        tso: Arc<TsoAllocator>,
+        pchannels: u32,
+    ) -> ApiResult<Self> {
+        let pchannels = pchannel_count(meta.as_ref(), pchannels).await?;
+        ChannelTable::migrate(meta.as_ref()).await?;
         let mut collections = BTreeMap::new();
         for (k, v) in meta.range(CATALOG_PREFIX).await? {
             let info = decode_collection(&k, &v)?;
@@ -105,7 +124,13 @@ impl Coordinator {
                 collections,
                 aliases,
             }),
+            pchannels,
         })
+    }
+
+    /// How many pchannels the cluster has.
+    pub fn pchannels(&self) -> u32 {
+        self.pchannels
     }
 
     pub fn tso(&self) -> &Arc<TsoAllocator> {
@@ -192,12 +217,33 @@ impl Coordinator {
         self.channels.heartbeat(node, fresh).await
     }
 
-    pub async fn locate(&self, vchannel: &str) -> ApiResult<ChannelAssignment> {
-        self.channels.locate(vchannel).await
+    /// The owner of the pchannel a collection's shard rides on.
+    pub async fn locate(&self, at: ShardRef) -> ApiResult<ChannelAssignment> {
+        let pchannel = {
+            let cat = self.catalog.read().await;
+            let info = cat
+                .collections
+                .values()
+                .find(|i| i.id == at.collection)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        code::COLLECTION_NOT_FOUND,
+                        format!("collection not found[collection={}]", at.collection),
+                    )
+                })?;
+            if at.shard >= info.shards {
+                return Err(ApiError::invalid(format!(
+                    "collection {} has no shard {}",
+                    at.collection, at.shard
+                )));
+            }
+            info.pchannel(at.shard)
+        };
+        self.channels.locate(&pchannel.0).await
     }
 
-    pub async fn reassign(&self, vchannel: &str, to: Option<&str>) -> ApiResult<ChannelAssignment> {
-        self.channels.reassign(vchannel, to).await
+    pub async fn reassign(&self, pchannel: &str, to: Option<&str>) -> ApiResult<ChannelAssignment> {
+        self.channels.reassign(pchannel, to).await
     }
 
     pub async fn assign_query_node(
@@ -210,6 +256,37 @@ impl Coordinator {
             .assign(vchannel, &candidates, avoid.as_deref())
             .await
     }
+}
+
+/// The cluster's number of pchannels: as recorded at its first start, or `wanted`
+/// (recorded now) for a new cluster. Shards are mapped to pchannels when their
+/// collection is created, so the number cannot change afterwards; a different
+/// `wanted` is reported and ignored.
+async fn pchannel_count(meta: &dyn MetaStore, wanted: u32) -> ApiResult<u32> {
+    if wanted == 0 {
+        return Err(ApiError::invalid("a cluster needs at least one pchannel"));
+    }
+    if let Some(raw) = meta.get(PCHANNELS_KEY).await? {
+        let n: u32 = format::decode(ObjectKind::CatalogEntry, &raw)
+            .map_err(|e| ApiError::internal(format!("corrupt {PCHANNELS_KEY}: {e}")))?;
+        if n != wanted {
+            tracing::warn!(
+                recorded = n,
+                configured = wanted,
+                "the number of pchannels is fixed when a cluster is created; keeping {n}"
+            );
+        }
+        return Ok(n);
+    }
+    let raw = format::encode(ObjectKind::CatalogEntry, &wanted);
+    if !meta
+        .compare_and_swap(PCHANNELS_KEY, None, Some(raw))
+        .await?
+    {
+        // Another seat recorded it first: take that.
+        return Box::pin(pchannel_count(meta, wanted)).await;
+    }
+    Ok(wanted)
 }
 
 #[cfg(test)]

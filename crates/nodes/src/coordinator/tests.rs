@@ -22,7 +22,7 @@ fn schema(name: &str) -> CollectionSchema {
 async fn open(meta: &Arc<MemMetaStore>) -> Coordinator {
     let meta: Arc<dyn MetaStore> = meta.clone();
     let tso = Arc::new(TsoAllocator::open(meta.clone(), "tso").await.unwrap());
-    Coordinator::open(meta, tso).await.unwrap()
+    Coordinator::open(meta, tso, 4).await.unwrap()
 }
 
 fn partition(id: i64, name: &str) -> PartitionInfo {
@@ -92,6 +92,7 @@ fn partition_loads_follow_milvus_rules() {
         indexes: vec![],
         load: Load::NotLoaded,
         created_ts: 0,
+        pchannels: vec!["quiver-dml_0".into()],
     };
     let apply = |i: &mut CollectionInfo, c: CatalogChange| c.apply(i);
     // Nothing loads without an index on every vector field.

@@ -38,6 +38,11 @@ use crate::error::ApiResult;
 use crate::rpc::{CoordinatorApi, DataNodeApi, QueryNodeApi, ShardRef, WireScope};
 pub use targets::{QueryNodeLink, QueryTargets};
 
+/// How long a read waits for its shard's safe timestamp to reach its guarantee before
+/// answering with a retriable error (a tick normally comes within one tick interval,
+/// sooner when asked for).
+const TSAFE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// (segment, index id).
 type IndexKey = (SegmentId, i64);
 
@@ -166,15 +171,13 @@ impl ShardDelegator<'_> {
     }
 
     /// Picks the snapshot a read executes at: the shard's safe timestamp once it has
-    /// reached the read's guarantee. Writes are applied before they are acknowledged,
-    /// so instead of waiting for a time tick the delegator takes one.
+    /// reached the read's guarantee, waiting for the pchannel's next time tick (asked
+    /// for at once) when it has not.
     async fn snapshot(&self, mut scope: WireScope) -> ApiResult<WireScope> {
-        let tsafe = self.shard.tsafe().await;
-        scope.read_ts = if tsafe >= scope.guarantee_ts {
-            tsafe
-        } else {
-            self.shard.tick().await?
-        };
+        scope.read_ts = self
+            .shard
+            .wait_tsafe(scope.guarantee_ts, TSAFE_WAIT)
+            .await?;
         quiver_core::invariant!(
             scope.read_ts >= scope.guarantee_ts,
             "a read would run at {:?}, below its guarantee {:?}",

@@ -102,6 +102,7 @@ mod tests {
             indexes: vec![],
             load: crate::coordinator::Load::Partitions(vec![quiver_core::ids::PartitionId(3)]),
             created_ts: 9,
+            pchannels: vec!["quiver-dml_1".into(), "quiver-dml_0".into()],
         };
         let kind = ObjectKind::CatalogEntry;
         let with = |sel: u8, body: Vec<u8>| {

@@ -7,10 +7,11 @@ use std::fmt;
 use quiver_core::shard::check::{self as shard_check, SegmentDamage};
 use quiver_core::shard::{Manifest, ShardError};
 use quiver_core::wal::object::check_object_wal;
+use quiver_core::wal::pchannel::recorded_checkpoints;
 use quiver_core::wal::{check_local_wal, check_local_wal_from, WalCheck};
 
 use super::{DataDir, OpsError};
-use crate::coordinator::CollectionInfo;
+use crate::coordinator::{CollectionInfo, ShardLog};
 use crate::streaming::OBJECT_WAL_ROOT;
 
 /// What the manifest of a shard is.
@@ -27,6 +28,11 @@ pub enum ManifestState {
 pub struct ShardReport {
     pub shard: u32,
     pub vchannel: String,
+    /// The log the shard writes to (its pchannel's, or its own from before pchannels).
+    pub log: String,
+    /// The lowest checkpoint any vchannel recorded in a shared log: what a repair of
+    /// the log must keep (`None` for a shard's own log).
+    pub log_floor: Option<u64>,
     pub wal: WalCheck,
     pub manifest: ManifestState,
     pub damaged_segments: Vec<SegmentDamage>,
@@ -112,12 +118,31 @@ pub(super) async fn inspect_collection(
                 Err(e) if e.is_damage() => (ManifestState::Damaged(e.to_string()), Vec::new()),
                 Err(e) => return Err(transient(&vchannel.0, e)),
             };
-        let wal_dir = dir.wal_dir(&vchannel.0);
+        // The shard's log: its pchannel's (shared), or its own from before pchannels.
+        let ShardLog {
+            name: log,
+            dedicated,
+        } = info.log_of(i as u32);
+        let wal_dir = dir.wal_dir(&log);
         // Replay starts at the checkpoint: the log must hold it (unknown while the
-        // manifest is damaged, and then the log is checked on its own).
-        let checkpoint = checkpoint_of(&manifest);
+        // manifest is damaged, and then the log is checked on its own; a vchannel that
+        // never opened needs nothing of a shared log).
+        let checkpoint = match manifest {
+            ManifestState::None if !dedicated => None,
+            _ => checkpoint_of(&manifest),
+        };
+        let log_floor = if dedicated {
+            None
+        } else {
+            recorded_checkpoints(&*dir.meta, &log)
+                .await
+                .map_err(|e| OpsError::Failed(format!("reading the checkpoints of {log}: {e}")))?
+                .into_iter()
+                .map(|(_, c)| c)
+                .min()
+        };
         let wal = if dir.uses_object_wal() {
-            let prefix = object_store::path::Path::from(OBJECT_WAL_ROOT).join(vchannel.0.as_str());
+            let prefix = object_store::path::Path::from(OBJECT_WAL_ROOT).join(log.as_str());
             check_object_wal(dir.store.clone(), prefix, checkpoint).await
         } else {
             match checkpoint {
@@ -129,6 +154,8 @@ pub(super) async fn inspect_collection(
         shards.push(ShardReport {
             shard: i as u32,
             vchannel: vchannel.0.clone(),
+            log,
+            log_floor,
             wal,
             manifest,
             damaged_segments,
@@ -145,7 +172,11 @@ fn transient(vchannel: &str, e: ShardError) -> OpsError {
 
 impl fmt::Display for ShardReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "  shard {} ({}):", self.shard, self.vchannel)?;
+        writeln!(
+            f,
+            "  shard {} ({}, log {}):",
+            self.shard, self.vchannel, self.log
+        )?;
         let w = &self.wal;
         match &w.damage {
             None => writeln!(

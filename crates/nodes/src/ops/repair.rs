@@ -86,7 +86,11 @@ fn repair_wal(
         return Ok(());
     };
     let s = shard.shard;
-    let Some(checkpoint) = shard.checkpoint() else {
+    // A shared log keeps what every vchannel on it still needs.
+    let Some(checkpoint) = shard
+        .checkpoint()
+        .map(|c| shard.log_floor.map_or(c, |f| f.min(c)))
+    else {
         out.damage_left = true;
         let _ = writeln!(out.text, "shard {s}: the WAL cannot be repaired while the manifest is damaged (its checkpoint is unknown)");
         return Ok(());
@@ -117,9 +121,9 @@ fn repair_wal(
         let _ = writeln!(out.text, "shard {s}: `--truncate-wal` {cost}");
         return Ok(());
     }
-    let wal_dir = dir.wal_dir(&shard.vchannel);
+    let wal_dir = dir.wal_dir(&shard.log);
     let done = repair_local_wal(&*dir.disk, &wal_dir, checkpoint)
-        .map_err(|e| OpsError::Failed(format!("repairing the WAL of {}: {e}", shard.vchannel)))?;
+        .map_err(|e| OpsError::Failed(format!("repairing the WAL {}: {e}", shard.log)))?;
     let Some(done) = done else {
         return Ok(());
     };

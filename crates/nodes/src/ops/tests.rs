@@ -41,6 +41,10 @@ async fn start_with(dir: &Path, wal: WalBackend) -> Result<Standalone, crate::er
         seal_rows: 100_000,
         idle_flush: Duration::from_secs(3600),
         wal,
+        pchannels: 4,
+        // No ticks on their own: the tests count the records in logs (a read still
+        // asks for one).
+        tick_interval: Duration::from_secs(3600),
     })
     .await
 }
@@ -147,7 +151,7 @@ fn restart_and_expect_damage(
 fn a_damaged_collection_can_still_be_dropped() {
     let tmp = tempfile::tempdir().unwrap();
     let (good, bad) = populate(tmp.path(), None);
-    let wal = tmp.path().join("wal").join(&bad.vchannels()[0].0);
+    let wal = tmp.path().join("wal").join(&bad.log_of(0).name);
     let seg = wal.join("00000000000000000000.wal");
     let mut data = std::fs::read(&seg).unwrap();
     data[20] ^= 1;
@@ -164,7 +168,21 @@ fn a_damaged_collection_can_still_be_dropped() {
         s.coord.drop_collection(DEFAULT_DB, "bad").await.unwrap();
         s.streaming.open(good.clone()).await.unwrap();
     });
-    assert!(!seg.exists());
+    // The log is its pchannel's, shared, so it stays; the dropped shard's checkpoint
+    // goes, so it no longer holds the log back.
+    assert!(seg.exists());
+    let left = run(async {
+        let d = DataDir::open(tmp.path()).unwrap();
+        d.meta
+            .range(quiver_core::wal::pchannel::CHECKPOINT_PREFIX)
+            .await
+            .unwrap()
+    });
+    assert!(
+        left.iter()
+            .all(|(k, _)| !k.ends_with(&bad.vchannels()[0].0)),
+        "{left:?}"
+    );
     let left = run(async { inspect(&DataDir::open(tmp.path()).unwrap()).await.unwrap() });
     assert!(!left.is_damaged() && left.collections.len() == 1, "{left}");
 }
@@ -197,7 +215,7 @@ fn a_flipped_wal_byte_takes_down_one_collection_until_repaired() {
     let wal = tmp
         .path()
         .join("wal")
-        .join(&bad.vchannels()[0].0)
+        .join(&bad.log_of(0).name)
         .join("00000000000000000000.wal");
     let mut data = std::fs::read(&wal).unwrap();
     let mid = data.len() / 2;
@@ -257,7 +275,7 @@ fn a_missing_segment_object_takes_down_one_collection_until_dropped() {
 fn a_deleted_wal_file_after_a_flush_is_damage_until_rebased() {
     let tmp = tempfile::tempdir().unwrap();
     let (good, bad) = populate(tmp.path(), Some(1));
-    let wal = tmp.path().join("wal").join(&bad.vchannels()[0].0);
+    let wal = tmp.path().join("wal").join(&bad.log_of(0).name);
     std::fs::remove_file(wal.join("00000000000000000000.wal")).unwrap();
 
     // Not 20 rows served and a panic on the next write: the shard is refused.
@@ -343,7 +361,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn inspect_checks_object_wals_and_repair_refuses_them() {
     let tmp = tempfile::tempdir().unwrap();
-    let vchannel = run(async {
+    let log = run(async {
         let s = start_with(tmp.path(), WalBackend::Object).await.unwrap();
         let info = s
             .coord
@@ -356,12 +374,12 @@ fn inspect_checks_object_wals_and_repair_refuses_them() {
             let rows = batch(b * 10..(b + 1) * 10);
             s.streaming.insert(at(&info), p, rows, false).await.unwrap();
         }
-        info.vchannels()[0].0.clone()
+        info.log_of(0).name
     });
     let report = run(async { inspect(&DataDir::open(tmp.path()).unwrap()).await.unwrap() });
     assert!(!report.is_damaged(), "{report}");
     assert!(report.to_string().contains("records 0..4"), "{report}");
-    let log = tmp.path().join("objects/wal").join(&vchannel);
+    let log = tmp.path().join("objects/wal").join(&log);
     let mut blocks: Vec<_> = std::fs::read_dir(&log)
         .unwrap()
         .map(|e| e.unwrap().path())

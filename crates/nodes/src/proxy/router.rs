@@ -1,6 +1,6 @@
-//! The proxy's route to each shard: the streaming node that owns its vchannel, as the
-//! coordinator says. Owners are cached; a node that answers "not the owner" (the
-//! vchannel moved, or its lease ran out) makes the router ask again and retry — that
+//! The proxy's route to each shard: the streaming node that owns the pchannel its
+//! vchannel rides on, as the coordinator says. Owners are cached per shard; a node that
+//! answers "not the owner" (the pchannel moved, or its lease ran out) makes the router ask again and retry — that
 //! answer means the request did not run. A node that cannot be reached is forgotten
 //! for the next call but the error goes back to the client: a write that timed out
 //! may have happened, and only the client can decide what to do about it.
@@ -23,7 +23,7 @@ use quiver_core::ids::{PartitionId, SegmentId};
 use quiver_core::search::Hit;
 use quiver_core::shard::MutationAck;
 
-use crate::coordinator::{vchannel_of, CollectionInfo, CoordinatorApi};
+use crate::coordinator::{CollectionInfo, CoordinatorApi};
 use crate::error::{code, ApiError, ApiResult, ErrorKind};
 use crate::rpc::{IndexProgress, ShardRef, StreamingApi, VectorSearch, WireScope};
 
@@ -34,7 +34,7 @@ pub struct ShardRouter {
     coord: Arc<dyn CoordinatorApi>,
     connect: Connect,
     nodes: std::sync::Mutex<BTreeMap<String, Arc<dyn StreamingApi>>>,
-    owners: std::sync::Mutex<BTreeMap<String, String>>,
+    owners: std::sync::Mutex<BTreeMap<ShardRef, String>>,
 }
 
 /// How many times a request is re-routed after "not the owner" answers.
@@ -72,29 +72,29 @@ impl ShardRouter {
         Ok(n)
     }
 
-    async fn owner(&self, vchannel: &str) -> ApiResult<String> {
+    async fn owner(&self, at: ShardRef) -> ApiResult<String> {
         let cached = self
             .owners
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(vchannel)
+            .get(&at)
             .cloned();
         if let Some(n) = cached {
             return Ok(n);
         }
-        let a = self.coord.locate(vchannel).await?;
+        let a = self.coord.locate(at).await?;
         self.owners
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(vchannel.to_string(), a.node.clone());
+            .insert(at, a.node.clone());
         Ok(a.node)
     }
 
-    fn forget(&self, vchannel: &str) {
+    fn forget(&self, at: ShardRef) {
         self.owners
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(vchannel);
+            .remove(&at);
     }
 
     /// Runs a read on `node`, the shard's owner when it started; a read still running
@@ -102,7 +102,7 @@ impl ShardRouter {
     /// `node` the owner (a read changes nothing, so abandoning it is safe).
     async fn read_on<T>(
         &self,
-        vchannel: &str,
+        at: ShardRef,
         node: &str,
         call: impl Future<Output = ApiResult<T>>,
     ) -> ApiResult<T> {
@@ -111,11 +111,11 @@ impl ShardRouter {
             if let Ok(r) = rt::timeout(OWNER_CHECK_PERIOD, &mut call).await {
                 return r;
             }
-            match self.coord.locate(vchannel).await {
+            match self.coord.locate(at).await {
                 Ok(a) if a.node != node => {
                     return Err(ApiError::new(
                         code::NOT_OWNER,
-                        format!("{node} lost {vchannel} to {} during the read", a.node),
+                        format!("{node} lost {} to {} during the read", a.pchannel, a.node),
                     ))
                 }
                 // Still the owner, or the coordinator cannot say: keep waiting.
@@ -151,28 +151,26 @@ impl ShardRouter {
         Fut: Future<Output = ApiResult<T>> + Send,
         T: Send,
     {
-        let vchannel = vchannel_of(at.collection, at.shard).0;
-        let vchannel = vchannel.as_str();
         let mut last = None;
         for attempt in 0..ROUTE_ATTEMPTS {
             if attempt > 0 {
                 rt::sleep(Duration::from_millis(100 << attempt)).await;
             }
-            let node = self.owner(vchannel).await?;
+            let node = self.owner(at).await?;
             let call = op(self.node(&node)?);
             let answer = match kind {
-                Call::Read => self.read_on(vchannel, &node, call).await,
+                Call::Read => self.read_on(at, &node, call).await,
                 Call::Write => call.await,
             };
             match answer {
                 Err(e) if e.kind == ErrorKind::NotOwner => {
-                    tracing::debug!(vchannel, node, reason = %e.reason, "not the owner; re-routing");
-                    self.forget(vchannel);
+                    tracing::debug!(?at, node, reason = %e.reason, "not the owner; re-routing");
+                    self.forget(at);
                     last = Some(e);
                 }
                 // A node that did not answer (in time) may no longer be the owner.
                 Err(e) if e.code == code::UNAVAILABLE || e.is_deadline() => {
-                    self.forget(vchannel);
+                    self.forget(at);
                     return Err(e);
                 }
                 r => return r,
@@ -208,8 +206,12 @@ impl ShardRouter {
         Fut: Future<Output = ApiResult<()>> + Send,
     {
         let mut owners = std::collections::BTreeSet::new();
-        for v in info.vchannels() {
-            owners.insert(self.owner(&v.0).await?);
+        for shard in 0..info.shards {
+            let at = ShardRef {
+                collection: info.id,
+                shard,
+            };
+            owners.insert(self.owner(at).await?);
         }
         for node in owners {
             op(self.node(&node)?).await?;

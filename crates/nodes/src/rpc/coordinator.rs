@@ -1,4 +1,4 @@
-//! The coordinator's API: catalog (DDL), TSO, vchannel assignment and query
+//! The coordinator's API: catalog (DDL), TSO, pchannel assignment and query
 //! coordination, defined once; the local [`Coordinator`](crate::coordinator::Coordinator)
 //! implements it, [`CoordinatorService`] serves it for whichever seat holds office, and
 //! [`RemoteCoordinator`] reaches it across the network (moving between seats).
@@ -13,6 +13,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response};
 
 use super::service::{rpc_service, serve_envelope, RequestDeadline, RpcClient, CALL_TIMEOUT};
+use super::streaming::ShardRef;
 use crate::channels::ChannelAssignment;
 use crate::coordinator::{CatalogChange, CollectionInfo, DatabaseInfo};
 use crate::error::{code, ApiError, ApiResult};
@@ -61,13 +62,14 @@ rpc_service! {
     /// Allocates `count` timestamps; returns the last.
     fn alloc(count: u32) -> Timestamp;
     /// A streaming node's heartbeat (`fresh` on its first after starting); returns
-    /// the vchannels it owns.
+    /// the pchannels it owns.
     fn heartbeat(node: &str => String, fresh: bool) -> Vec<ChannelAssignment>;
-    /// Who owns `vchannel` (assigning it if nobody live does).
-    fn locate(vchannel: &str => String) -> ChannelAssignment;
-    /// Moves `vchannel` to another live streaming node (`to`, or the coordinator's
+    /// Who owns the pchannel a collection's shard rides on (assigning it if nobody
+    /// live does).
+    fn locate(at: ShardRef) -> ChannelAssignment;
+    /// Moves `pchannel` to another live streaming node (`to`, or the coordinator's
     /// choice) under a new epoch.
-    fn reassign(vchannel: &str => String, to: Option<&str> => Option<String>) -> ChannelAssignment;
+    fn reassign(pchannel: &str => String, to: Option<&str> => Option<String>) -> ChannelAssignment;
     /// The query node to serve `vchannel`'s sealed segments, among `candidates`, not
     /// `avoid` (see [`crate::querycoord`]).
     fn assign_query_node(

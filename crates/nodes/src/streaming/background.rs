@@ -38,10 +38,16 @@ impl StreamingNode {
                 return;
             }
             let st = shard.stats().await;
+            let now = rt::now();
             let idle = st
                 .last_mutation
-                .is_some_and(|t| rt::now().duration_since(t) >= self.cfg.idle_flush);
-            if st.growing_rows >= self.cfg.seal_rows || (st.growing_rows > 0 && idle) {
+                .is_some_and(|t| now.duration_since(t) >= self.cfg.idle_flush);
+            // Nothing to flush, but the checkpoint lags the shared log's end: moving it
+            // up (a manifest-only flush) lets the pchannel's log be truncated.
+            let lagging = st.growing_rows == 0
+                && st.log_end > st.checkpoint
+                && now.duration_since(st.last_flush) >= self.cfg.checkpoint_every;
+            if st.growing_rows >= self.cfg.seal_rows || (st.growing_rows > 0 && idle) || lagging {
                 if let Err(e) = shard.flush().await {
                     tracing::warn!(vchannel = %shard.config().vchannel, error = %e, "background flush failed; will retry");
                     if e.needs_reopen() {

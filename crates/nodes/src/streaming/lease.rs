@@ -1,7 +1,7 @@
 //! The streaming node's lease: heartbeats to the coordinator renew it and tell the
-//! node which vchannels it owns; the node serves only while the lease holds, and
-//! takes over newly assigned vchannels at once (recovering and fencing them) rather
-//! than at their first request.
+//! node which pchannels it owns; the node serves only while the lease holds, and
+//! takes over the shards of newly assigned pchannels at once (recovering and fencing
+//! them) rather than at their first request.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,85 +32,93 @@ impl StreamingNode {
         }
     }
 
-    /// One heartbeat: renews the lease, closes shards that moved elsewhere and takes
-    /// over (in the background) the vchannels newly assigned here, so a moved or
-    /// orphaned vchannel is recovered and fenced at once, not at its first request.
+    /// One heartbeat: renews the lease, closes shards whose pchannel moved elsewhere
+    /// (or took a new epoch) and takes over (in the background) the shards of
+    /// pchannels newly assigned here, so they are recovered and fenced at once, not at
+    /// their first request.
     pub async fn heartbeat(self: &Arc<Self>) -> ApiResult<()> {
         let sent = rt::now();
         let owned = self.coord.heartbeat(&self.cfg.node_id, false).await?;
         *self.lease_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(sent + LEASE_MARGIN);
         let owned: BTreeMap<String, u64> =
-            owned.into_iter().map(|a| (a.vchannel, a.epoch)).collect();
+            owned.into_iter().map(|a| (a.pchannel, a.epoch)).collect();
         self.take_over(&owned).await;
         for at in self.moved_away(&owned).await {
-            self.close(at, "the vchannel has a new owner or epoch")
+            self.close(at, "the pchannel has a new owner or epoch")
                 .await;
         }
         Ok(())
     }
 
-    /// The open shard copies whose vchannel is no longer owned here under their epoch.
+    /// The open shard copies whose pchannel is no longer owned here under their epoch.
     async fn moved_away(&self, owned: &BTreeMap<String, u64>) -> Vec<ShardRef> {
         let all = self.shards.read().await;
         let mut gone = Vec::new();
         for o in all.values() {
             for (i, s) in &o.shards {
-                if owned.get(&s.config().vchannel.0).copied() != Some(s.epoch()) {
-                    gone.push(ShardRef {
-                        collection: o.info.id,
-                        shard: *i,
-                    });
+                if owned.get(&o.info.pchannel(*i).0).copied() != Some(s.epoch()) {
+                    gone.push(shard_ref(o.info.id, *i as usize));
                 }
             }
         }
         gone
     }
 
-    /// Opens the owned vchannels that are not open here yet (each in its own task).
+    /// Opens the shards of owned pchannels that are not open here yet (each in its own
+    /// task). The catalog is fetched when a pchannel (or epoch) is new here or a known
+    /// shard of an owned pchannel is not open: collections this node never served may
+    /// ride on a pchannel it just took over.
     async fn take_over(self: &Arc<Self>, owned: &BTreeMap<String, u64>) {
-        let mut known = self.known_vchannels().await;
-        if owned
-            .keys()
-            .any(|v| known.get(v).is_none_or(|&(_, open)| !open))
-        {
-            // A vchannel to take over: its collection's catalog entry may be unknown
-            // here, or stale (this node may have missed changes while it owned no
-            // vchannel of the collection), so fetch it fresh.
+        let mut known = self.known_shards().await;
+        let changed = {
+            let mut last = self.last_owned.lock().unwrap_or_else(|e| e.into_inner());
+            let changed = *last != *owned;
+            *last = owned.clone();
+            changed
+        };
+        let idle = |k: &[(ShardRef, String, bool)]| {
+            k.iter().any(|(_, p, open)| !open && owned.contains_key(p))
+        };
+        if changed || idle(&known) {
             if let Ok(all) = self.coord.all().await {
                 for info in all {
-                    if info.vchannels().iter().any(|v| owned.contains_key(&v.0)) {
-                        self.register(&info).await;
-                        for (i, v) in info.vchannels().into_iter().enumerate() {
-                            known.insert(v.0, (shard_ref(info.id, i), false));
+                    let mine = (0..info.shards).any(|i| owned.contains_key(&info.pchannel(i).0));
+                    if !mine {
+                        continue;
+                    }
+                    // Registering refreshes an entry this node may hold stale.
+                    self.register(&info).await;
+                    if !known.iter().any(|(at, _, _)| at.collection == info.id) {
+                        for i in 0..info.shards {
+                            known.push((shard_ref(info.id, i as usize), info.pchannel(i).0, false));
                         }
                     }
                 }
             }
         }
-        for v in owned.keys() {
-            let Some(&(at, false)) = known.get(v) else {
+        for (at, pchannel, open) in known {
+            if open || !owned.contains_key(&pchannel) {
                 continue;
-            };
+            }
             let node = self.clone();
             rt::spawn(async move {
                 if let Err(e) = node.shard(at).await {
-                    tracing::debug!(error = %e.reason, "taking over a vchannel failed; will retry");
+                    tracing::debug!(error = %e.reason, "taking over a shard failed; will retry");
                 }
             });
         }
     }
 
-    /// Every vchannel of the registered collections: its shard and whether it is open
+    /// Every shard of the registered collections: its pchannel and whether it is open
     /// (or known to be damaged).
-    async fn known_vchannels(&self) -> BTreeMap<String, (ShardRef, bool)> {
-        let mut known = BTreeMap::new();
+    async fn known_shards(&self) -> Vec<(ShardRef, String, bool)> {
+        let mut known = Vec::new();
         for o in self.shards.read().await.values() {
-            for (i, v) in o.info.vchannels().into_iter().enumerate() {
+            for i in 0..o.info.shards {
                 // A damaged shard counts as handled: reopening cannot fix it, and a
                 // take-over attempt every heartbeat would only refetch the catalog.
-                let open =
-                    o.shards.contains_key(&(i as u32)) || o.damaged.contains_key(&(i as u32));
-                known.insert(v.0, (shard_ref(o.info.id, i), open));
+                let open = o.shards.contains_key(&i) || o.damaged.contains_key(&i);
+                known.push((shard_ref(o.info.id, i as usize), o.info.pchannel(i).0, open));
             }
         }
         known

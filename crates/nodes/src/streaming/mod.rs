@@ -1,24 +1,27 @@
-//! The streaming node: owns the shards (vchannels) the coordinator assigns it — their
-//! WALs (on local disk, or in object storage), growing segments, flushes to
-//! object storage — and is each shard's query delegator ([`crate::delegator`]).
+//! The streaming node: owns the pchannels the coordinator assigns it and serves every
+//! shard (vchannel) mapped to them — their shared WALs (on local disk, or in object
+//! storage) and time ticks, growing segments, flushes to object storage — and is each
+//! shard's query delegator ([`crate::delegator`]).
 //!
 //! - [`start`] is the role's one entry point: standalone, the cluster binaries and the
 //!   simulator all start a streaming node through it, with every loop it needs;
 //! - `shards`: opening (recovering), closing and dropping shard copies;
 //! - `lease`: heartbeats, the lease that bounds how long the node may serve, and
-//!   taking over newly assigned vchannels;
+//!   taking over the vchannels of newly assigned pchannels;
+//! - `logs`: the open logs and their time tickers;
 //! - `service`: the [`StreamingApi`](crate::rpc::StreamingApi) the proxy calls;
 //! - `background`: the flush-and-handoff loop and garbage collection;
 //! - [`wals`]: where the WALs live.
 //!
 //! Ownership is checked three ways: a shard opens only on the node the coordinator
-//! names, under the epoch it names; the WAL refuses appends and time ticks under an
+//! names for its pchannel, under the epoch it names; the WAL refuses appends and time ticks under an
 //! older epoch once a new owner claimed it; and a node whose lease ran out serves
 //! nothing until a heartbeat renews it.
 
 mod background;
 mod damage;
 mod lease;
+mod logs;
 mod service;
 mod shards;
 pub mod wals;
@@ -55,7 +58,18 @@ pub struct StreamingConfig {
     /// What a start does when it cannot come up (the coordinator does not answer, a
     /// shard it owns cannot be recovered).
     pub recovery: Recovery,
+    /// How often each log gets a time tick (a Strong read asks for one sooner).
+    pub tick_interval: Duration,
+    /// A shard with nothing to flush moves its checkpoint up to its log's end this
+    /// often, so that an idle vchannel does not keep its pchannel's log from being
+    /// truncated.
+    pub checkpoint_every: Duration,
 }
+
+/// Milvus's time tick interval.
+pub const DEFAULT_TICK_INTERVAL: Duration = Duration::from_millis(200);
+/// How often an idle shard advances its checkpoint by default.
+pub const DEFAULT_CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
 
 /// What [`start`] does when the node cannot come up whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +96,8 @@ pub struct StreamingDeps {
 }
 
 pub struct StreamingNode {
+    /// This node, for the tasks it starts (they hold it weakly).
+    me: std::sync::Weak<StreamingNode>,
     cfg: StreamingConfig,
     meta: Arc<dyn MetaStore>,
     store: Arc<dyn ObjectStore>,
@@ -95,6 +111,10 @@ pub struct StreamingNode {
     lease_until: Mutex<Option<rt::Instant>>,
     /// The epoch each vchannel was last opened under in this process.
     incarnations: Mutex<BTreeMap<String, u64>>,
+    /// The pchannels (and epochs) the last heartbeat said this node owns.
+    last_owned: Mutex<BTreeMap<String, u64>>,
+    /// The logs open here, by name.
+    logs: tokio::sync::Mutex<BTreeMap<String, logs::OpenLog>>,
     opening: tokio::sync::Mutex<()>,
     /// A random id of this process's life and a counter of shard copies opened: the
     /// name each copy appends under (for audits).
@@ -164,8 +184,11 @@ impl StreamingNode {
     async fn new(cfg: StreamingConfig, deps: &StreamingDeps) -> ApiResult<Arc<Self>> {
         let sent = rt::now();
         let owned = deps.coord.heartbeat(&cfg.node_id, true).await?;
-        tracing::info!(node = %cfg.node_id, vchannels = owned.len(), "streaming node started");
-        Ok(Arc::new(StreamingNode {
+        tracing::info!(node = %cfg.node_id, pchannels = owned.len(), "streaming node started");
+        Ok(Arc::new_cyclic(|me| StreamingNode {
+            me: me.clone(),
+            logs: Default::default(),
+            last_owned: Default::default(),
             meta: deps.meta.clone(),
             store: deps.store.clone(),
             tso: deps.tso.clone(),

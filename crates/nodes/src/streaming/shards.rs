@@ -1,6 +1,6 @@
 //! A streaming node's shard copies: registering collections, opening (recovering) the
-//! shards it owns under the epoch the coordinator names, closing copies that moved
-//! away or failed, and dropping collections.
+//! shards of the pchannels it owns under the epoch the coordinator names, closing
+//! copies that moved away or failed, and dropping collections.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use quiver_core::ids::VChannel;
 use quiver_core::shard::{Shard, ShardConfig, ShardDeps};
-use quiver_core::wal::Epoch;
+use quiver_core::wal::{Epoch, SharedLog};
 
 use super::{damage, not_open, not_owner, Opened, StreamingNode};
 use crate::channels::ChannelAssignment;
@@ -27,7 +27,7 @@ impl StreamingNode {
         if a.node == self.cfg.node_id {
             Ok(())
         } else {
-            Err(not_owner(&a.vchannel, format_args!("owned by {}", a.node)))
+            Err(not_owner(&a.pchannel, format_args!("owned by {}", a.node)))
         }
     }
 
@@ -116,7 +116,7 @@ impl StreamingNode {
         if let Some(found) = self.open_copy_of(at).await {
             return Ok(found);
         }
-        let a = self.claim(&vchannel).await?;
+        let a = self.claim(at, &vchannel).await?;
         self.open_shard(&info, at, &vchannel, a.epoch).await
     }
 
@@ -125,13 +125,14 @@ impl StreamingNode {
         open_copy(all.get(&at.collection)?, at.shard)
     }
 
-    /// The assignment to open `vchannel` under: the coordinator's, or a new epoch if
-    /// this process had the shard open under it before (it was closed after a lapsed
-    /// lease or a WAL failure). Its old copy may still have a write in flight; a new
-    /// epoch makes the WAL refuse it, so nothing can be appended behind the new copy's
-    /// replay.
-    async fn claim(&self, vchannel: &VChannel) -> ApiResult<ChannelAssignment> {
-        let mut a = self.coord.locate(&vchannel.0).await?;
+    /// The assignment of its pchannel to open `vchannel` under: the coordinator's, or a
+    /// new epoch if this process had the shard open under it before (it was closed
+    /// after a lapsed lease or a WAL failure). Its old copy may still have a write in
+    /// flight; a new epoch makes the WAL refuse it, so nothing can be appended behind
+    /// the new copy's replay. (The pchannel's other shards open here then reopen under
+    /// the new epoch too.)
+    async fn claim(&self, at: ShardRef, vchannel: &VChannel) -> ApiResult<ChannelAssignment> {
+        let mut a = self.coord.locate(at).await?;
         self.check_assigned(&a)?;
         let opened_before = self
             .incarnations
@@ -142,7 +143,7 @@ impl StreamingNode {
         if opened_before.is_some_and(|e| e >= a.epoch) {
             a = self
                 .coord
-                .reassign(&vchannel.0, Some(&self.cfg.node_id))
+                .reassign(&a.pchannel, Some(&self.cfg.node_id))
                 .await?;
             self.check_assigned(&a)?;
         }
@@ -168,8 +169,8 @@ impl StreamingNode {
         damage::check(o, at.shard)?;
         let copy = self.copies.fetch_add(1, Ordering::Relaxed);
         let writer = format!("{}/{:x}#{copy}", self.cfg.node_id, self.incarnation);
-        let wal = match self.wals.open(&vchannel.0, &writer).await {
-            Ok(wal) => wal,
+        let log = match self.log(&info.log_of(at.shard), &writer).await {
+            Ok(log) => log,
             Err(e) => return Err(damage::wal_open_failed(o, at.shard, e)),
         };
         let shard = Shard::open(
@@ -181,7 +182,8 @@ impl StreamingNode {
                 first_segment_id: ((at.shard as i64) << 40) + 1,
             },
             ShardDeps {
-                wal,
+                wal: Arc::new(log.shared.vchannel(vchannel)),
+                ticks: Some(log.ticks),
                 epoch: Epoch(epoch),
                 meta: self.meta.clone(),
                 store: self.store.clone(),
@@ -216,8 +218,9 @@ impl StreamingNode {
         }
     }
 
-    /// Closes a dropped collection's shards and deletes their WALs and manifests.
-    /// (Its segment objects are removed by the next garbage-collection sweep.)
+    /// Closes a dropped collection's shards and deletes their WAL checkpoints (or own
+    /// logs) and manifests. (Its segment objects are removed by the next
+    /// garbage-collection sweep, its records in shared logs by their truncation.)
     pub async fn drop_collection(&self, info: &CollectionInfo) -> ApiResult<()> {
         let _owner = self.removing.lock().await;
         {
@@ -229,8 +232,14 @@ impl StreamingNode {
                 .insert(info.id);
             all.remove(&info.id);
         }
-        for vchannel in info.vchannels().iter() {
-            self.wals.remove(&vchannel.0).await?;
+        for (i, vchannel) in info.vchannels().iter().enumerate() {
+            let log = info.log_of(i as u32);
+            if log.dedicated {
+                self.forget_log(&log.name).await;
+                self.wals.remove(&log.name).await?;
+            } else {
+                SharedLog::forget(self.meta.as_ref(), &log.name, &vchannel.0).await?;
+            }
             self.meta
                 .delete(&format!("shard/{}/{}/manifest", info.id, vchannel))
                 .await?;

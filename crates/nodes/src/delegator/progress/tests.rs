@@ -35,6 +35,8 @@ async fn start(dir: &std::path::Path) -> Standalone {
         seal_rows: 100_000,
         idle_flush: Duration::from_secs(3600),
         wal: Default::default(),
+        pchannels: 4,
+        tick_interval: Duration::from_millis(200),
     })
     .await
     .unwrap()
