@@ -28,15 +28,17 @@ impl Shard {
     pub async fn flush(&self) -> Result<Manifest, ShardError> {
         let mut st = self.state.write().await;
         self.check_live(&st)?;
-        // The log must reach the checkpoint durably before the checkpoint is committed
-        // (under a relaxed fsync policy it may not yet): a log that ends before its
-        // committed checkpoint can then only be a lost file, and recovery refuses it.
-        self.deps.wal.sync().await?;
         // Under the write lock nothing of this vchannel is in flight, so what lies
         // between its last record and the log's end belongs to other vchannels of the
         // pchannel: the checkpoint moves past it, or an idle vchannel would pin the
         // shared log for ever.
-        st.applied = st.applied.max(self.deps.wal.next_offset().await);
+        let end = self.deps.wal.next_offset().await;
+        // The log must reach the checkpoint durably before the checkpoint is committed
+        // (under a relaxed fsync policy it may not yet): a log that ends before its
+        // committed checkpoint can then only be a lost file, and recovery refuses it.
+        // (The end is read first: what neighbours append meanwhile is not covered.)
+        self.deps.wal.sync().await?;
+        st.applied = st.applied.max(end);
         let mut manifest = st.manifest.clone();
         manifest.checkpoint = st.applied;
         manifest.next_segment = st.next_segment;

@@ -138,7 +138,7 @@ pub(super) async fn claim(
         // that is its own (the log is fenced, so nothing more can land before it).
         None => Manifest {
             next_segment: cfg.first_segment_id.max(1),
-            checkpoint: deps.wal.fresh_checkpoint().await,
+            checkpoint: deps.wal.fresh_checkpoint().await?,
             ..Manifest::default()
         },
     };

@@ -124,9 +124,10 @@ pub trait Wal: Send + Sync + std::fmt::Debug {
     }
 
     /// The checkpoint of a vchannel that never flushed: the start of its own log, or
-    /// the current end of a shared one (nothing before it is the vchannel's).
-    async fn fresh_checkpoint(&self) -> Offset {
-        0
+    /// the current end of a shared one (nothing before it is the vchannel's), made
+    /// durable first (a checkpoint beyond the log's durable end reads as a lost file).
+    async fn fresh_checkpoint(&self) -> Result<Offset, WalError> {
+        Ok(0)
     }
 
     /// Where the log is, for error messages.

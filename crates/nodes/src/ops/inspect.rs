@@ -33,6 +33,9 @@ pub struct ShardReport {
     /// The lowest checkpoint any vchannel recorded in a shared log: what a repair of
     /// the log must keep (`None` for a shard's own log).
     pub log_floor: Option<u64>,
+    /// The other vchannels with a checkpoint in the same shared log: a repair that
+    /// cuts the log would cost them their unflushed records too.
+    pub log_sharers: Vec<String>,
     pub wal: WalCheck,
     pub manifest: ManifestState,
     pub damaged_segments: Vec<SegmentDamage>,
@@ -124,23 +127,12 @@ pub(super) async fn inspect_collection(
             dedicated,
         } = info.log_of(i as u32);
         let wal_dir = dir.wal_dir(&log);
+        let shared = SharedView::read(dir, &log, dedicated, &vchannel.0).await?;
         // Replay starts at the checkpoint: the log must hold it (unknown while the
         // manifest is damaged, and then the log is checked on its own; a vchannel that
-        // never opened needs nothing of a shared log).
-        let checkpoint = match manifest {
-            ManifestState::None if !dedicated => None,
-            _ => checkpoint_of(&manifest),
-        };
-        let log_floor = if dedicated {
-            None
-        } else {
-            recorded_checkpoints(&*dir.meta, &log)
-                .await
-                .map_err(|e| OpsError::Failed(format!("reading the checkpoints of {log}: {e}")))?
-                .into_iter()
-                .map(|(_, c)| c)
-                .min()
-        };
+        // never recorded a checkpoint in a shared log has appended nothing to it and
+        // needs nothing of it, see `VchannelWal::read_from`).
+        let checkpoint = checkpoint_of(&manifest).filter(|_| dedicated || shared.recorded);
         let wal = if dir.uses_object_wal() {
             let prefix = object_store::path::Path::from(OBJECT_WAL_ROOT).join(log.as_str());
             check_object_wal(dir.store.clone(), prefix, checkpoint).await
@@ -155,13 +147,50 @@ pub(super) async fn inspect_collection(
             shard: i as u32,
             vchannel: vchannel.0.clone(),
             log,
-            log_floor,
+            log_floor: shared.floor,
+            log_sharers: shared.sharers,
             wal,
             manifest,
             damaged_segments,
         });
     }
     Ok(CollectionReport { info, shards })
+}
+
+/// What the checkpoints recorded in a shared log say about one of its vchannels.
+#[derive(Default)]
+struct SharedView {
+    /// Whether the vchannel recorded one.
+    recorded: bool,
+    /// The lowest any vchannel recorded.
+    floor: Option<u64>,
+    /// The other vchannels that recorded one.
+    sharers: Vec<String>,
+}
+
+impl SharedView {
+    async fn read(
+        dir: &DataDir,
+        log: &str,
+        dedicated: bool,
+        vchannel: &str,
+    ) -> Result<Self, OpsError> {
+        if dedicated {
+            return Ok(SharedView::default());
+        }
+        let recorded = recorded_checkpoints(&*dir.meta, log)
+            .await
+            .map_err(|e| OpsError::Failed(format!("reading the checkpoints of {log}: {e}")))?;
+        Ok(SharedView {
+            recorded: recorded.iter().any(|(v, _)| v == vchannel),
+            floor: recorded.iter().map(|(_, c)| *c).min(),
+            sharers: recorded
+                .into_iter()
+                .map(|(v, _)| v)
+                .filter(|v| v != vchannel)
+                .collect(),
+        })
+    }
 }
 
 fn transient(vchannel: &str, e: ShardError) -> OpsError {

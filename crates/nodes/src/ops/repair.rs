@@ -76,6 +76,36 @@ async fn find(dir: &DataDir, db: &str, name: &str) -> Result<CollectionInfo, Ops
         .ok_or_else(|| OpsError::Failed(format!("no collection {name} in database {db}")))
 }
 
+/// Why `--truncate-wal` cannot mend the shard's log here, if it cannot.
+fn not_offered(dir: &DataDir, shard: &ShardReport) -> Option<String> {
+    if shard.checkpoint().is_none() {
+        return Some(
+            "the WAL cannot be repaired while the manifest is damaged (its checkpoint is \
+             unknown)"
+                .into(),
+        );
+    }
+    if dir.uses_object_wal() {
+        return Some(
+            "its WAL is an object-storage log; `--truncate-wal` repairs only local WAL \
+             files. Restore the named block from a backup of the object store, or drop the \
+             collection"
+                .into(),
+        );
+    }
+    if !shard.log_sharers.is_empty() {
+        return Some(format!(
+            "its WAL {} is shared with {} other shard(s) ({}); `--truncate-wal` would cut \
+             their unflushed writes too, so it is not offered: drop the collections of \
+             those shards, or restore the log from a backup",
+            shard.log,
+            shard.log_sharers.len(),
+            shard.log_sharers.join(", ")
+        ));
+    }
+    None
+}
+
 fn repair_wal(
     dir: &DataDir,
     shard: &ShardReport,
@@ -86,25 +116,18 @@ fn repair_wal(
         return Ok(());
     };
     let s = shard.shard;
-    // A shared log keeps what every vchannel on it still needs.
-    let Some(checkpoint) = shard
-        .checkpoint()
-        .map(|c| shard.log_floor.map_or(c, |f| f.min(c)))
-    else {
-        out.damage_left = true;
-        let _ = writeln!(out.text, "shard {s}: the WAL cannot be repaired while the manifest is damaged (its checkpoint is unknown)");
-        return Ok(());
+    let checkpoint = match not_offered(dir, shard) {
+        Some(why) => {
+            out.damage_left = true;
+            let _ = writeln!(out.text, "shard {s}: {why}");
+            return Ok(());
+        }
+        // A shared log keeps what every vchannel on it still needs.
+        None => shard
+            .checkpoint()
+            .map(|c| shard.log_floor.map_or(c, |f| f.min(c)))
+            .unwrap_or_default(),
     };
-    if dir.uses_object_wal() {
-        out.damage_left = true;
-        let _ = writeln!(
-            out.text,
-            "shard {s}: its WAL is an object-storage log; `--truncate-wal` repairs only local \
-             WAL files. Restore the named block from a backup of the object store, or drop \
-             the collection"
-        );
-        return Ok(());
-    }
     if !opts.truncate_wal {
         out.damage_left = true;
         let at = d.record.unwrap_or(0);

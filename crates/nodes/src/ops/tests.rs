@@ -397,3 +397,56 @@ fn inspect_checks_object_wals_and_repair_refuses_them() {
     let out = run(async { repair(&d, DEFAULT_DB, "objwal", opts).await.unwrap() });
     assert!(out.text.contains("object-storage log"), "{}", out.text);
 }
+
+/// A damaged log that two collections share: `repair --truncate-wal` of one is not
+/// offered, and says which other shard cutting the log would cost its writes.
+#[test]
+fn repair_does_not_cut_a_shared_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (log, first) = run(async {
+        let s = start(tmp.path()).await.unwrap();
+        let mut infos = Vec::new();
+        for name in ["a", "b", "c", "d", "e"] {
+            let info = s
+                .coord
+                .create(DEFAULT_DB, schema(name), 1, 0, vec![])
+                .await
+                .unwrap();
+            s.streaming.open(info.clone()).await.unwrap();
+            let p = info.partitions[0].id;
+            s.streaming
+                .insert(at(&info), p, batch(0..10), false)
+                .await
+                .unwrap();
+            infos.push(info);
+        }
+        // Four pchannels, each new shard on the least used: the fifth shares the first's.
+        assert_eq!(infos[4].log_of(0), infos[0].log_of(0));
+        (infos[0].log_of(0).name, infos[0].vchannels()[0].0.clone())
+    });
+    let seg = tmp
+        .path()
+        .join("wal")
+        .join(&log)
+        .join("00000000000000000000.wal");
+    let mut data = std::fs::read(&seg).unwrap();
+    // Inside the first record (the first collection's), a valid one after it: damage,
+    // not a torn tail.
+    data[60] ^= 0x5a;
+    quiver_core::rt::disk::StdDisk
+        .write_atomic(&seg, &data)
+        .unwrap();
+    let d = DataDir::open(tmp.path()).unwrap();
+    let opts = RepairOptions {
+        truncate_wal: true,
+        ..Default::default()
+    };
+    let out = run(async { repair(&d, DEFAULT_DB, "e", opts).await.unwrap() });
+    assert!(out.damage_left, "{}", out.text);
+    assert!(
+        out.text.contains("is shared with 1 other shard") && out.text.contains(&first),
+        "{}",
+        out.text
+    );
+    assert_eq!(std::fs::read(&seg).unwrap(), data, "the log was changed");
+}

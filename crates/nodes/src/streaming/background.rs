@@ -51,7 +51,7 @@ impl StreamingNode {
                 if let Err(e) = shard.flush().await {
                     tracing::warn!(vchannel = %shard.config().vchannel, error = %e, "background flush failed; will retry");
                     if e.needs_reopen() {
-                        self.close(at, "a flush left the shard's state uncertain")
+                        self.close(at, Some(&shard), "a flush left the shard's state uncertain")
                             .await;
                         continue;
                     }

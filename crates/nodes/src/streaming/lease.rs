@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use quiver_core::ids::CollectionId;
 use quiver_core::rt;
+use quiver_core::shard::Shard;
 
 use super::{not_owner, StreamingNode};
 use crate::channels::{HEARTBEAT, LEASE};
@@ -43,21 +44,21 @@ impl StreamingNode {
         let owned: BTreeMap<String, u64> =
             owned.into_iter().map(|a| (a.pchannel, a.epoch)).collect();
         self.take_over(&owned).await;
-        for at in self.moved_away(&owned).await {
-            self.close(at, "the pchannel has a new owner or epoch")
+        for (at, copy) in self.moved_away(&owned).await {
+            self.close(at, Some(&copy), "the pchannel has a new owner or epoch")
                 .await;
         }
         Ok(())
     }
 
     /// The open shard copies whose pchannel is no longer owned here under their epoch.
-    async fn moved_away(&self, owned: &BTreeMap<String, u64>) -> Vec<ShardRef> {
+    async fn moved_away(&self, owned: &BTreeMap<String, u64>) -> Vec<(ShardRef, Arc<Shard>)> {
         let all = self.shards.read().await;
         let mut gone = Vec::new();
         for o in all.values() {
             for (i, s) in &o.shards {
                 if owned.get(&o.info.pchannel(*i).0).copied() != Some(s.epoch()) {
-                    gone.push(shard_ref(o.info.id, *i as usize));
+                    gone.push((shard_ref(o.info.id, *i as usize), s.clone()));
                 }
             }
         }

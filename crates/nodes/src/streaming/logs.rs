@@ -108,16 +108,17 @@ impl StreamingNode {
         let ts = self.tso.next().await?;
         match open.shared.append_tick(Epoch(epoch), ts).await {
             Ok(_) => {
-                for (_, s) in shards.iter().filter(|(_, s)| s.epoch() == epoch) {
-                    // A retired copy is closed by whoever retired it.
-                    let _ = s.advance_tick(ts).await;
-                }
+                // Together, not one after another: a shard whose lock a flush holds
+                // must not hold up its neighbours' reads.
+                let current = shards.iter().filter(|(_, s)| s.epoch() == epoch);
+                // A retired copy is closed by whoever retired it.
+                futures::future::join_all(current.map(|(_, s)| s.advance_tick(ts))).await;
                 Ok(())
             }
             Err(e @ WalError::Fenced { .. }) => {
-                for (at, s) in shards.iter().filter(|(_, s)| s.epoch() <= epoch) {
-                    s.retire().await;
-                    self.close(*at, "a newer owner fenced its pchannel").await;
+                for (at, s) in &shards {
+                    self.close(*at, Some(s), "a newer owner fenced its pchannel")
+                        .await;
                 }
                 Err(ApiError::from(quiver_core::shard::ShardError::from(e)))
             }

@@ -29,15 +29,17 @@ impl StreamingNode {
         Fut: Future<Output = ApiResult<T>>,
     {
         let span = tracing::debug_span!("shard", collection = %at.collection, shard = at.shard);
+        let mut used = None;
         let res = async {
             let (info, shard) = self.shard(at).await?;
+            used = Some(shard.clone());
             op(info, shard).await
         }
         .instrument(span)
         .await;
         if let Err(e) = &res {
             if matches!(e.kind, ErrorKind::NotOwner | ErrorKind::NeedsReopen) {
-                self.close(at, &e.reason).await;
+                self.close(at, used.as_ref(), &e.reason).await;
             }
         }
         res

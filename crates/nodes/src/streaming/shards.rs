@@ -16,6 +16,12 @@ use crate::coordinator::CollectionInfo;
 use crate::error::{code, ApiError, ApiResult, ErrorKind};
 use crate::rpc::ShardRef;
 
+/// Why a shard copy could not be opened.
+enum Failed {
+    Log(quiver_core::wal::WalError),
+    Shard(quiver_core::shard::ShardError),
+}
+
 /// The open copy of shard `idx`, with the catalog entry it serves under.
 fn open_copy(o: &Opened, idx: u32) -> Option<(CollectionInfo, Arc<Shard>)> {
     o.shards.get(&idx).map(|s| (o.info.clone(), s.clone()))
@@ -151,7 +157,9 @@ impl StreamingNode {
     }
 
     /// Opens the shard copy (recovering it from the manifest and the WAL) under
-    /// `epoch` and records it.
+    /// `epoch` and records it. The recovery runs outside the shard table's lock (opens
+    /// take turns under `opening`), so reads, ticks and heartbeats of every other shard
+    /// go on meanwhile; a collection dropped during it is not recorded.
     async fn open_shard(
         &self,
         info: &CollectionInfo,
@@ -159,21 +167,53 @@ impl StreamingNode {
         vchannel: &VChannel,
         epoch: u64,
     ) -> ApiResult<(CollectionInfo, Arc<Shard>)> {
+        {
+            let all = self.shards.read().await;
+            let o = all
+                .get(&at.collection)
+                .ok_or_else(|| not_open(at.collection, "was dropped"))?;
+            if let Some(found) = open_copy(o, at.shard) {
+                return Ok(found);
+            }
+            damage::check(o, at.shard)?;
+        }
+        let opened = self.recover_copy(info, at, vchannel, epoch).await;
         let mut all = self.shards.write().await;
         let o = all
             .get_mut(&at.collection)
             .ok_or_else(|| not_open(at.collection, "was dropped"))?;
-        if let Some(found) = open_copy(o, at.shard) {
-            return Ok(found);
-        }
-        damage::check(o, at.shard)?;
+        let shard = match opened {
+            Ok(shard) => Arc::new(shard),
+            Err(Failed::Log(e)) => return Err(damage::wal_open_failed(o, at.shard, e)),
+            Err(Failed::Shard(e)) => return Err(damage::open_failed(o, at.shard, e)),
+        };
+        tracing::info!(%vchannel, epoch, "shard opened");
+        let mut incarnations = self.incarnations.lock().unwrap_or_else(|e| e.into_inner());
+        let before = incarnations.insert(vchannel.0.clone(), epoch);
+        quiver_core::invariant!(
+            before.is_none_or(|b| b < epoch),
+            "vchannel {vchannel} reopened here under epoch {epoch}, not above {before:?}"
+        );
+        drop(incarnations);
+        o.shards.insert(at.shard, shard.clone());
+        Ok((o.info.clone(), shard))
+    }
+
+    /// Opens the shard's log (once per process) and recovers a copy of the shard on it.
+    async fn recover_copy(
+        &self,
+        info: &CollectionInfo,
+        at: ShardRef,
+        vchannel: &VChannel,
+        epoch: u64,
+    ) -> Result<Shard, Failed> {
         let copy = self.copies.fetch_add(1, Ordering::Relaxed);
         let writer = format!("{}/{:x}#{copy}", self.cfg.node_id, self.incarnation);
-        let log = match self.log(&info.log_of(at.shard), &writer).await {
-            Ok(log) => log,
-            Err(e) => return Err(damage::wal_open_failed(o, at.shard, e)),
-        };
-        let shard = Shard::open(
+        let log = self
+            .log(&info.log_of(at.shard), &writer)
+            .await
+            .map_err(Failed::Log)?;
+        Shard::open(
             ShardConfig {
                 collection: info.id,
                 vchannel: vchannel.clone(),
@@ -192,29 +232,28 @@ impl StreamingNode {
             },
         )
         .await
-        .map_err(|e| damage::open_failed(o, at.shard, e))?;
-        tracing::info!(%vchannel, epoch, "shard opened");
-        let mut incarnations = self.incarnations.lock().unwrap_or_else(|e| e.into_inner());
-        let before = incarnations.insert(vchannel.0.clone(), epoch);
-        quiver_core::invariant!(
-            before.is_none_or(|b| b < epoch),
-            "vchannel {vchannel} reopened here under epoch {epoch}, not above {before:?}"
-        );
-        drop(incarnations);
-        let shard = Arc::new(shard);
-        o.shards.insert(at.shard, shard.clone());
-        Ok((o.info.clone(), shard))
+        .map_err(Failed::Shard)
     }
 
-    /// Forgets an open shard (it moved, or its WAL failed): the next request reopens
-    /// it from the manifest and the WAL, or finds its new owner.
-    pub(super) async fn close(&self, at: ShardRef, why: &str) {
-        let mut all = self.shards.write().await;
-        if let Some(s) = all
-            .get_mut(&at.collection)
-            .and_then(|o| o.shards.remove(&at.shard))
-        {
+    /// Forgets an open shard copy — `copy` if given (a newer copy opened meanwhile
+    /// stays), else whichever is open — because it moved or its WAL failed, and retires
+    /// it, so a read waiting on it is told at once. The next request reopens the shard
+    /// from the manifest and the WAL, or finds its new owner.
+    pub(super) async fn close(&self, at: ShardRef, copy: Option<&Arc<Shard>>, why: &str) {
+        let removed = {
+            let mut all = self.shards.write().await;
+            let Some(o) = all.get_mut(&at.collection) else {
+                return;
+            };
+            match (o.shards.get(&at.shard), copy) {
+                (Some(open), Some(c)) if !Arc::ptr_eq(open, c) => None,
+                _ => o.shards.remove(&at.shard),
+            }
+        };
+        // Retired outside the table's lock: retiring waits for the copy's own lock.
+        if let Some(s) = removed {
             tracing::warn!(vchannel = %s.config().vchannel, why, "shard closed");
+            s.retire().await;
         }
     }
 

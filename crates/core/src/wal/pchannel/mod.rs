@@ -11,9 +11,11 @@
 //!   (`walckpt/<log>/<vchannel>`), and the log drops only what lies below the smallest
 //!   of them. A vchannel records its checkpoint when its shard opens, before its first
 //!   append, and a vchannel that never checkpointed starts at the log's end (see
-//!   [`Wal::fresh_checkpoint`]), so a truncation computed without it cannot cut
-//!   anything it will need. A recorded checkpoint is never above the one committed in
-//!   the vchannel's manifest, so whatever the log drops is flushed.
+//!   [`Wal::fresh_checkpoint`]). A truncation computed before it recorded one may cut
+//!   past that start, but only its neighbours' records: a vchannel with no recorded
+//!   checkpoint has appended nothing, and its reads go on from the log's new start
+//!   (see [`VchannelWal::read_from`]). A recorded checkpoint is never above the one
+//!   committed in the vchannel's manifest, so whatever the log drops is flushed.
 
 pub mod envelope;
 
@@ -172,6 +174,18 @@ pub struct VchannelWal {
 }
 
 impl VchannelWal {
+    /// Whether this vchannel has recorded a checkpoint in the log.
+    async fn recorded(&self) -> Result<bool, WalError> {
+        let key = checkpoint_key(&self.shared.name, &self.vchannel);
+        Ok(self
+            .shared
+            .meta
+            .get(&key)
+            .await
+            .map_err(meta_error)?
+            .is_some())
+    }
+
     /// `record` as a record of this vchannel, or `None` if it belongs to another one
     /// or is a tick.
     fn mine(&self, record: WalRecord) -> Result<Option<WalRecord>, WalError> {
@@ -206,11 +220,27 @@ impl Wal for VchannelWal {
 
     /// This vchannel's records from `from`, reading past other vchannels' records and
     /// ticks until `max` are found or the log ends.
+    ///
+    /// A shared log may have been truncated past `from` while this vchannel had not yet
+    /// recorded a checkpoint: its manifest was claimed at the log's end, then a
+    /// neighbour's truncation, computed without it, went further. It appends only once
+    /// its checkpoint is recorded, so with none recorded nothing it needs was cut, and
+    /// the read goes on from where the log now starts.
     async fn read_from(&self, from: Offset, max: usize) -> Result<Vec<WalRecord>, WalError> {
         let mut out = Vec::new();
         let mut at = from;
         while out.len() < max {
-            let chunk = self.shared.log.read_from(at, max.max(256)).await?;
+            let chunk = match self.shared.log.read_from(at, max.max(256)).await {
+                Ok(chunk) => chunk,
+                Err(WalError::Truncated { requested, first })
+                    if first > at && !self.shared.dedicated && !self.recorded().await? =>
+                {
+                    tracing::info!(vchannel = %self.vchannel, requested, first, "reading on from the shared log's start (nothing of this vchannel was cut)");
+                    at = first;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let Some(last) = chunk.last() else { break };
             at = last.offset + 1;
             for r in chunk {
@@ -246,11 +276,13 @@ impl Wal for VchannelWal {
         self.shared.record(&self.vchannel, checkpoint).await
     }
 
-    async fn fresh_checkpoint(&self) -> Offset {
+    async fn fresh_checkpoint(&self) -> Result<Offset, WalError> {
         if self.shared.dedicated {
-            return 0;
+            return Ok(0);
         }
-        self.shared.log.next_offset().await
+        let end = self.shared.log.next_offset().await;
+        self.shared.log.sync().await?;
+        Ok(end)
     }
 
     async fn next_offset(&self) -> Offset {

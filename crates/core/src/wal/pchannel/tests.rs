@@ -41,7 +41,7 @@ fn vchannels_read_their_own_records() {
         assert_eq!(payloads(&a.read_from(1, 1).await.unwrap()), [b"a1"]);
         assert!(a.read_from(605, 10).await.unwrap().is_empty());
         assert_eq!(b.read_from(0, 1000).await.unwrap().len(), 601);
-        assert_eq!(a.fresh_checkpoint().await, 605);
+        assert_eq!(a.fresh_checkpoint().await.unwrap(), 605);
     });
 }
 
@@ -73,8 +73,35 @@ fn truncation_waits_for_the_slowest_vchannel() {
             .unwrap();
         b.truncate_before(20).await.unwrap();
         assert_eq!(shared.log().first_offset().await, 20);
+        // b still needs its place: reading below it is a loss.
         assert!(matches!(
-            a.read_from(0, 1).await,
+            b.read_from(0, 1).await,
+            Err(WalError::Truncated { .. })
+        ));
+    });
+}
+
+/// A vchannel that claimed its start at the log's end but had not recorded it yet when
+/// a neighbour truncated further reads on from the log's new start (nothing of it was
+/// cut); once it has recorded a checkpoint, a log starting above it is a real loss.
+#[test]
+fn truncation_past_an_unrecorded_start_cuts_nothing_of_it() {
+    crate::rt::block_on(async {
+        let (shared, a, b) = setup();
+        let e = Epoch(1);
+        for _ in 0..5 {
+            b.append(e, Bytes::from_static(b"b")).await.unwrap();
+        }
+        let start = a.fresh_checkpoint().await.unwrap();
+        for _ in 0..5 {
+            b.append(e, Bytes::from_static(b"b")).await.unwrap();
+        }
+        b.truncate_before(10).await.unwrap();
+        assert_eq!(shared.log().first_offset().await, 10);
+        assert!(a.read_from(start, 10).await.unwrap().is_empty());
+        a.pin(start).await.unwrap();
+        assert!(matches!(
+            a.read_from(start, 10).await,
             Err(WalError::Truncated { .. })
         ));
     });
@@ -99,7 +126,7 @@ fn untagged_records_belong_only_to_a_dedicated_log() {
             payloads(&own.read_from(0, 10).await.unwrap()),
             [b"\x01old" as &[u8], b"new"]
         );
-        assert_eq!(own.fresh_checkpoint().await, 0);
+        assert_eq!(own.fresh_checkpoint().await.unwrap(), 0);
         let shared = SharedLog::shared("p0", log.clone(), meta).vchannel(&v);
         let err = shared.read_from(0, 10).await.unwrap_err();
         assert!(err.is_damage(), "{err}");
