@@ -38,6 +38,36 @@ fn io(e: object_store::Error) -> WalError {
     WalError::Io(std::io::Error::other(e))
 }
 
+/// How many times a read is tried.
+const READ_ATTEMPTS: u32 = 4;
+
+/// Runs a read, trying again after a transient error (S3 answers a 5xx or times out
+/// now and then). Reads are idempotent, and a replay of a shared log reads many blocks:
+/// without this one failed GET among them fails the whole replay, and the longer a
+/// shard stays closed the longer (and likelier to fail) its next replay is.
+async fn retried<T, F, Fut>(what: &Path, mut read: F) -> Result<T, object_store::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, object_store::Error>>,
+{
+    let mut delay = std::time::Duration::from_millis(10);
+    let mut attempt = 1;
+    loop {
+        match read().await {
+            Err(e)
+                if attempt < READ_ATTEMPTS
+                    && !matches!(e, object_store::Error::NotFound { .. }) =>
+            {
+                tracing::debug!(%what, attempt, error = %e, "WAL read failed; trying again");
+                crate::rt::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
 impl Blocks {
     pub fn new(store: Arc<dyn ObjectStore>, prefix: Path) -> Self {
         Blocks { store, prefix }
@@ -61,9 +91,17 @@ impl Blocks {
     /// The block numbers present, in order; an object that is not a block is damage.
     async fn list(&self) -> Result<Vec<u64>, WalError> {
         let mut seqs = Vec::new();
-        let mut listing = self.store.list(Some(&self.prefix));
-        while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(io)?;
+        let listing = retried(&self.prefix, || async {
+            let mut all = Vec::new();
+            let mut listing = self.store.list(Some(&self.prefix));
+            while let Some(meta) = listing.next().await {
+                all.push(meta?);
+            }
+            Ok(all)
+        })
+        .await
+        .map_err(io)?;
+        for meta in listing {
             let name = meta.location.filename().unwrap_or_default();
             match name.parse::<u64>() {
                 Ok(seq) if name.len() == 20 => seqs.push(seq),
@@ -181,7 +219,8 @@ impl Blocks {
 
     /// Whether block `seq` exists.
     pub async fn exists(&self, seq: u64) -> Result<bool, WalError> {
-        match self.store.head(&self.path(seq)).await {
+        let path = self.path(seq);
+        match retried(&path, || self.store.head(&path)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(io(e)),
@@ -195,11 +234,8 @@ impl Blocks {
     /// The header of block `seq` (a ranged read of its first bytes); `None` if the
     /// block does not exist.
     pub async fn header_if_present(&self, seq: u64) -> Result<Option<Header>, WalError> {
-        let got = match self
-            .store
-            .get_range(&self.path(seq), 0..HEADER_LEN as u64)
-            .await
-        {
+        let path = self.path(seq);
+        let got = match retried(&path, || self.store.get_range(&path, 0..HEADER_LEN as u64)).await {
             Ok(b) => b,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(io(e)),
@@ -221,8 +257,13 @@ impl Blocks {
         &self,
         seq: u64,
     ) -> Result<Option<(Header, Vec<crate::wal::WalRecord>)>, WalError> {
-        let got = match self.store.get(&self.path(seq)).await {
-            Ok(g) => g.bytes().await.map_err(io)?,
+        let path = self.path(seq);
+        let got = match retried(&path, || async {
+            self.store.get(&path).await?.bytes().await
+        })
+        .await
+        {
+            Ok(bytes) => bytes,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(io(e)),
         };
