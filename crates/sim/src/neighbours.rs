@@ -18,8 +18,8 @@ use quiver_nodes::proxy::Proxy;
 use tonic::Request;
 
 use crate::client;
-use crate::model::{Key, Level};
-use crate::workload::{until_ok, DIM};
+use crate::model::Key;
+use crate::workload::{scan_until, until_ok, DIM};
 
 /// The neighbour collections.
 pub const NEIGHBOURS: [&str; 2] = ["sim_n1", "sim_n2"];
@@ -96,7 +96,7 @@ pub async fn check(proxy: &Proxy, sent: &[Sent], deadline: rt::Instant) -> Vec<S
                 sent.sent.len() / 2
             ));
         }
-        let Some(seen) = scan(proxy, name, deadline).await else {
+        let Some(seen) = scan_until(proxy, name, deadline).await else {
             out.push(format!(
                 "liveness: no Strong scan of neighbour {name} succeeded"
             ));
@@ -116,25 +116,4 @@ pub async fn check(proxy: &Proxy, sent: &[Sent], deadline: rt::Instant) -> Vec<S
         }
     }
     out
-}
-
-async fn scan(proxy: &Proxy, name: &str, deadline: rt::Instant) -> Option<BTreeSet<Key>> {
-    while rt::now() < deadline {
-        let r = rt::timeout(
-            Duration::from_secs(10),
-            proxy.query(Request::new(client::scan(name, Level::Strong, 0))),
-        )
-        .await;
-        if let Ok(Ok(resp)) = r {
-            if resp.get_ref().status.as_ref().is_none_or(|s| s.code == 0) {
-                return Some(
-                    client::id_column(&resp.get_ref().fields_data)
-                        .into_iter()
-                        .collect(),
-                );
-            }
-        }
-        rt::sleep(Duration::from_millis(500)).await;
-    }
-    None
 }

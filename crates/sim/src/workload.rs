@@ -384,10 +384,15 @@ async fn flush(c: &ClientState, proxy: &Proxy, rec: &Recorder, cfg: &WorkloadCon
 /// After the faults heal: a Strong scan, retried until it succeeds or `deadline`
 /// passes. `None` means the cluster did not converge in time.
 pub async fn final_scan(proxy: &Proxy, deadline: rt::Instant) -> Option<BTreeSet<Key>> {
+    scan_until(proxy, COLLECTION, deadline).await
+}
+
+/// [`final_scan`] of the collection `name`.
+pub async fn scan_until(proxy: &Proxy, name: &str, deadline: rt::Instant) -> Option<BTreeSet<Key>> {
     while rt::now() < deadline {
         let r = rt::timeout(
             Duration::from_secs(10),
-            proxy.query(Request::new(client::scan(COLLECTION, Level::Strong, 0))),
+            proxy.query(Request::new(client::scan(name, Level::Strong, 0))),
         )
         .await;
         if let Ok(Ok(resp)) = r {
